@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast services clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## parley dev: every component in one process, in-memory bus and store, no servers needed
+run: $(STAMP)
+	$(VENV)/bin/parley dev
+
+services:
+	bash scripts/ensure-services.sh
+
+## the whole suite: unit, integration (real Redis + RabbitMQ) and end-to-end
+test: $(STAMP) services
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+## unit tests only (no servers)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

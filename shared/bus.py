@@ -1,0 +1,103 @@
+"""The ``Bus`` interface: how components hand work and frames to each other.
+
+Three paths, each with its own guarantee:
+
+- **actions** (gateway / control plane → router): at least once, in order per shard. Rooms hash
+  onto ``shards`` queues (:func:`shard_of`); a router consumes a shard with one active consumer,
+  so one room's actions are decided in the order they were accepted. ``publish_action`` returns
+  only once the broker has the action (publisher confirm); the router acks it after the result
+  was published, so a router killed mid-stream loses nothing (redeliveries are de-duplicated by
+  ``frame_id``).
+- **room and gateway channels** (router → gateways): at most once, pub/sub. A gateway subscribes
+  to a room's channel while it holds a connection in that room, and always to its own channel.
+- **control** (any → all): small notices such as "room X changed", at most once.
+
+Implementations: ``shared.memory.MemoryBus`` (embedded mode) and ``shared.amqp_bus.AmqpRedisBus``
+(RabbitMQ for actions, Redis pub/sub for channels). Both pass ``tests/test_bus.py``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+
+from shared.envelope import ActionEnvelope
+
+Ack = Callable[[], Awaitable[None]]
+ActionHandler = Callable[[ActionEnvelope, Ack], Awaitable[None]]
+RoomListener = Callable[[str, bytes], None]  # (room_id, RoomDelivery bytes)
+DataListener = Callable[[bytes], None]
+
+
+def shard_of(room_id: str, shards: int) -> int:
+    """Stable across processes and restarts (unlike ``hash()``)."""
+    return zlib.crc32(room_id.encode()) % shards
+
+
+class ShardConsumer(ABC):
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop taking actions from the shard. Actions handed to the handler but not yet acked
+        stay unacked until ``stop`` returns and are then given back to the broker, in order."""
+
+
+class Subscription(ABC):
+    """A gateway's live subscription: its own channel plus the rooms it adds."""
+
+    @abstractmethod
+    async def add_room(self, room_id: str) -> None: ...
+
+    @abstractmethod
+    async def remove_room(self, room_id: str) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class Bus(ABC):
+    shards: int
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect and declare what is needed. Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def shard_of(self, room_id: str) -> int:
+        return shard_of(room_id, self.shards)
+
+    # --- actions ------------------------------------------------------------------------
+    @abstractmethod
+    async def publish_action(self, action: ActionEnvelope) -> None:
+        """Hand an action to its room's shard; returns once it is safely queued."""
+
+    @abstractmethod
+    async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
+        """Call ``handler(action, ack)`` for each action of ``shard``, one call at a time in
+        queue order. The handler should return quickly (queue the work) and call ``ack`` once
+        the action's outcome is published. Unacked actions come back after a crash."""
+
+    # --- fan-out ------------------------------------------------------------------------
+    @abstractmethod
+    async def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> None:
+        """Publish ``(room_id, RoomDelivery bytes)`` pairs, in order, in one round trip."""
+
+    @abstractmethod
+    async def publish_gateway(self, gateway_id: str, data: bytes) -> None:
+        """Publish ``ConnectionNotice`` bytes to one gateway."""
+
+    @abstractmethod
+    async def publish_control(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    async def subscribe(
+        self,
+        gateway_id: str,
+        on_room: RoomListener | None,
+        on_gateway: DataListener | None,
+        on_control: DataListener | None = None,
+    ) -> Subscription:
+        """Start listening on ``gateway_id``'s channel and/or the control channel (whichever
+        listener is given); rooms are added later with ``add_room``. Listeners are plain
+        callables run on the event loop; they must not block."""

@@ -1,0 +1,76 @@
+"""Configuration: one frozen :class:`Settings`, read from ``PARLEY_*`` environment variables.
+
+Every variable, its default and its meaning is listed in the README's contract table.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+def _env(name: str, default: Any) -> Any:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    token_secret: str = ""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    namespace: str = "parley"  # prefix of every Redis key, channel, exchange and queue
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8081
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    gateway_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    metrics_port: int = 0  # 0: no separate metrics listener (the api serves /metrics itself)
+
+    shards: int = 16  # action queues; rooms hash onto them, each has one active router
+    router_prefetch: int = 256
+
+    max_rooms: int = 50_000
+    max_connections: int = 50_000
+    max_logging_configurations: int = 10
+    max_frame_bytes: int = 8192  # larger client frames get ERROR 413; 1 MiB and up close with 1009
+    connection_rate_per_second: int = 10  # messaging requests per connection (IVS quota, not adjustable)
+    api_throttling: bool = True  # per-operation TPS limits of IVS (spec §10)
+    ping_interval: float = 30.0
+
+    log_level: str = "info"
+    log_json: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {}
+        defaults = cls()
+        for f in fields(cls):
+            values[f.name] = _env(f"PARLEY_{f.name.upper()}", getattr(defaults, f.name))
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def token_secret_bytes(self) -> bytes:
+        if not self.token_secret:
+            raise RuntimeError("PARLEY_TOKEN_SECRET must be set (the api and every gateway share it)")
+        return self.token_secret.encode()

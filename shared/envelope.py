@@ -1,0 +1,104 @@
+"""Internal bus frames (msgpack), the one definition of what travels between components.
+
+- :class:`ActionEnvelope`: gateway/control plane → router, over the sharded action queues.
+- :class:`RoomDelivery`: router → every gateway holding the room, on the room's channel. Frames
+  inside are already-encoded JSON bytes, so a gateway never re-encodes per connection.
+- :class:`ConnectionNotice`: router → the one gateway that holds a connection (ERROR frames).
+
+Encoded as msgpack arrays in field order: compact and cheap to decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, field
+import msgpack
+
+
+class Kind:
+    """What an action asks the router to do. The names are IVS's metric ``Action`` values."""
+
+    SEND_MESSAGE = "SendMessage"
+    DELETE_MESSAGE = "DeleteMessage"
+    DISCONNECT_USER = "DisconnectUser"
+    SEND_EVENT = "SendEvent"
+    ALL = (SEND_MESSAGE, DELETE_MESSAGE, DISCONNECT_USER, SEND_EVENT)
+
+
+@dataclass(slots=True)
+class ActionEnvelope:
+    kind: str
+    frame_id: str  # Id of the frame this action produces; unique, and the redelivery de-dup key
+    room_id: str
+    received_ms: int
+    request_id: str | None = None
+    gateway_id: str = ""  # empty for control-plane actions (no connection to answer)
+    connection_id: str = ""
+    user_id: str = ""  # sender
+    user_attributes: dict[str, str] | None = None
+    ip: str = ""
+    content: str = ""
+    attributes: dict[str, str] | None = None
+    target: str = ""  # message id to delete, user id to disconnect, or event name
+    reason: str | None = None
+
+    def encode(self) -> bytes:
+        return msgpack.packb(astuple(self))
+
+    @classmethod
+    def decode(cls, data: bytes) -> ActionEnvelope:
+        return cls(*msgpack.unpackb(data))
+
+
+@dataclass(slots=True)
+class DeliveryItem:
+    kind: str  # Kind.* of the action that produced the frame (for Deliveries{Action})
+    frame: bytes  # UTF-8 JSON, sent as a text frame as is
+    log_type: str = "MESSAGE"  # MESSAGE | EVENT, for chat logs
+    close_user_id: str = ""  # after sending, close this user's connections in the room
+    close_reason: str = ""
+
+
+@dataclass(slots=True)
+class RoomDelivery:
+    room_id: str
+    items: list[DeliveryItem] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        return msgpack.packb([self.room_id, [astuple(item) for item in self.items]])
+
+    @classmethod
+    def decode(cls, data: bytes) -> RoomDelivery:
+        room_id, items = msgpack.unpackb(data)
+        return cls(room_id, [DeliveryItem(*item) for item in items])
+
+
+@dataclass(slots=True)
+class ConnectionNotice:
+    connection_id: str
+    frame: bytes
+    close_code: int = 0  # non-zero: close the connection with this code after the frame
+
+    def encode(self) -> bytes:
+        return msgpack.packb(astuple(self))
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConnectionNotice:
+        return cls(*msgpack.unpackb(data))
+
+
+@dataclass(slots=True)
+class ControlNotice:
+    """A small broadcast to every process: ``room_changed`` (updated or deleted) for now."""
+
+    topic: str
+    subject: str
+
+    ROOM_CHANGED = "room_changed"
+
+    def encode(self) -> bytes:
+        return msgpack.packb([self.topic, self.subject])
+
+    @classmethod
+    def decode(cls, data: bytes) -> ControlNotice:
+        topic, subject = msgpack.unpackb(data)
+        return cls(topic, subject)

@@ -1,0 +1,215 @@
+"""The IVS Chat messaging protocol: the one definition of every client and server frame.
+
+Client → server: JSON text frames with ``Action`` SEND_MESSAGE, DELETE_MESSAGE or
+DISCONNECT_USER. :func:`parse_client_frame` turns one into a :class:`ClientRequest` or raises
+:class:`FrameError` carrying the IVS ``ErrorCode`` the client must see.
+
+Server → client: MESSAGE, EVENT and ERROR frames, encoded once to UTF-8 JSON bytes by
+:func:`message_frame`, :func:`event_frame` and :func:`error_frame`. Every component that emits a
+frame calls these; nobody builds the dicts by hand.
+
+Pure functions only: no sockets, no clocks, no randomness.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from shared.clock import iso_ms
+from shared.ids import ID12_RE
+
+
+class Action(StrEnum):
+    SEND_MESSAGE = "SEND_MESSAGE"
+    DELETE_MESSAGE = "DELETE_MESSAGE"
+    DISCONNECT_USER = "DISCONNECT_USER"
+
+
+class ErrorCode:
+    """``ErrorCode`` values of ERROR frames (IVS Chat Messaging API error table)."""
+
+    BAD_REQUEST = 400
+    UNAUTHORIZED = 401
+    FORBIDDEN = 403
+    NOT_FOUND = 404
+    REJECTED = 406
+    TOO_LARGE = 413
+    TOO_MANY_REQUESTS = 429
+    INTERNAL = 500
+
+
+# Protocol limits (spec §10). Room-specific limits are checked by the router.
+MAX_MESSAGE_LENGTH = 500  # code points, the highest maximumMessageLength a room may have
+MAX_ATTRIBUTES_BYTES = 1024  # UTF-8 bytes of all keys and values
+MAX_REASON_LENGTH = 256
+MAX_USER_ID_LENGTH = 128
+MAX_REQUEST_ID_LENGTH = 128
+MAX_EVENT_NAME_LENGTH = 100
+
+EVENT_DELETE_MESSAGE = "aws:DELETE_MESSAGE"
+EVENT_DISCONNECT_USER = "aws:DISCONNECT_USER"
+
+
+class FrameError(Exception):
+    """A client frame that cannot be served; becomes an ERROR frame to that client only."""
+
+    def __init__(self, code: int, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(slots=True)
+class ClientRequest:
+    action: Action
+    request_id: str | None
+    content: str = ""
+    attributes: dict[str, str] | None = None
+    message_id: str = ""  # DELETE_MESSAGE target
+    user_id: str = ""  # DISCONNECT_USER target
+    reason: str | None = None
+
+
+def attributes_size(attributes: dict[str, str]) -> int:
+    """Bytes an attribute map counts against its 1 KB limit: UTF-8 of every key and value."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in attributes.items())
+
+
+def check_attributes(value: Any, field: str, request_id: str | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise FrameError(ErrorCode.BAD_REQUEST, f"{field} must be a map of strings to strings", request_id)
+    if attributes_size(value) > MAX_ATTRIBUTES_BYTES:
+        raise FrameError(ErrorCode.TOO_LARGE, f"{field} must be at most {MAX_ATTRIBUTES_BYTES} bytes", request_id)
+    return value
+
+
+def _required_str(body: dict[str, Any], field: str, request_id: str | None) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise FrameError(ErrorCode.BAD_REQUEST, f"{field} is required and must be a non-empty string", request_id)
+    return value
+
+
+def _reason(body: dict[str, Any], request_id: str | None) -> str | None:
+    value = body.get("Reason")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise FrameError(ErrorCode.BAD_REQUEST, "Reason must be a non-empty string", request_id)
+    if len(value) > MAX_REASON_LENGTH:
+        raise FrameError(ErrorCode.TOO_LARGE, f"Reason must be at most {MAX_REASON_LENGTH} characters", request_id)
+    return value
+
+
+def parse_client_frame(data: str | bytes) -> ClientRequest:
+    """Validate one client frame. Raises :class:`FrameError` with the code the client must see."""
+    if isinstance(data, bytes):
+        raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be UTF-8 JSON text frames")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        raise FrameError(ErrorCode.BAD_REQUEST, "Frame is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise FrameError(ErrorCode.BAD_REQUEST, "Frame must be a JSON object")
+
+    request_id = body.get("RequestId")
+    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID_LENGTH):
+        raise FrameError(ErrorCode.BAD_REQUEST, f"RequestId must be a string of at most {MAX_REQUEST_ID_LENGTH} characters")
+
+    action = body.get("Action")
+    if action == Action.SEND_MESSAGE:
+        content = body.get("Content")
+        if not isinstance(content, str) or not content:
+            raise FrameError(ErrorCode.BAD_REQUEST, "Content is required and must be a non-empty string", request_id)
+        if len(content) > MAX_MESSAGE_LENGTH:
+            raise FrameError(ErrorCode.BAD_REQUEST, f"Messages must be at most {MAX_MESSAGE_LENGTH} characters", request_id)
+        attributes = check_attributes(body.get("Attributes"), "Attributes", request_id)
+        return ClientRequest(Action.SEND_MESSAGE, request_id, content=content, attributes=attributes)
+    if action == Action.DELETE_MESSAGE:
+        message_id = _required_str(body, "Id", request_id)
+        if not ID12_RE.match(message_id):
+            raise FrameError(ErrorCode.BAD_REQUEST, "Id must be 12 characters of [a-zA-Z0-9]", request_id)
+        return ClientRequest(Action.DELETE_MESSAGE, request_id, message_id=message_id, reason=_reason(body, request_id))
+    if action == Action.DISCONNECT_USER:
+        user_id = _required_str(body, "UserId", request_id)
+        if len(user_id) > MAX_USER_ID_LENGTH:
+            raise FrameError(ErrorCode.TOO_LARGE, f"UserId must be at most {MAX_USER_ID_LENGTH} characters", request_id)
+        return ClientRequest(Action.DISCONNECT_USER, request_id, user_id=user_id, reason=_reason(body, request_id))
+    if action is None:
+        raise FrameError(ErrorCode.BAD_REQUEST, "Action is required", request_id)
+    raise FrameError(ErrorCode.BAD_REQUEST, f"Unknown Action: {str(action)[:64]}", request_id)
+
+
+# --- server → client -------------------------------------------------------------------------
+
+def _encode(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def message_frame(
+    *,
+    frame_id: str,
+    request_id: str | None,
+    content: str,
+    attributes: dict[str, str] | None,
+    send_ms: int,
+    sender_user_id: str,
+    sender_attributes: dict[str, str] | None,
+) -> bytes:
+    frame: dict[str, Any] = {"Type": "MESSAGE", "Id": frame_id}
+    if request_id is not None:
+        frame["RequestId"] = request_id
+    frame["Content"] = content
+    frame["Attributes"] = attributes or {}
+    frame["SendTime"] = iso_ms(send_ms)
+    frame["Sender"] = {"UserId": sender_user_id, "Attributes": sender_attributes or {}}
+    return _encode(frame)
+
+
+def event_frame(
+    *,
+    frame_id: str,
+    event_name: str,
+    attributes: dict[str, str] | None,
+    send_ms: int,
+    request_id: str | None = None,
+) -> bytes:
+    frame: dict[str, Any] = {"Type": "EVENT", "Id": frame_id}
+    if request_id is not None:
+        frame["RequestId"] = request_id
+    frame["EventName"] = event_name
+    frame["Attributes"] = attributes or {}
+    frame["SendTime"] = iso_ms(send_ms)
+    return _encode(frame)
+
+
+def delete_message_attributes(message_id: str, reason: str | None) -> dict[str, str]:
+    # The JS SDK reads only the deprecated "MessageID"; the docs name "MessageId". Send both.
+    attributes = {"MessageId": message_id, "MessageID": message_id}
+    if reason:
+        attributes["Reason"] = reason
+    return attributes
+
+
+def disconnect_user_attributes(user_id: str, reason: str | None) -> dict[str, str]:
+    attributes = {"UserId": user_id}
+    if reason:
+        attributes["Reason"] = reason
+    return attributes
+
+
+def error_frame(*, frame_id: str, request_id: str | None, code: int, message: str) -> bytes:
+    frame: dict[str, Any] = {"Type": "ERROR", "Id": frame_id}
+    if request_id is not None:
+        frame["RequestId"] = request_id
+    frame["ErrorCode"] = code
+    frame["ErrorMessage"] = message
+    return _encode(frame)

@@ -1,0 +1,197 @@
+"""In-process ``Bus`` and ``Store`` for embedded mode (``parley dev``) and tests.
+
+Same contracts as the RabbitMQ/Redis implementations, minus durability: nothing survives the
+process, which is the point of embedded mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from typing import Any
+
+from shared.bus import ActionHandler, Bus, DataListener, RoomListener, ShardConsumer, Subscription
+from shared.envelope import ActionEnvelope
+from shared.store import QuotaExceeded, Record, Store
+
+
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._records: dict[str, dict[str, tuple[int, Record]]] = defaultdict(dict)
+        self._marks: dict[str, int] = {}  # key -> expiry (monotonic ms)
+        self._windows: dict[tuple[str, int], int] = {}
+        self._reports: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+
+    async def create(self, kind: str, rid: str, record: Record, updated_ms: int, limit: int) -> None:
+        table = self._records[kind]
+        if len(table) >= limit:
+            raise QuotaExceeded(kind, limit)
+        table[rid] = (updated_ms, record)
+
+    async def put(self, kind: str, rid: str, record: Record, updated_ms: int) -> bool:
+        table = self._records[kind]
+        if rid not in table:
+            return False
+        table[rid] = (updated_ms, record)
+        return True
+
+    async def get(self, kind: str, rid: str) -> Record | None:
+        entry = self._records[kind].get(rid)
+        return None if entry is None else entry[1]
+
+    async def delete(self, kind: str, rid: str) -> bool:
+        return self._records[kind].pop(rid, None) is not None
+
+    async def count(self, kind: str) -> int:
+        return len(self._records[kind])
+
+    async def page(self, kind: str, after: tuple[int, str] | None, limit: int) -> list[tuple[int, str, Record]]:
+        ordered = sorted(
+            ((updated, rid, record) for rid, (updated, record) in self._records[kind].items()),
+            key=lambda row: (row[0], row[1]),
+            reverse=True,
+        )
+        if after is not None:
+            ordered = [row for row in ordered if (row[0], row[1]) < after]
+        return ordered[:limit]
+
+    def _live(self, key: str) -> bool:
+        expiry = self._marks.get(key)
+        if expiry is None:
+            return False
+        if expiry <= _monotonic_ms():
+            del self._marks[key]
+            return False
+        return True
+
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        if self._live(key):
+            return False
+        self._marks[key] = _monotonic_ms() + ttl_ms
+        return True
+
+    async def claimed(self, keys: list[str]) -> list[bool]:
+        return [self._live(key) for key in keys]
+
+    async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
+        expiry = _monotonic_ms() + ttl_ms
+        for key in keys:
+            self._marks[key] = expiry
+        if len(self._marks) > 100_000:  # expire lazily, but never grow without bound
+            now = _monotonic_ms()
+            self._marks = {k: v for k, v in self._marks.items() if v > now}
+
+    async def hit(self, key: str, window_ms: int) -> int:
+        window = int(time.time() * 1000) // window_ms
+        slot = (key, window)
+        count = self._windows.get(slot, 0) + 1
+        self._windows[slot] = count
+        if len(self._windows) > 10_000:
+            self._windows = {k: v for k, v in self._windows.items() if k[1] >= window - 1}
+        return count
+
+    async def report(self, group: str, member: str, value: int, ttl_ms: int) -> None:
+        self._reports[group][member] = (value, _monotonic_ms() + ttl_ms)
+
+    async def reports(self, group: str) -> dict[str, int]:
+        now = _monotonic_ms()
+        return {m: value for m, (value, expiry) in self._reports[group].items() if expiry > now}
+
+
+class _MemoryShardConsumer(ShardConsumer):
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class _MemorySubscription(Subscription):
+    def __init__(self, bus: MemoryBus, on_room: RoomListener | None) -> None:
+        self._bus = bus
+        self._on_room = on_room
+        self.rooms: set[str] = set()
+        self.listeners: list[tuple[str, Any]] = []
+
+    async def add_room(self, room_id: str) -> None:
+        if self._on_room is not None and room_id not in self.rooms:
+            self.rooms.add(room_id)
+            self._bus._room_listeners[room_id].append(self._on_room)
+
+    async def remove_room(self, room_id: str) -> None:
+        if room_id in self.rooms:
+            self.rooms.discard(room_id)
+            listeners = self._bus._room_listeners[room_id]
+            listeners.remove(self._on_room)
+            if not listeners:
+                del self._bus._room_listeners[room_id]
+
+    async def close(self) -> None:
+        for room_id in list(self.rooms):
+            await self.remove_room(room_id)
+        for channel, listener in self.listeners:
+            self._bus._channel_listeners[channel].remove(listener)
+        self.listeners.clear()
+
+
+async def _noop_ack() -> None:
+    return None
+
+
+class MemoryBus(Bus):
+    def __init__(self, shards: int = 16) -> None:
+        self.shards = shards
+        self._queues: list[asyncio.Queue[ActionEnvelope]] = [asyncio.Queue() for _ in range(shards)]
+        self._room_listeners: dict[str, list[RoomListener]] = defaultdict(list)
+        self._channel_listeners: dict[str, list[DataListener]] = defaultdict(list)
+
+    async def publish_action(self, action: ActionEnvelope) -> None:
+        # Round-trip through the wire encoding so embedded mode exercises the same codec.
+        self._queues[self.shard_of(action.room_id)].put_nowait(ActionEnvelope.decode(action.encode()))
+
+    async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
+        queue = self._queues[shard]
+
+        async def pump() -> None:
+            while True:
+                action = await queue.get()
+                await handler(action, _noop_ack)
+
+        return _MemoryShardConsumer(asyncio.create_task(pump(), name=f"shard-{shard}"))
+
+    async def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> None:
+        for room_id, data in deliveries:
+            for listener in list(self._room_listeners.get(room_id, ())):
+                listener(room_id, data)
+
+    def _publish_channel(self, channel: str, data: bytes) -> None:
+        for listener in list(self._channel_listeners.get(channel, ())):
+            listener(data)
+
+    async def publish_gateway(self, gateway_id: str, data: bytes) -> None:
+        self._publish_channel(f"gw:{gateway_id}", data)
+
+    async def publish_control(self, data: bytes) -> None:
+        self._publish_channel("control", data)
+
+    async def subscribe(
+        self,
+        gateway_id: str,
+        on_room: RoomListener | None,
+        on_gateway: DataListener | None,
+        on_control: DataListener | None = None,
+    ) -> Subscription:
+        subscription = _MemorySubscription(self, on_room)
+        for channel, listener in ((f"gw:{gateway_id}", on_gateway), ("control", on_control)):
+            if listener is not None:
+                self._channel_listeners[channel].append(listener)
+                subscription.listeners.append((channel, listener))
+        return subscription

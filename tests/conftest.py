@@ -1,0 +1,85 @@
+"""Shared fixtures: real Redis and RabbitMQ (local servers, given URLs, or testcontainers),
+a fresh namespace per test so tests never see each other's keys or queues, and settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from shared.config import Settings
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_usable() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def _service_url(env_name: str, default: str, image: str, factory_name: str) -> Iterator[str]:
+    url = os.environ.get(env_name)
+    if url:
+        yield url
+        return
+    if _reachable(default):
+        yield default
+        return
+    if not _docker_usable():
+        pytest.fail(f"{default} is not reachable and Docker is not usable; run `make services`")
+    if factory_name == "redis":
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer(image) as container:
+            yield f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+    else:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        with RabbitMqContainer(image) as container:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(5672)
+            yield f"amqp://guest:guest@{host}:{port}/"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    yield from _service_url("PARLEY_REDIS_URL", DEFAULT_REDIS_URL, "redis:7", "redis")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    yield from _service_url("PARLEY_AMQP_URL", DEFAULT_AMQP_URL, "rabbitmq:3", "rabbitmq")
+
+
+@pytest.fixture
+def namespace() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def settings(namespace: str) -> Settings:
+    return Settings(
+        namespace=namespace,
+        access_key_id="AKIDPARLEYTEST",
+        secret_access_key="parley-test-secret-key",
+        token_secret="parley-test-token-secret",
+        api_throttling=False,
+        shards=4,
+        log_json=False,
+    )
