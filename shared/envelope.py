@@ -56,6 +56,7 @@ class DeliveryItem:
     log_type: str = "MESSAGE"  # MESSAGE | EVENT, for chat logs
     close_user_id: str = ""  # after sending, close this user's connections in the room
     close_reason: str = ""
+    received_ms: int = 0  # when the request was accepted, for send-to-deliver latency
 
 
 @dataclass(slots=True)

@@ -1,0 +1,56 @@
+"""The handshake decision: may this WebSocket upgrade become a chat connection?
+
+Order of checks: a token is offered → its signature and connect-by time are good → its room
+still exists → the account's connection quota has room → the token was never used (consumed
+last, so a refusal for another reason does not burn the token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from shared import tokens
+from shared.store import ROOM, Store
+
+CLAIM_SLACK_MS = 60_000
+
+
+@dataclass(slots=True, frozen=True)
+class Rejection:
+    status: HTTPStatus
+    reason: str  # also the metric label: keep it a short fixed word
+    detail: str
+
+
+def offered_token(header: str | None) -> str | None:
+    """The chat token is the only ``Sec-WebSocket-Protocol`` value the IVS SDKs offer."""
+    if not header:
+        return None
+    first = header.split(",", 1)[0].strip()
+    return first or None
+
+
+async def admit(
+    *,
+    store: Store,
+    secret: bytes,
+    token: str | None,
+    now_ms: int,
+    connections_in_use: int,
+    max_connections: int,
+) -> tokens.ChatToken | Rejection:
+    if token is None:
+        return Rejection(HTTPStatus.UNAUTHORIZED, "missing_token", "A chat token is required")
+    try:
+        claims = tokens.verify(secret, token, now_ms=now_ms)
+    except tokens.TokenError as exc:
+        return Rejection(HTTPStatus.UNAUTHORIZED, "invalid_token", str(exc))
+    if await store.get(ROOM, claims.room_id) is None:
+        return Rejection(HTTPStatus.NOT_FOUND, "room_not_found", "The token's room does not exist")
+    if connections_in_use >= max_connections:
+        return Rejection(HTTPStatus.SERVICE_UNAVAILABLE, "quota", "Concurrent connection quota reached")
+    ttl = max(claims.token_expires_ms - now_ms, 0) + CLAIM_SLACK_MS
+    if not await store.claim(f"token:{claims.token_id}", ttl):
+        return Rejection(HTTPStatus.UNAUTHORIZED, "token_used", "This chat token was already used")
+    return claims

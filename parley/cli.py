@@ -1,0 +1,95 @@
+"""``parley dev | api | gateway | router`` — see the README's contract table for flags and env."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+
+import structlog
+
+from parley.embedded import Node
+from parley.runtime import real_backends, run, serve_until_signal
+from shared.config import Settings
+from shared.logs import configure_logging
+from shared.memory import MemoryBus, MemoryStore
+
+log = structlog.get_logger("parley")
+
+DEV_ACCESS_KEY_ID = "AKIDPARLEYDEV"
+DEV_SECRET_ACCESS_KEY = "parley-dev-secret"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="every component in one process, in memory, no servers needed")
+    dev.add_argument("--api-port", type=int, default=None)
+    dev.add_argument("--gateway-port", type=int, default=None)
+    api = sub.add_parser("api", help="the control plane (IVS REST API)")
+    api.add_argument("--port", type=int, default=None)
+    gateway = sub.add_parser("gateway", help="a WebSocket gateway")
+    gateway.add_argument("--port", type=int, default=None)
+    gateway.add_argument("--id", default=None, help="gateway id (default: random)")
+    sub.add_parser("router", help="a router (consumes its share of the action shards)")
+    return parser
+
+
+def _metrics(settings: Settings) -> None:
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+
+    if args.command == "dev":
+        settings = settings.with_(
+            access_key_id=settings.access_key_id or DEV_ACCESS_KEY_ID,
+            secret_access_key=settings.secret_access_key or DEV_SECRET_ACCESS_KEY,
+            token_secret=settings.token_secret or secrets.token_urlsafe(32),
+        )
+        node = Node(settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True)
+
+        async def start() -> None:
+            await node.start(api_port=args.api_port, gateway_port=args.gateway_port)
+            assert node.api is not None and node.gateway is not None
+            print(
+                f"parley dev: control plane http://{settings.api_host}:{node.api.port}  "
+                f"chat ws://{settings.gateway_host}:{node.gateway.port}\n"
+                f"  SigV4 keys: PARLEY_ACCESS_KEY_ID={settings.access_key_id} "
+                f"PARLEY_SECRET_ACCESS_KEY={settings.secret_access_key} region={settings.region}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        run(serve_until_signal(start, node.stop))
+        return
+
+    needs = {"api": ("token_secret", "access_key_id", "secret_access_key"), "gateway": ("token_secret",)}
+    for required in needs.get(args.command, ()):
+        if not getattr(settings, required):
+            sys.exit(f"parley {args.command}: PARLEY_{required.upper()} must be set")
+    if args.command == "gateway" and args.id:
+        settings = settings.with_(gateway_id=args.id)
+    _metrics(settings)
+    store, bus = real_backends(settings)
+    node = Node(
+        settings, store, bus,
+        api=args.command == "api", gateway=args.command == "gateway", router=args.command == "router",
+    )
+    port = getattr(args, "port", None)
+
+    async def start_one() -> None:
+        await node.start(api_port=port, gateway_port=port)
+        log.info("started", component=args.command)
+
+    run(serve_until_signal(start_one, node.stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Components assembled in one process: ``parley dev`` and the end-to-end tests use this.
+
+With ``MemoryStore``/``MemoryBus`` it is the no-servers embedded mode; with the real backends it
+is one node of a distributed deployment (tests run several against the same Redis/RabbitMQ).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.server import Gateway
+from router.worker import Router
+from shared.bus import Bus
+from shared.config import Settings
+from shared.store import Store
+
+
+class ApiServer:
+    """The control plane's aiohttp app on a TCP port."""
+
+    def __init__(self, settings: Settings, store: Store, bus: Bus) -> None:
+        from api.app import create_app
+
+        self.settings = settings
+        self.app = create_app(settings, store, bus)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, host or self.settings.api_host, self.settings.api_port if port is None else port
+        )
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class Node:
+    """Any subset of api + gateway + router sharing one Store and Bus."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        *,
+        api: bool = True,
+        gateway: bool = True,
+        router: bool = True,
+        router_all_shards: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.api = ApiServer(settings, store, bus) if api else None
+        self.gateway = Gateway(settings, store, bus) if gateway else None
+        self.router = Router(settings, store, bus, all_shards=router_all_shards) if router else None
+
+    async def start(self, *, api_port: int | None = None, gateway_port: int | None = None) -> None:
+        await self.store.start()
+        await self.bus.start()
+        if self.router is not None:
+            await self.router.start()
+        if self.gateway is not None:
+            await self.gateway.start(port=gateway_port)
+        if self.api is not None:
+            await self.api.start(port=api_port)
+
+    async def stop(self, *, close_backends: bool = True) -> None:
+        if self.api is not None:
+            await self.api.stop()
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self.router is not None:
+            await self.router.stop()
+        if close_backends:
+            await self.bus.close()
+            await self.store.close()

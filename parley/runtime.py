@@ -1,0 +1,52 @@
+"""Process wiring shared by every ``parley`` subcommand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from shared.bus import Bus
+from shared.config import Settings
+from shared.store import Store
+
+log = structlog.get_logger("parley")
+
+
+def real_backends(settings: Settings) -> tuple[Store, Bus]:
+    """Redis store and RabbitMQ/Redis bus, as every distributed process uses."""
+    from shared.amqp_bus import AmqpRedisBus
+    from shared.redis_store import RedisStore
+
+    store = RedisStore(settings.redis_url, settings.namespace)
+    bus = AmqpRedisBus(
+        settings.amqp_url, settings.redis_url, settings.namespace, shards=settings.shards, prefetch=settings.router_prefetch
+    )
+    return store, bus
+
+
+async def serve_until_signal(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``start``, wait for SIGINT/SIGTERM, then ``stop`` (graceful shutdown)."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, done.set)
+    await start()
+    await done.wait()
+    log.info("shutting down")
+    await stop()
+
+
+def run(main: Awaitable[None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on Windows)
+        asyncio.run(main)  # type: ignore[arg-type]
+    else:
+        uvloop.run(main)  # type: ignore[arg-type]

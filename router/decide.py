@@ -1,0 +1,99 @@
+"""Per-room rules, pure: given a room's config and state, turn one action into frames.
+
+No I/O and no clock: the worker passes ``now_ms`` and does the publishing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared import frames
+from shared.envelope import ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
+from shared.models import Room
+from shared.ratelimit import SlidingWindow
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one action produced: frames for the room, or an error for the requester."""
+
+    delivery: DeliveryItem | None = None
+    error: ConnectionNotice | None = None
+    gateway_id: str = ""  # where ``error`` goes
+
+
+@dataclass(slots=True)
+class RoomState:
+    """What the router remembers about a room it owns (lost on failover; only rate history)."""
+
+    room: Room | None
+    rate: SlidingWindow = field(default_factory=lambda: SlidingWindow(10))
+
+    def configure(self, room: Room | None) -> None:
+        self.room = room
+        if room is not None:
+            self.rate.limit = room.maximum_message_rate_per_second
+
+
+def reject(action: ActionEnvelope, code: int, message: str) -> Outcome:
+    if not action.gateway_id:  # control-plane actions were validated before publishing
+        return Outcome()
+    frame = frames.error_frame(frame_id=action.frame_id, request_id=action.request_id, code=code, message=message)
+    return Outcome(error=ConnectionNotice(action.connection_id, frame), gateway_id=action.gateway_id)
+
+
+def decide(action: ActionEnvelope, state: RoomState, now_ms: int) -> Outcome:
+    room = state.room
+    if room is None:
+        return reject(action, frames.ErrorCode.NOT_FOUND, "Room not found")
+
+    if action.kind == Kind.SEND_MESSAGE:
+        if not action.content or len(action.content) > room.maximum_message_length:
+            return reject(
+                action,
+                frames.ErrorCode.BAD_REQUEST,
+                f"Messages must be 1 to {room.maximum_message_length} characters",
+            )
+        if not state.rate.allow(now_ms):
+            return reject(
+                action,
+                frames.ErrorCode.TOO_MANY_REQUESTS,
+                f"Room message rate of {room.maximum_message_rate_per_second}/s exceeded",
+            )
+        frame = frames.message_frame(
+            frame_id=action.frame_id,
+            request_id=action.request_id,
+            content=action.content,
+            attributes=action.attributes,
+            send_ms=action.received_ms,
+            sender_user_id=action.user_id,
+            sender_attributes=action.user_attributes,
+        )
+        return Outcome(DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms))
+
+    if action.kind == Kind.DELETE_MESSAGE:
+        attributes = frames.delete_message_attributes(action.target, action.reason)
+        return Outcome(_event(action, frames.EVENT_DELETE_MESSAGE, attributes))
+
+    if action.kind == Kind.DISCONNECT_USER:
+        attributes = frames.disconnect_user_attributes(action.target, action.reason)
+        item = _event(action, frames.EVENT_DISCONNECT_USER, attributes)
+        item.close_user_id = action.target
+        item.close_reason = "Disconnected by moderator"
+        return Outcome(item)
+
+    if action.kind == Kind.SEND_EVENT:
+        return Outcome(_event(action, action.target, action.attributes))
+
+    return reject(action, frames.ErrorCode.BAD_REQUEST, "Unknown action")
+
+
+def _event(action: ActionEnvelope, name: str, attributes: dict[str, str] | None) -> DeliveryItem:
+    frame = frames.event_frame(
+        frame_id=action.frame_id,
+        event_name=name,
+        attributes=attributes,
+        send_ms=action.received_ms,
+        request_id=action.request_id,
+    )
+    return DeliveryItem(action.kind, frame, "EVENT", received_ms=action.received_ms)

@@ -1,0 +1,185 @@
+"""The router's loop: consume shard actions, decide per room in order, publish, then ack.
+
+Each shard's consumer hands actions over one at a time in queue order; they are queued per
+room, and each room with work has one drain task, so rooms proceed concurrently while one
+room's actions are decided and published strictly in order. A drain takes everything pending
+for its room as one batch: one Store round trip to skip redeliveries, one publish, then acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections import deque
+
+import structlog
+
+from router.decide import RoomState, decide
+from router.rooms import RoomCache
+from router.shards import owned_shards
+from shared import metrics
+from shared.bus import Ack, Bus, ShardConsumer, Subscription
+from shared.clock import now_ms
+from shared.config import Settings
+from shared.envelope import ActionEnvelope, ConnectionNotice, ControlNotice, DeliveryItem, RoomDelivery
+from shared.store import Store
+
+log = structlog.get_logger("router")
+
+DONE_TTL_MS = 15 * 60_000  # redeliveries come within seconds of a crash; keep marks well past that
+MAX_BATCH = 256
+ROUTERS_GROUP = "routers"
+HEARTBEAT_S = 1.0
+ROUTER_TTL_MS = 5000
+
+
+class Router:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        *,
+        router_id: str | None = None,
+        all_shards: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.router_id = router_id or f"router-{secrets.token_hex(4)}"
+        self._all_shards = all_shards  # embedded mode: one router, no membership to agree on
+        self._rooms = RoomCache(store)
+        self._states: dict[str, RoomState] = {}
+        self._pending: dict[str, deque[tuple[ActionEnvelope, Ack]]] = {}
+        self._draining: dict[str, asyncio.Task[None]] = {}
+        self._consumers: dict[int, ShardConsumer] = {}
+        self._control: Subscription | None = None
+        self._membership: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._control = await self.bus.subscribe(self.router_id, None, None, self._on_control)
+        if self._all_shards:
+            await self._rebalance(set(range(self.bus.shards)))
+        else:
+            await self._heartbeat_and_rebalance()
+            self._membership = asyncio.create_task(self._membership_loop(), name="router-membership")
+        log.info("router started", router_id=self.router_id, shards=sorted(self._consumers))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._membership is not None:
+            self._membership.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._membership
+        await self._rebalance(set())
+        for task in list(self._draining.values()):
+            task.cancel()
+        await asyncio.gather(*self._draining.values(), return_exceptions=True)
+        if self._control is not None:
+            await self._control.close()
+
+    @property
+    def shards(self) -> set[int]:
+        return set(self._consumers)
+
+    async def _membership_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self._heartbeat_and_rebalance()
+            except Exception:  # the Store may be briefly unreachable; keep what we have
+                log.exception("router membership update failed")
+
+    async def _heartbeat_and_rebalance(self) -> None:
+        await self.store.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)
+        live = list(await self.store.reports(ROUTERS_GROUP))
+        await self._rebalance(owned_shards(self.router_id, live, self.bus.shards))
+
+    async def _rebalance(self, wanted: set[int]) -> None:
+        for shard in sorted(set(self._consumers) - wanted):
+            await self._consumers.pop(shard).stop()
+            log.info("shard released", router_id=self.router_id, shard=shard)
+        for shard in sorted(wanted - set(self._consumers)):
+            self._consumers[shard] = await self.bus.consume_shard(shard, self._on_action)
+            log.info("shard acquired", router_id=self.router_id, shard=shard)
+
+    def _on_control(self, data: bytes) -> None:
+        try:
+            notice = ControlNotice.decode(data)
+        except Exception:
+            log.warning("undecodable control notice dropped")
+            return
+        if notice.topic == ControlNotice.ROOM_CHANGED:
+            self._rooms.invalidate(notice.subject)
+
+    # --- per-room ordering ----------------------------------------------------------------
+    async def _on_action(self, action: ActionEnvelope, ack: Ack) -> None:
+        room_id = action.room_id
+        pending = self._pending.get(room_id)
+        if pending is None:
+            pending = self._pending[room_id] = deque()
+        pending.append((action, ack))
+        if room_id not in self._draining:
+            self._draining[room_id] = asyncio.create_task(self._drain(room_id))
+
+    async def _drain(self, room_id: str) -> None:
+        pending = self._pending[room_id]
+        try:
+            while pending and not self._stopping:
+                batch = [pending.popleft() for _ in range(min(len(pending), MAX_BATCH))]
+                await self._process_with_retry(room_id, batch)
+        finally:
+            del self._draining[room_id]
+            if not pending:
+                del self._pending[room_id]
+            elif not self._stopping:  # arrived while we were finishing
+                self._draining[room_id] = asyncio.create_task(self._drain(room_id))
+
+    async def _process_with_retry(self, room_id: str, batch: list[tuple[ActionEnvelope, Ack]]) -> None:
+        delay = 0.05
+        while not self._stopping:
+            try:
+                await self._process(room_id, batch)
+                return
+            except Exception:
+                # Redis or the broker is unavailable: keep the batch (and the room's order) and
+                # retry; nothing is acked, so a crash meanwhile redelivers it.
+                log.exception("room batch failed; retrying", room_id=room_id, actions=len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _process(self, room_id: str, batch: list[tuple[ActionEnvelope, Ack]]) -> None:
+        state = self._states.get(room_id)
+        room = await self._rooms.get(room_id)
+        if state is None:
+            state = self._states[room_id] = RoomState(room)
+        state.configure(room)
+
+        done_keys = [f"done:{action.frame_id}" for action, _ in batch]
+        already = await self.store.claimed(done_keys)
+
+        items: list[DeliveryItem] = []
+        errors: list[tuple[str, ConnectionNotice]] = []
+        now = now_ms()
+        for (action, _), seen in zip(batch, already, strict=True):
+            if seen:
+                continue
+            metrics.MESSAGING_REQUESTS.inc()
+            metrics.REQUESTS.labels(action.kind).inc()
+            outcome = decide(action, state, now)
+            if outcome.delivery is not None:
+                items.append(outcome.delivery)
+            if outcome.error is not None:
+                errors.append((outcome.gateway_id, outcome.error))
+
+        metrics.ROUTER_BATCH_SIZE.observe(len(batch))
+        if items:
+            await self.bus.publish_rooms([(room_id, RoomDelivery(room_id, items).encode())])
+        for gateway_id, notice in errors:
+            await self.bus.publish_gateway(gateway_id, notice.encode())
+        await self.store.claim_many(done_keys, DONE_TTL_MS)
+        for _, ack in batch:
+            await ack()

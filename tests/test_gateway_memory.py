@@ -1,0 +1,181 @@
+"""The data plane in embedded mode: real WebSockets through gateway → bus → router → gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from parley.embedded import Node
+from shared import tokens
+from shared.clock import now_ms
+from shared.config import Settings
+from shared.ids import new_id, room_arn
+from shared.memory import MemoryBus, MemoryStore
+from shared.models import Room
+from shared.store import ROOM
+from tests.chatclient import ChatClient
+
+
+@pytest.fixture
+async def node(settings: Settings) -> AsyncIterator[Node]:
+    node = Node(settings, MemoryStore(), MemoryBus(settings.shards), api=False, router_all_shards=True)
+    await node.start(gateway_port=0)
+    yield node
+    await node.stop()
+
+
+async def _room(node: Node, **kw: object) -> Room:
+    room_id = new_id()
+    room = Room(id=room_id, arn=room_arn("us-east-1", "123456789012", room_id), **kw)  # type: ignore[arg-type]
+    await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 100)
+    return room
+
+
+def _token(node: Node, room: Room, user: str, caps: tuple[str, ...] = ("SEND_MESSAGE",), minutes: int = 60) -> str:
+    token, _ = tokens.mint(
+        node.settings.token_secret_bytes, room_id=room.id, user_id=user, capabilities=list(caps),
+        attributes={"displayName": user.title()}, now_ms=now_ms(), session_minutes=minutes,
+    )
+    return token
+
+
+def _url(node: Node) -> str:
+    assert node.gateway is not None
+    return f"ws://127.0.0.1:{node.gateway.port}/"
+
+
+async def test_message_reaches_everyone_in_the_room_including_sender(node: Node) -> None:
+    room, other = await _room(node), await _room(node)
+    alice = await ChatClient.open(_url(node), _token(node, room, "alice"))
+    bob = await ChatClient.open(_url(node), _token(node, room, "bob"))
+    outsider = await ChatClient.open(_url(node), _token(node, other, "eve"))
+    request_id = await alice.send_message("hello", Attributes={"k": "v"})
+    echo = await alice.expect(Type="MESSAGE")
+    seen = await bob.expect(Type="MESSAGE")
+    assert echo == seen
+    assert echo["RequestId"] == request_id and echo["Content"] == "hello" and echo["Attributes"] == {"k": "v"}
+    assert echo["Sender"] == {"UserId": "alice", "Attributes": {"displayName": "Alice"}}
+    with pytest.raises(asyncio.TimeoutError):
+        await outsider.recv(timeout=0.3)
+    for client in (alice, bob, outsider):
+        await client.close()
+
+
+async def test_token_is_single_use_and_signed(node: Node) -> None:
+    room = await _room(node)
+    token = _token(node, room, "alice")
+    first = await ChatClient.open(_url(node), token)
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
+    assert caught.value.response.status_code == 401
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(_url(node), subprotocols=[forged])  # type: ignore[list-item]
+    assert caught.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(_url(node))
+    assert caught.value.response.status_code == 401
+    await first.close()
+
+
+async def test_deleted_room_refuses_tokens(node: Node) -> None:
+    room = await _room(node)
+    token = _token(node, room, "alice")
+    await node.store.delete(ROOM, room.id)
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
+    assert caught.value.response.status_code == 404
+
+
+async def test_errors_go_to_the_sender_only_and_the_connection_survives(node: Node) -> None:
+    room = await _room(node, maximum_message_length=10)
+    alice = await ChatClient.open(_url(node), _token(node, room, "alice"))
+    bob = await ChatClient.open(_url(node), _token(node, room, "bob", caps=()))
+    await alice.ws.send("{not json")
+    assert (await alice.expect(Type="ERROR"))["ErrorCode"] == 400
+    await alice.ws.send(b"\x00\x01binary")
+    assert (await alice.expect(Type="ERROR"))["ErrorCode"] == 400
+    rid = await alice.send("FLY")
+    error = await alice.expect(Type="ERROR")
+    assert (error["ErrorCode"], error["RequestId"]) == (400, rid)
+    rid = await alice.send_message("x" * 11)  # over this room's limit: decided by the router
+    error = await alice.expect(Type="ERROR")
+    assert (error["ErrorCode"], error["RequestId"]) == (400, rid)
+    rid = await bob.send_message("hi")
+    error = await bob.expect(Type="ERROR")
+    assert (error["ErrorCode"], error["RequestId"]) == (403, rid)
+    await alice.ws.send(json.dumps({"Action": "SEND_MESSAGE", "Content": "y" * 20000}))
+    assert (await alice.expect(Type="ERROR"))["ErrorCode"] == 413
+    rid = await alice.send_message("still here")
+    assert (await bob.expect(Type="MESSAGE"))["RequestId"] == rid
+    assert not [f for f in bob.frames if f["Type"] == "ERROR" and f.get("ErrorCode") != 403]
+    await alice.close()
+    await bob.close()
+
+
+async def test_room_order_is_kept_for_every_receiver(node: Node) -> None:
+    room = await _room(node, maximum_message_rate_per_second=100)
+    senders = [await ChatClient.open(_url(node), _token(node, room, f"s{i}")) for i in range(3)]
+    readers = [await ChatClient.open(_url(node), _token(node, room, f"r{i}")) for i in range(2)]
+    for n in range(9):
+        await senders[n % 3].send_message(f"m{n}")
+    orders = []
+    for reader in readers:
+        got = [(await reader.expect(Type="MESSAGE"))["Id"] for _ in range(9)]
+        orders.append(got)
+    assert orders[0] == orders[1] and len(set(orders[0])) == 9
+    for client in senders + readers:
+        await client.close()
+
+
+async def test_rate_limits(node: Node) -> None:
+    room = await _room(node, maximum_message_rate_per_second=3)
+    alice = await ChatClient.open(_url(node), _token(node, room, "alice"))
+    for n in range(5):
+        await alice.send_message(f"m{n}")
+    codes = []
+    for _ in range(5):
+        frame = await alice.recv()
+        codes.append(frame["Type"] if frame["Type"] != "ERROR" else frame["ErrorCode"])
+    assert codes.count("MESSAGE") == 3 and codes.count(429) == 2
+    await alice.close()
+
+
+async def test_disconnect_user_broadcasts_then_closes_all_their_connections(node: Node) -> None:
+    room = await _room(node)
+    mod = await ChatClient.open(_url(node), _token(node, room, "mod", caps=("DISCONNECT_USER", "DELETE_MESSAGE")))
+    bob1 = await ChatClient.open(_url(node), _token(node, room, "bob"))
+    bob2 = await ChatClient.open(_url(node), _token(node, room, "bob"))
+    rid = await mod.send("DISCONNECT_USER", UserId="bob", Reason="spam")
+    event = await mod.expect(Type="EVENT")
+    assert event["EventName"] == "aws:DISCONNECT_USER" and event["RequestId"] == rid
+    assert event["Attributes"] == {"UserId": "bob", "Reason": "spam"}
+    for bob in (bob1, bob2):
+        assert (await bob.expect(Type="EVENT"))["Id"] == event["Id"]
+        await asyncio.wait_for(bob.ws.wait_closed(), 5)
+        assert bob.ws.close_code == 1000
+    rid = await mod.send("DELETE_MESSAGE", Id="abcdefghijkl")
+    deleted = await mod.expect(Type="EVENT")
+    assert deleted["RequestId"] == rid and deleted["Attributes"]["MessageID"] == "abcdefghijkl"
+    assert deleted["Id"] != "abcdefghijkl"
+    await mod.close()
+
+
+async def test_session_expiry_sends_401_then_closes(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    room = await _room(node)
+    # A session minted ~60 minutes ago that ends in 300 ms (its token lifetime stretched to allow it).
+    monkeypatch.setattr(tokens, "TOKEN_LIFETIME_MS", 2 * 3_600_000)
+    token, _ = tokens.mint(
+        node.settings.token_secret_bytes, room_id=room.id, user_id="alice", capabilities=[],
+        attributes=None, now_ms=now_ms() - 60 * 60_000 + 300, session_minutes=60,
+    )
+    client = await ChatClient.open(_url(node), token)
+    error = await client.expect(Type="ERROR", timeout=3)
+    assert error["ErrorCode"] == 401
+    await asyncio.wait_for(client.ws.wait_closed(), 3)
+    assert client.ws.close_code == 4001
