@@ -1,0 +1,29 @@
+"""CreateChatToken: mint a signed, single-use token a gateway admits at the WebSocket handshake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.context import ApiContext, body, load_room
+from shared import tokens
+from shared.clock import iso_ms, now_ms
+
+DEFAULT_SESSION_MINUTES = 60
+
+
+async def create_chat_token(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
+    room = await load_room(ctx, params["roomIdentifier"])
+    token, claims = tokens.mint(
+        ctx.settings.token_secret_bytes,
+        room_id=room.id,
+        user_id=params["userId"],
+        capabilities=list(body(params, "capabilities", [])),
+        attributes=body(params, "attributes"),
+        now_ms=now_ms(),
+        session_minutes=body(params, "sessionDurationInMinutes", DEFAULT_SESSION_MINUTES),
+    )
+    return {
+        "token": token,
+        "tokenExpirationTime": iso_ms(claims.token_expires_ms),
+        "sessionExpirationTime": iso_ms(claims.session_expires_ms),
+    }

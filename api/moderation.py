@@ -1,0 +1,40 @@
+"""SendEvent, DeleteMessage, DisconnectUser: control-plane messaging actions.
+
+The api decides nothing about delivery: it checks the room exists, then hands an
+``ActionEnvelope`` to the room's shard, exactly like a gateway does for a client's request. The
+router turns it into the EVENT frame (and, for DisconnectUser, closes the user's connections).
+The envelope's ``frame_id`` is the Id of that frame, which SendEvent and DeleteMessage return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.context import ApiContext, load_room
+from shared.clock import now_ms
+from shared.envelope import ActionEnvelope, Kind
+from shared.ids import new_id
+
+
+async def _publish(ctx: ApiContext, params: dict[str, Any], kind: str, target: str, **extra: Any) -> str:
+    room = await load_room(ctx, params["roomIdentifier"])
+    frame_id = new_id()
+    await ctx.bus.publish_action(
+        ActionEnvelope(kind=kind, frame_id=frame_id, room_id=room.id, received_ms=now_ms(), target=target, **extra)
+    )
+    return frame_id
+
+
+async def send_event(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
+    frame_id = await _publish(ctx, params, Kind.SEND_EVENT, params["eventName"], attributes=params.get("attributes"))
+    return {"id": frame_id}
+
+
+async def delete_message(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
+    frame_id = await _publish(ctx, params, Kind.DELETE_MESSAGE, params["id"], reason=params.get("reason"))
+    return {"id": frame_id}
+
+
+async def disconnect_user(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _publish(ctx, params, Kind.DISCONNECT_USER, params["userId"], reason=params.get("reason"))
+    return {}

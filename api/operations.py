@@ -1,0 +1,36 @@
+"""The operation table: IVS operation name → handler.
+
+A handler takes the validated request members and returns the response members, or None for
+the operations that answer 204 with no body. HTTP method, path and status come from the
+botocore model (``api.app``), so this table is the only list of what parley implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from api import chat_tokens, logging_configurations, moderation, rooms, tags
+from api.context import ApiContext
+
+Handler = Callable[[ApiContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+OPERATIONS: dict[str, Handler] = {
+    "CreateChatToken": chat_tokens.create_chat_token,
+    "CreateRoom": rooms.create_room,
+    "GetRoom": rooms.get_room,
+    "UpdateRoom": rooms.update_room,
+    "DeleteRoom": rooms.delete_room,
+    "ListRooms": rooms.list_rooms,
+    "CreateLoggingConfiguration": logging_configurations.create_logging_configuration,
+    "GetLoggingConfiguration": logging_configurations.get_logging_configuration,
+    "UpdateLoggingConfiguration": logging_configurations.update_logging_configuration,
+    "DeleteLoggingConfiguration": logging_configurations.delete_logging_configuration,
+    "ListLoggingConfigurations": logging_configurations.list_logging_configurations,
+    "SendEvent": moderation.send_event,
+    "DeleteMessage": moderation.delete_message,
+    "DisconnectUser": moderation.disconnect_user,
+    "ListTagsForResource": tags.list_tags_for_resource,
+    "TagResource": tags.tag_resource,
+    "UntagResource": tags.untag_resource,
+}
