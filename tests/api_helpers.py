@@ -56,6 +56,7 @@ class ApiServer:
 
     async def _start(self) -> None:
         self.store = self._store_factory()
+        await self.store.start()
         self.bus = MemoryBus(self.settings.shards)
         self._runner = web.AppRunner(create_app(self.settings, self.store, self.bus), access_log=None)
         await self._runner.setup()
@@ -77,6 +78,7 @@ class ApiServer:
             await consumer.stop()
         await self._subscription.close()
         await self._runner.cleanup()
+        await self.store.close()
 
     def stop(self) -> None:
         self.run(self._stop())
