@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast services clean
+.PHONY: install run test test-fast services clean js
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ run: $(STAMP)
 services:
 	bash scripts/ensure-services.sh
 
+## JS deps for tests/test_js_sdk.py (the official amazon-ivs-chat-messaging SDK), pinned by package-lock.json
+tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund
+	touch tests/js/node_modules
+
+js: tests/js/node_modules
+
 ## the whole suite: unit, integration (real Redis + RabbitMQ) and end-to-end
-test: $(STAMP) services
+test: $(STAMP) services tests/js/node_modules
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 ## unit tests only (no servers)

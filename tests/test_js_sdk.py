@@ -1,0 +1,285 @@
+"""The official, unmodified JS client SDK (npm ``amazon-ivs-chat-messaging`` 1.1.1) against parley's gateway.
+
+Each test starts an embedded node (memory store and bus), creates a room in the store, mints chat tokens and runs one
+scenario of ``tests/js/sdk_client.mjs`` under Node (``ws`` as the global WebSocket). The script drives the SDK only
+through its public API and prints one JSON line per SDK-level observation (listener events, promise settlements,
+tokenProvider calls); the assertions here are on those. Needs ``node`` and ``make js`` (``make test`` runs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.embedded import Node
+from shared import tokens
+from shared.clock import now_ms
+from shared.config import Settings
+from shared.ids import new_id, room_arn
+from shared.memory import MemoryBus, MemoryStore
+from shared.models import Room
+from shared.store import ROOM
+
+JS_DIR = Path(__file__).parent / "js"
+SCRIPT = JS_DIR / "sdk_client.mjs"
+NODE = shutil.which("node")
+
+pytestmark = [
+    pytest.mark.e2e,  # spawns Node processes; `make test` installs the JS deps first (`make js`)
+    pytest.mark.skipif(NODE is None, reason="node is not installed"),
+]
+
+MODERATOR = ("DELETE_MESSAGE", "DISCONNECT_USER")
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9]{12}$")
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# What ChatRoom logs (dist/esm/ChatRoom.js) when it discards a received frame.
+SDK_DROPPED_FRAME_LOGS = (
+    "failed to parse received JSON",
+    "failed to parse received entity Id",
+    "ignoring already received socket message",
+    "received unknown entity type",
+    "did fail to deserialize",
+    "received error without matching pending request",
+    "found pending request of type",
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _js_deps() -> None:
+    if not (JS_DIR / "node_modules" / "amazon-ivs-chat-messaging").is_dir() or not (
+        JS_DIR / "node_modules" / "ws"
+    ).is_dir():
+        pytest.fail("JS dependencies are not installed: run `make js` (npm ci in tests/js)")
+
+
+@pytest.fixture
+async def node(settings: Settings) -> AsyncIterator[Node]:
+    node = Node(settings, MemoryStore(), MemoryBus(settings.shards), api=False, router_all_shards=True)
+    await node.start(gateway_port=0)
+    yield node
+    await node.stop()
+
+
+async def _room(node: Node, **kw: Any) -> Room:
+    room_id = new_id()
+    room = Room(id=room_id, arn=room_arn("us-east-1", "123456789012", room_id), **kw)
+    await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 100)
+    return room
+
+
+def _token(node: Node, room: Room, user: str, caps: tuple[str, ...] = ("SEND_MESSAGE",)) -> str:
+    token, _ = tokens.mint(
+        node.settings.token_secret_bytes, room_id=room.id, user_id=user, capabilities=list(caps),
+        attributes={"displayName": user.title()}, now_ms=now_ms(), session_minutes=60,
+    )
+    return token
+
+
+def _url(node: Node) -> str:
+    assert node.gateway is not None
+    return f"ws://127.0.0.1:{node.gateway.port}/"
+
+
+@dataclass
+class SdkRun:
+    scenario: str
+    returncode: int | None
+    lines: list[dict[str, Any]]
+    stderr: str
+
+    def __str__(self) -> str:  # shown by failing assertions
+        out = "\n".join(json.dumps(line) for line in self.lines)
+        tail = self.stderr[-4000:]
+        return f"scenario {self.scenario!r} rc={self.returncode}\n--- stdout\n{out}\n--- stderr (SDK log, tail)\n{tail}"
+
+    def of(self, client: str, event: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("client") == client and line.get("event") == event]
+
+    def one(self, client: str, event: str) -> dict[str, Any]:
+        found = self.of(client, event)
+        assert len(found) == 1, f"expected exactly one {event!r} for {client!r}, got {len(found)}\n{self}"
+        return found[0]
+
+    def results(self, client: str, op: str) -> list[dict[str, Any]]:
+        return [line for line in self.of(client, "result") if line["op"] == op]
+
+    def index(self, line: dict[str, Any]) -> int:
+        return next(i for i, other in enumerate(self.lines) if other is line)
+
+
+async def _run(scenario: str, url: str, client_tokens: dict[str, list[str]], **params: Any) -> SdkRun:
+    assert NODE is not None
+    proc = await asyncio.create_subprocess_exec(
+        NODE, str(SCRIPT), scenario, cwd=JS_DIR,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    config = {"url": url, "tokens": client_tokens, "params": params}
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(json.dumps(config).encode()), 20)
+    except asyncio.TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    run = SdkRun(scenario, proc.returncode, lines, err.decode(errors="replace"))
+    assert run.returncode == 0 and lines and lines[-1] == {"event": "done"}, f"SDK scenario did not complete\n{run}"
+    # The SDK drops (and only logs) any frame it cannot parse or match: none of parley's frames may end up there.
+    dropped = [text for text in SDK_DROPPED_FRAME_LOGS if text in run.stderr]
+    assert not dropped, f"the SDK dropped frames: {dropped}\n{run}"
+    return run
+
+
+def _assert_sent_recently(iso: str, run: SdkRun) -> None:
+    sent = datetime.fromisoformat(iso)
+    assert sent.tzinfo is not None, run
+    skew = abs((datetime.now(timezone.utc) - sent).total_seconds())
+    assert skew < 10, f"sendTime {iso} is {skew:.1f} s away from now\n{run}"
+
+
+async def test_connect_send_and_receive(node: Node) -> None:
+    """(a) connect, (b) sendMessage resolves with the server's message, (c) a second client receives it."""
+    room = await _room(node)
+    attributes = {"k": "v", "emoji": "ünï👍"}
+    run = await _run(
+        "chat", _url(node),
+        {"alice": [_token(node, room, "alice")], "bob": [_token(node, room, "bob")]},
+        content="hello", attributes=attributes,
+    )
+
+    # (a) the SDK opened the socket (it aborts when the token is not echoed as the subprotocol): 'connect' fired,
+    # with exactly one token used and no disconnect.
+    for client in ("alice", "bob"):
+        assert run.one(client, "connect")["state"] == "connected", run
+        assert len(run.of(client, "tokenFetch")) == 1, run
+        # the only disconnect is the script's own room.disconnect() at the end
+        assert [line["reason"] for line in run.of(client, "disconnect")] == ["clientDisconnect"], run
+
+    # (b) sendMessage resolved with a ChatMessage built from parley's MESSAGE frame.
+    [result] = run.results("alice", "sendMessage")
+    assert result["ok"] is True, run
+    message = result["value"]
+    assert MESSAGE_ID.match(message["id"]), run
+    assert message["content"] == "hello" and message["attributes"] == attributes, run
+    assert message["requestId"] == result["requestId"] and UUID4.match(result["requestId"]), run
+    assert message["sender"] == {"userId": "alice", "attributes": {"displayName": "Alice"}}, run
+    assert message["sendTimeType"] == "[object Date]" and message["sendTime"] is not None, run
+    _assert_sent_recently(message["sendTime"], run)
+
+    # (c) both clients got the 'message' event (the sender gets its own echo), carrying the same ChatMessage.
+    for client in ("alice", "bob"):
+        [received] = run.of(client, "message")
+        assert received["value"] == message, run
+
+
+async def test_delete_message(node: Node) -> None:
+    """(d) deleteMessage resolves; every client gets 'messageDelete' for that message, with the reason."""
+    room = await _room(node)
+    run = await _run(
+        "delete", _url(node),
+        {
+            "alice": [_token(node, room, "alice")],
+            "bob": [_token(node, room, "bob")],
+            "mod": [_token(node, room, "mod", MODERATOR)],
+        },
+        content="delete me", attributes={}, reason="spam",
+    )
+    [sent] = run.results("alice", "sendMessage")
+    message_id = sent["value"]["id"]
+
+    [result] = run.results("mod", "deleteMessage")
+    assert result["ok"] is True, run
+    event = result["value"]
+    assert event["messageId"] == message_id and event["reason"] == "spam", run
+    assert event["requestId"] == result["requestId"], run
+    assert MESSAGE_ID.match(event["id"]) and event["id"] != message_id, run  # the event has an Id of its own
+    assert event["sendTimeType"] == "[object Date]", run
+    _assert_sent_recently(event["sendTime"], run)
+
+    for client in ("alice", "bob", "mod"):
+        [seen] = run.of(client, "messageDelete")
+        assert seen["value"]["id"] == event["id"], run
+        assert (seen["value"]["messageId"], seen["value"]["reason"]) == (message_id, "spam"), run
+
+
+async def test_disconnect_user(node: Node) -> None:
+    """(e) disconnectUser resolves; the target gets 'userDisconnect' then 'disconnect'('serverDisconnect') and does not
+    reconnect; other clients stay connected."""
+    room = await _room(node)
+    run = await _run(
+        "disconnect", _url(node),
+        {
+            "alice": [_token(node, room, "alice")],
+            "bob": [_token(node, room, "bob"), _token(node, room, "bob")],  # a spare: a reconnect would use it
+            "mod": [_token(node, room, "mod", MODERATOR)],
+        },
+        reason="be nice",
+    )
+    [result] = run.results("mod", "disconnectUser")
+    assert result["ok"] is True, run
+    assert result["value"]["userId"] == "bob" and result["value"]["reason"] == "be nice", run
+    assert result["value"]["requestId"] == result["requestId"], run
+
+    user_disconnect = run.one("bob", "userDisconnect")
+    assert user_disconnect["value"]["userId"] == "bob" and user_disconnect["value"]["reason"] == "be nice", run
+    disconnect = run.one("bob", "disconnect")
+    assert disconnect["reason"] == "serverDisconnect", run
+    assert run.index(user_disconnect) < run.index(disconnect), run
+    final = run.one("bob", "final")
+    assert final["state"] == "disconnected" and final["fetches"] == 1, run  # no reconnect attempt
+    assert len(run.of("bob", "connect")) == 1 and len(run.of("bob", "connecting")) == 1, run
+
+    # Others see the event too and keep their connection.
+    assert run.one("alice", "userDisconnect")["value"]["userId"] == "bob", run
+    assert run.one("alice", "final") == {"client": "alice", "event": "final", "state": "connected", "fetches": 1}, run
+
+
+async def test_request_errors_reject_with_chat_error(node: Node) -> None:
+    """(f) over the room's maximumMessageLength → ChatError 400; without SEND_MESSAGE → ChatError 403."""
+    room = await _room(node, maximum_message_length=10)
+    run = await _run(
+        "errors", _url(node),
+        {"alice": [_token(node, room, "alice")], "mute": [_token(node, room, "mute", ())]},
+        long="x" * 11, short="short",
+    )
+    too_long, short = run.results("alice", "sendMessage")
+    assert too_long["ok"] is False, run
+    error = too_long["error"]
+    assert "thrown" not in error, run  # a ChatError from an ERROR frame, not an SDK exception
+    assert error.get("errorCode") == 400 and isinstance(error.get("errorMessage"), str), run
+    assert error.get("requestId") == too_long["requestId"] and isinstance(error.get("id"), str), run
+
+    assert short["ok"] is True and short["value"]["content"] == "short", run  # the connection survived
+
+    [forbidden] = run.results("mute", "sendMessage")
+    assert forbidden["ok"] is False, run
+    error = forbidden["error"]
+    assert error.get("errorCode") == 403 and error.get("requestId") == forbidden["requestId"], run
+    assert isinstance(error.get("errorMessage"), str), run
+
+    # Errors went only to the requester, and neither client reconnected (no 401 was sent).
+    assert [line["value"]["content"] for line in run.of("mute", "message")] == ["short"], run
+    for client in ("alice", "mute"):
+        assert run.one(client, "final")["state"] == "connected" and run.one(client, "final")["fetches"] == 1, run
+
+
+async def test_invalid_token_ends_in_socket_error(node: Node) -> None:
+    """(g) a forged token is refused at the handshake; the SDK fetches a new token and retries (3 times by default),
+    then reports disconnect('socketError')."""
+    room = await _room(node)
+    forged = []
+    for _ in range(10):  # well-formed tokens for this room whose signature is wrong
+        body, signature = _token(node, room, "eve").split(".")
+        forged.append(f"{body}.{signature[:-2]}{'AA' if not signature.endswith('AA') else 'BB'}")
+    run = await _run("badtoken", _url(node), {"eve": forged})
+
+    assert not run.of("eve", "connect"), run
+    assert run.one("eve", "disconnect")["reason"] == "socketError", run
+    assert run.one("eve", "final") == {"client": "eve", "event": "final", "state": "disconnected", "fetches": 4}, run
