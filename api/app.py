@@ -24,6 +24,7 @@ from aiohttp import web
 from api import protocol, sigv4, throttle, validation
 from api.context import ApiContext, arn_id
 from api.errors import (
+    OTHER,
     REQUEST_ID_HEADER,
     UNKNOWN_OPERATION,
     ApiError,
@@ -61,6 +62,11 @@ async def _envelope(
         response = exc.to_response(request_id)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
         error = ValidationException(f"Unknown operation: {request.method} {request.path}", UNKNOWN_OPERATION)
+        error_code = error.code
+        response = error.to_response(request_id)
+    except web.HTTPRequestEntityTooLarge:
+        # aiohttp's body limit (1 MiB) is far above any valid request; answer in IVS's shape.
+        error = ValidationException("The request body is too large", OTHER)
         error_code = error.code
         response = error.to_response(request_id)
     except web.HTTPException as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.context import ApiContext, body, load_room
+from api.context import ApiContext, load_room, member
 from shared import tokens
 from shared.clock import iso_ms, now_ms
 
@@ -17,10 +17,10 @@ async def create_chat_token(ctx: ApiContext, params: dict[str, Any]) -> dict[str
         ctx.settings.token_secret_bytes,
         room_id=room.id,
         user_id=params["userId"],
-        capabilities=list(body(params, "capabilities", [])),
-        attributes=body(params, "attributes"),
+        capabilities=list(member(params, "capabilities", [])),
+        attributes=member(params, "attributes"),
         now_ms=now_ms(),
-        session_minutes=body(params, "sessionDurationInMinutes", DEFAULT_SESSION_MINUTES),
+        session_minutes=member(params, "sessionDurationInMinutes", DEFAULT_SESSION_MINUTES),
     )
     return {
         "token": token,

@@ -113,7 +113,7 @@ async def list_page(
     return [row[2] for row in page], token
 
 
-def body(params: dict[str, Any], name: str, default: Any = None) -> Any:
+def member(params: dict[str, Any], name: str, default: Any = None) -> Any:
     """A member's value, with JSON null treated as absent."""
     value = params.get(name)
     return default if value is None else value

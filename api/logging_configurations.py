@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.context import ApiContext, body, list_page, load_logging_configuration
+from api.context import ApiContext, list_page, load_logging_configuration, member
 from api.errors import LOGGING_CONFIGURATION as LOGGING_CONFIGURATION_TYPE
 from api.errors import (
     ConflictException,
@@ -40,12 +40,12 @@ async def create_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
     config = LoggingConfiguration(
         id=config_id,
         arn=logging_configuration_arn(ctx.settings.region, ctx.settings.account_id, config_id),
-        name=body(params, "name", ""),
+        name=member(params, "name", ""),
         create_ms=now,
         update_ms=now,
         destination=_destination(params["destinationConfiguration"]),
         state="ACTIVE",
-        tags=dict(body(params, "tags", {})),
+        tags=dict(member(params, "tags", {})),
     )
     try:
         await ctx.store.create(

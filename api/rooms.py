@@ -11,10 +11,10 @@ from typing import Any
 
 from api.context import (
     ApiContext,
-    body,
     list_page,
     load_logging_configuration,
     load_room,
+    member,
 )
 from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ServiceQuotaExceededException
@@ -49,20 +49,20 @@ async def _room_changed(ctx: ApiContext, room_id: str) -> None:
 
 
 async def create_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
-    logging_arns = body(params, "loggingConfigurationIdentifiers", [])
+    logging_arns = member(params, "loggingConfigurationIdentifiers", [])
     await _check_logging_configurations(ctx, logging_arns)
     now = now_ms()
     room_id = new_id()
     room = Room(
         id=room_id,
         arn=room_arn(ctx.settings.region, ctx.settings.account_id, room_id),
-        name=body(params, "name", ""),
+        name=member(params, "name", ""),
         create_ms=now,
         update_ms=now,
-        maximum_message_rate_per_second=body(params, "maximumMessageRatePerSecond", DEFAULT_MAX_MESSAGE_RATE),
-        maximum_message_length=body(params, "maximumMessageLength", DEFAULT_MAX_MESSAGE_LENGTH),
+        maximum_message_rate_per_second=member(params, "maximumMessageRatePerSecond", DEFAULT_MAX_MESSAGE_RATE),
+        maximum_message_length=member(params, "maximumMessageLength", DEFAULT_MAX_MESSAGE_LENGTH),
         review_fallback=DEFAULT_FALLBACK_RESULT,
-        tags=dict(body(params, "tags", {})),
+        tags=dict(member(params, "tags", {})),
         logging_configuration_identifiers=list(logging_arns),
     )
     _apply_handler(room, params.get("messageReviewHandler"))

@@ -136,6 +136,12 @@ def test_body_must_be_a_json_object(api: ApiServer, payload: bytes) -> None:
     assert "fieldList" not in body
 
 
+def test_oversized_body(api: ApiServer) -> None:
+    status, code, body = _error(api.raw("POST", "/CreateRoom", b'{"name":"' + b"x" * (2 << 20) + b'"}'))
+    assert (status, code) == (400, "ValidationException")
+    assert body["reason"] == "OTHER"
+
+
 def test_wrong_json_types_are_field_errors(api: ApiServer) -> None:
     payload = {"name": 5, "maximumMessageLength": "10", "tags": ["a"], "messageReviewHandler": "x",
                "maximumMessageRatePerSecond": True, "unknownMember": {"ignored": True}}
