@@ -1,6 +1,6 @@
 """Per-room rules, pure: given a room's config and state, turn one action into frames.
 
-No I/O and no clock: the worker passes ``now_ms`` and does the publishing.
+No I/O and no clock (time is the action's acceptance time); the worker does the publishing.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def reject(action: ActionEnvelope, code: int, message: str) -> Outcome:
     return Outcome(error=ConnectionNotice(action.connection_id, frame), gateway_id=action.gateway_id)
 
 
-def decide(action: ActionEnvelope, state: RoomState, now_ms: int) -> Outcome:
+def decide(action: ActionEnvelope, state: RoomState) -> Outcome:
     room = state.room
     if room is None:
         return reject(action, frames.ErrorCode.NOT_FOUND, "Room not found")
@@ -54,7 +54,9 @@ def decide(action: ActionEnvelope, state: RoomState, now_ms: int) -> Outcome:
                 frames.ErrorCode.BAD_REQUEST,
                 f"Messages must be 1 to {room.maximum_message_length} characters",
             )
-        if not state.rate.allow(now_ms):
+        # Measured at acceptance, not decision, time: a backlog after a router failover is
+        # not the clients' burst and must not be refused for it.
+        if not state.rate.allow(action.received_ms):
             return reject(
                 action,
                 frames.ErrorCode.TOO_MANY_REQUESTS,

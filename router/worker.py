@@ -20,7 +20,6 @@ from router.rooms import RoomCache
 from router.shards import owned_shards
 from shared import metrics
 from shared.bus import Ack, Bus, ShardConsumer, Subscription
-from shared.clock import now_ms
 from shared.config import Settings
 from shared.envelope import ActionEnvelope, ConnectionNotice, ControlNotice, DeliveryItem, RoomDelivery
 from shared.store import Store
@@ -75,6 +74,8 @@ class Router:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._membership
         await self._rebalance(set())
+        with contextlib.suppress(Exception):  # leave at once so others take the shards now
+            await self.store.report(ROUTERS_GROUP, self.router_id, 0, 1)
         for task in list(self._draining.values()):
             task.cancel()
         await asyncio.gather(*self._draining.values(), return_exceptions=True)
@@ -163,13 +164,12 @@ class Router:
 
         items: list[DeliveryItem] = []
         errors: list[tuple[str, ConnectionNotice]] = []
-        now = now_ms()
         for (action, _), seen in zip(batch, already, strict=True):
             if seen:
                 continue
             metrics.MESSAGING_REQUESTS.inc()
             metrics.REQUESTS.labels(action.kind).inc()
-            outcome = decide(action, state, now)
+            outcome = decide(action, state)
             if outcome.delivery is not None:
                 items.append(outcome.delivery)
             if outcome.error is not None:

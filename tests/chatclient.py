@@ -45,5 +45,14 @@ class ChatClient:
             if all(frame.get(k) == v for k, v in match.items()):
                 return frame
 
+    async def drain(self, quiet: float = 0.5) -> list[dict[str, Any]]:
+        """Receive until nothing arrives for ``quiet`` seconds; return what came."""
+        got = []
+        while True:
+            try:
+                got.append(await self.recv(quiet))
+            except (asyncio.TimeoutError, TimeoutError):
+                return got
+
     async def close(self) -> None:
         await self.ws.close()

@@ -82,7 +82,7 @@ def _action(kind: str = Kind.SEND_MESSAGE, **kw: object) -> ActionEnvelope:
 
 
 def test_message_is_delivered_with_the_action_id() -> None:
-    outcome = decide(_action(), RoomState(_room()), 0)
+    outcome = decide(_action(), RoomState(_room()))
     assert outcome.error is None and outcome.delivery is not None
     frame = json.loads(outcome.delivery.frame)
     assert (frame["Id"], frame["Content"], frame["Sender"]["UserId"]) == ("abcdefghijkl", "hello", "alice")
@@ -91,8 +91,8 @@ def test_message_is_delivered_with_the_action_id() -> None:
 
 def test_room_length_limit_in_code_points() -> None:
     state = RoomState(_room(maximum_message_length=5))
-    assert decide(_action(content="😀" * 5), state, 0).delivery is not None
-    outcome = decide(_action(content="😀" * 6), state, 0)
+    assert decide(_action(content="😀" * 5), state).delivery is not None
+    outcome = decide(_action(content="😀" * 6), state)
     assert outcome.delivery is None and outcome.error is not None
     error = json.loads(outcome.error.frame)
     assert (error["ErrorCode"], error["RequestId"], outcome.gateway_id) == (400, "r1", "gw1")
@@ -101,21 +101,21 @@ def test_room_length_limit_in_code_points() -> None:
 def test_room_rate_limit_and_its_update() -> None:
     state = RoomState(None)
     state.configure(_room(maximum_message_rate_per_second=2))
-    results = [decide(_action(), state, t) for t in (0, 1, 2)]
+    results = [decide(_action(received_ms=t), state) for t in (0, 1, 2)]
     assert [r.delivery is not None for r in results] == [True, True, False]
     assert json.loads(results[2].error.frame)["ErrorCode"] == 429  # type: ignore[union-attr]
     state.configure(_room(maximum_message_rate_per_second=3))
-    assert decide(_action(), state, 3).delivery is not None
+    assert decide(_action(received_ms=3), state).delivery is not None
 
 
 def test_missing_room_is_404_for_clients_and_silent_for_the_control_plane() -> None:
-    outcome = decide(_action(), RoomState(None), 0)
+    outcome = decide(_action(), RoomState(None))
     assert json.loads(outcome.error.frame)["ErrorCode"] == 404  # type: ignore[union-attr]
-    assert decide(_action(Kind.SEND_EVENT, gateway_id="", target="app:x"), RoomState(None), 0).error is None
+    assert decide(_action(Kind.SEND_EVENT, gateway_id="", target="app:x"), RoomState(None)).error is None
 
 
 def test_disconnect_user_event_then_close() -> None:
-    outcome = decide(_action(Kind.DISCONNECT_USER, target="bob", reason="spam"), RoomState(_room()), 0)
+    outcome = decide(_action(Kind.DISCONNECT_USER, target="bob", reason="spam"), RoomState(_room()))
     item = outcome.delivery
     assert item is not None and item.close_user_id == "bob"
     frame = json.loads(item.frame)
@@ -127,6 +127,6 @@ def test_disconnect_user_event_then_close() -> None:
 
 def test_send_event_keeps_name_and_attributes() -> None:
     outcome = decide(_action(Kind.SEND_EVENT, gateway_id="", request_id=None, target="app:poll", attributes={"p": "1"}),
-                     RoomState(_room()), 0)
+                     RoomState(_room()))
     frame = json.loads(outcome.delivery.frame)  # type: ignore[union-attr]
     assert frame["EventName"] == "app:poll" and frame["Attributes"] == {"p": "1"} and "RequestId" not in frame

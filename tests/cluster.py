@@ -1,0 +1,112 @@
+"""Run parley as separate OS processes (``parley api|gateway|router``), as in production."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from shared.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not come up")
+        time.sleep(0.1)
+
+
+@dataclass
+class Cluster:
+    settings: Settings
+    redis_url: str
+    amqp_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    log_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")))
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        env = dict(os.environ)
+        env.update(
+            PARLEY_NAMESPACE=s.namespace,
+            PARLEY_REDIS_URL=self.redis_url,
+            PARLEY_AMQP_URL=self.amqp_url,
+            PARLEY_TOKEN_SECRET=s.token_secret,
+            PARLEY_ACCESS_KEY_ID=s.access_key_id,
+            PARLEY_SECRET_ACCESS_KEY=s.secret_access_key,
+            PARLEY_REGION=s.region,
+            PARLEY_SHARDS=str(s.shards),
+            PARLEY_API_THROTTLING="false",
+            PARLEY_LOG_JSON="true",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, name: str, *args: str, health_port: int | None = None) -> None:
+        log = open(self.log_dir / f"parley-{self.settings.namespace}-{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "parley", *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+        )
+        if health_port is not None:
+            wait_http(f"http://127.0.0.1:{health_port}/healthz")
+
+    def start_api(self) -> int:
+        port = self.ports["api"] = free_port()
+        self.start("api", "api", "--port", str(port), health_port=port)
+        return port
+
+    def start_gateway(self, name: str) -> int:
+        port = self.ports[name] = free_port()
+        self.start(name, "gateway", "--port", str(port), "--id", name, health_port=port)
+        return port
+
+    def start_router(self, name: str) -> None:
+        self.start(name, "router")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        process.wait(timeout=20)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.kill(name, signal.SIGTERM)
+
+    def ws_url(self, gateway: str) -> str:
+        return f"ws://127.0.0.1:{self.ports[gateway]}/"
+
+    def ivschat(self):  # type: ignore[no-untyped-def]
+        return boto3.client(
+            "ivschat",
+            region_name=self.settings.region,
+            endpoint_url=f"http://127.0.0.1:{self.ports['api']}",
+            aws_access_key_id=self.settings.access_key_id,
+            aws_secret_access_key=self.settings.secret_access_key,
+            config=Config(retries={"max_attempts": 1}),
+        )
