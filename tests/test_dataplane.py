@@ -1,4 +1,8 @@
-"""The data plane in embedded mode: real WebSockets through gateway → bus → router → gateway."""
+"""The data plane through real WebSockets: gateway → bus → router → gateway.
+
+Every test runs twice: on the in-memory bus and store (embedded mode) and on the real RabbitMQ
+and Redis, so the embedded mode is the same product as the distributed one.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +25,26 @@ from shared.store import ROOM
 from tests.chatclient import ChatClient
 
 
-@pytest.fixture
-async def node(settings: Settings) -> AsyncIterator[Node]:
-    node = Node(settings, MemoryStore(), MemoryBus(settings.shards), api=False, router_all_shards=True)
+@pytest.fixture(params=["memory", pytest.param("real", marks=pytest.mark.integration)])
+async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Node]:
+    if request.param == "memory":
+        store, bus = MemoryStore(), MemoryBus(settings.shards)
+    else:
+        from parley.runtime import real_backends
+
+        settings = settings.with_(
+            redis_url=request.getfixturevalue("redis_url"), amqp_url=request.getfixturevalue("amqp_url")
+        )
+        store, bus = real_backends(settings)
+    node = Node(settings, store, bus, api=False, router_all_shards=True)
     await node.start(gateway_port=0)
     yield node
-    await node.stop()
+    await node.stop(close_backends=False)
+    if request.param == "real":
+        await bus.destroy()  # type: ignore[attr-defined]
+        await store.destroy()  # type: ignore[attr-defined]
+    await bus.close()
+    await store.close()
 
 
 async def _room(node: Node, **kw: object) -> Room:
@@ -179,3 +197,20 @@ async def test_session_expiry_sends_401_then_closes(node: Node, monkeypatch: pyt
     assert error["ErrorCode"] == 401
     await asyncio.wait_for(client.ws.wait_closed(), 3)
     assert client.ws.close_code == 4001
+
+
+async def test_connection_quota_refuses_upgrades(node: Node) -> None:
+    assert node.gateway is not None
+    node.gateway.settings = node.settings.with_(max_connections=2)
+    room = await _room(node)
+    first = await ChatClient.open(_url(node), _token(node, room, "a"))
+    second = await ChatClient.open(_url(node), _token(node, room, "b"))
+    spare = _token(node, room, "c")
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(_url(node), subprotocols=[spare])  # type: ignore[list-item]
+    assert caught.value.response.status_code == 503
+    await first.close()
+    await asyncio.sleep(0.05)
+    third = await ChatClient.open(_url(node), spare)  # the refusal did not burn the token
+    await second.close()
+    await third.close()
