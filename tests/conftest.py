@@ -83,3 +83,42 @@ def settings(namespace: str) -> Settings:
         shards=4,
         log_json=False,
     )
+
+
+# --- real Store / Bus against the local servers (appended by the shared/ production engines) ---
+@pytest.fixture
+async def redis_store(redis_url: str, namespace: str):  # -> AsyncIterator[RedisStore]
+    """A started ``RedisStore`` on this test's namespace; its keys are deleted afterwards."""
+    from shared.redis_store import RedisStore
+
+    store = RedisStore(redis_url, namespace)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.destroy()
+        await store.close()
+
+
+@pytest.fixture
+async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
+    """``await make(**kwargs)`` builds and starts an ``AmqpRedisBus`` on this test's namespace
+    (default 4 shards); every bus is closed and the namespace's queues deleted afterwards."""
+    from shared.amqp_bus import AmqpRedisBus
+
+    buses: list[AmqpRedisBus] = []
+
+    async def make(**kwargs: object) -> AmqpRedisBus:
+        options: dict[str, object] = {"shards": 4, **kwargs}
+        bus = AmqpRedisBus(amqp_url, redis_url, namespace, **options)  # type: ignore[arg-type]
+        buses.append(bus)
+        await bus.start()
+        return bus
+
+    try:
+        yield make
+    finally:
+        for bus in buses:
+            await bus.close()
+        if buses:
+            await buses[0].destroy()

@@ -1,0 +1,480 @@
+"""``AmqpRedisBus``: the production :class:`~shared.bus.Bus`.
+
+Owns, under ``namespace``:
+
+- RabbitMQ: the durable direct exchange ``{ns}.actions`` and one durable classic queue per shard,
+  ``{ns}.actions.{shard}`` (``x-single-active-consumer``), bound by ``str(shard)``. Actions are
+  persistent and published with publisher confirms; consumers ack manually.
+- Redis pub/sub: ``{ns}:room:{room_id}``, ``{ns}:gw:{gateway_id}`` and ``{ns}:control``. One
+  subscriber connection per bus carries every subscription of the process.
+
+Must not import any component, and must behave like ``shared.memory.MemoryBus``
+(``tests/test_bus.py`` runs the same tests against both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
+from aiormq.exceptions import AMQPError
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.bus import (
+    Ack,
+    ActionHandler,
+    Bus,
+    DataListener,
+    RoomListener,
+    ShardConsumer,
+    Subscription,
+)
+from shared.envelope import ActionEnvelope
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[bytes], None]
+
+# Bounds for the waits that must never hang close()/stop() on a dead broker.
+CLOSE_TIMEOUT = 5.0
+SUBSCRIBE_TIMEOUT = 5.0
+RECONNECT_MAX_DELAY = 2.0
+
+
+# --- actions (RabbitMQ) ------------------------------------------------------------------------
+class _AmqpShardConsumer(ShardConsumer):
+    """Hands one shard's messages to the handler one at a time, in delivery order."""
+
+    def __init__(self, shard: int, channel: AbstractChannel, queue: AbstractQueue, handler: ActionHandler) -> None:
+        self.shard = shard
+        self.malformed = 0  # messages dropped because they did not decode
+        self._channel = channel
+        self._queue = queue
+        self._handler = handler
+        # aiormq runs each delivery callback as a task, in arrival order; a plain FIFO keeps that
+        # order and lets stop() decide exactly which messages were handed out.
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._tag: str | None = None
+        self._stopping = False
+        self._in_handler = False
+        self._pump: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        self._tag = await self._queue.consume(self._on_message)
+        self._pump = asyncio.create_task(self._run(), name=f"amqp-shard-{self.shard}")
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait(message)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            message = await self._inbox.get()
+            if self._stopping:
+                return  # left unacked: closing the channel gives it back to the broker
+            try:
+                action = ActionEnvelope.decode(message.body)
+            except Exception as exc:  # noqa: BLE001 - any garbage must not stop the shard
+                self.malformed += 1
+                log.warning("amqp.malformed_action", shard=self.shard, size=len(message.body), error=repr(exc))
+                with contextlib.suppress(AMQPError, ChannelInvalidStateError, MessageProcessError):
+                    await message.reject(requeue=False)
+                continue
+            self._in_handler = True
+            try:
+                await self._handler(action, _acker(message, self.shard))
+            except Exception:
+                # The message stays unacked (the handler owns the ack); it comes back when the
+                # channel closes.
+                log.exception("amqp.handler_failed", shard=self.shard, frame_id=action.frame_id)
+            finally:
+                self._in_handler = False
+
+    async def stop(self) -> None:
+        if self._stopped is not None:
+            return await asyncio.shield(self._stopped)
+        self._stopped = asyncio.get_running_loop().create_future()
+        try:
+            self._stopping = True
+            if self._tag is not None and not self._channel.is_closed:
+                # Stop deliveries first so nothing new lands in the inbox while we shut down.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._queue.cancel(self._tag), CLOSE_TIMEOUT)
+            # (stop() may be called by the handler itself, i.e. from the pump: never await it.)
+            if self._pump is not None and self._pump is not asyncio.current_task():
+                if not self._in_handler:
+                    self._pump.cancel()  # it is waiting on the inbox, nothing is lost
+                done, _ = await asyncio.wait({self._pump}, timeout=CLOSE_TIMEOUT)
+                if not done:  # a handler that never returns must not hang shutdown
+                    self._pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._pump
+            # Closing the channel makes the broker requeue everything unacked: both what the
+            # handler did not ack and what was prefetched but never handed out.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._channel.close(), CLOSE_TIMEOUT)
+        finally:
+            self._stopped.set_result(None)
+
+
+def _acker(message: AbstractIncomingMessage, shard: int) -> Ack:
+    async def ack() -> None:
+        try:
+            await message.ack()
+        except (ChannelInvalidStateError, AMQPError) as exc:
+            # The channel is gone (consumer stopped or connection lost): the broker already put
+            # the message back and will redeliver it, where frame_id de-duplication applies.
+            log.debug("amqp.ack_after_close", shard=shard, error=repr(exc))
+        except MessageProcessError:
+            log.warning("amqp.double_ack", shard=shard)
+
+    return ack
+
+
+# --- fan-out (Redis pub/sub) ----------------------------------------------------------------
+class _PubSubHub:
+    """One Redis subscriber connection shared by every Subscription of a bus.
+
+    A single reader task reads replies and dispatches messages to listeners. We drive the raw
+    connection rather than redis-py's PubSub so reconnects are explicit (logged, re-subscribed
+    from our own channel table) and the per-message path is just parse + dict lookup.
+    """
+
+    def __init__(self, redis_url: str, client_name: str) -> None:
+        # socket_timeout stays None: the reader blocks until a message or a disconnect.
+        # socket_connect_timeout bounds a reconnect attempt, which holds the subscription lock.
+        self._pool = ConnectionPool.from_url(
+            redis_url, client_name=client_name, socket_keepalive=True, socket_connect_timeout=5
+        )
+        self._conn: AbstractConnection = self._pool.make_connection()
+        self._listeners: dict[bytes, list[Listener]] = {}
+        self._confirmed: dict[bytes, asyncio.Future[None]] = {}
+        self._lock = asyncio.Lock()  # serializes (re)subscription against the channel table
+        self._up = False  # connected and every channel in _listeners (re)subscribed
+        self._reader: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    async def start(self) -> None:
+        await self._connect()
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-pubsub-reader")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        self._up = False
+        with contextlib.suppress(Exception):
+            await self._conn.disconnect(nowait=True)
+        with contextlib.suppress(Exception):
+            await self._pool.aclose()
+        for fut in self._confirmed.values():
+            if not fut.done():
+                fut.set_result(None)
+
+    def _pending(self, channel: bytes) -> asyncio.Future[None]:
+        fut = self._confirmed.get(channel)
+        if fut is None or fut.done():
+            fut = asyncio.get_running_loop().create_future()
+            self._confirmed[channel] = fut
+        return fut
+
+    async def _connect(self) -> None:
+        async with self._lock:
+            await self._conn.connect()
+            channels = list(self._listeners)
+            for channel in channels:
+                self._pending(channel)
+            if channels:
+                await self._conn.send_command("SUBSCRIBE", *channels, check_health=False)
+            self._up = True
+        if self.reconnects:
+            log.info("redis.pubsub_resubscribed", channels=len(channels), reconnects=self.reconnects)
+
+    async def _read_forever(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                if not self._up:
+                    await self._connect()
+                    delay = 0.05
+                # math.inf: block without a timeout (redis-py's opt-in); no polling, no per-read timer.
+                # push_request: redis-py 8 speaks RESP3, where pub/sub messages are push frames
+                # that the parser otherwise diverts to a push handler instead of returning.
+                reply = await self._conn.read_response(
+                    timeout=math.inf, disconnect_on_error=False, push_request=True
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                # Whatever broke, the reader must outlive it: reconnect and re-subscribe.
+                self._up = False
+                self.reconnects += 1
+                log.warning("redis.pubsub_lost", error_type=type(exc).__name__, error=str(exc), retry_in=delay)
+                with contextlib.suppress(Exception):
+                    await self._conn.disconnect(nowait=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+                continue
+            self._dispatch(reply)
+
+    def _dispatch(self, reply: Any) -> None:
+        if not isinstance(reply, list) or len(reply) < 3:
+            return
+        kind = reply[0]
+        if kind == b"message":
+            for listener in tuple(self._listeners.get(reply[1], ())):
+                try:
+                    listener(reply[2])
+                except Exception:
+                    log.exception("redis.listener_failed", channel=reply[1].decode(errors="replace"))
+        elif kind == b"subscribe":
+            fut = self._confirmed.get(reply[1])
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    async def add(self, channel: bytes, listener: Listener) -> None:
+        """Returns once Redis confirmed the subscription, so a publish right after is seen."""
+        async with self._lock:
+            listeners = self._listeners.setdefault(channel, [])
+            listeners.append(listener)
+            if len(listeners) == 1:
+                fut = self._pending(channel)
+                if self._up:
+                    with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                        # On failure the reader notices, reconnects and subscribes from the table.
+                        await self._conn.send_command("SUBSCRIBE", channel, check_health=False)
+            else:  # already subscribed for another listener; wait only if still unconfirmed
+                fut = self._confirmed.get(channel)
+        if fut is None or fut.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), SUBSCRIBE_TIMEOUT)
+        except TimeoutError:
+            # Still in the table: the next reconnect subscribes it. Fan-out is at most once anyway.
+            log.warning("redis.subscribe_unconfirmed", channel=channel.decode(errors="replace"))
+
+    async def remove(self, channel: bytes, listener: Listener) -> None:
+        async with self._lock:
+            listeners = self._listeners.get(channel)
+            if not listeners or listener not in listeners:
+                return
+            listeners.remove(listener)
+            if listeners:
+                return
+            del self._listeners[channel]
+            fut = self._confirmed.pop(channel, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+            if self._up:
+                with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                    await self._conn.send_command("UNSUBSCRIBE", channel, check_health=False)
+
+
+class _RedisSubscription(Subscription):
+    def __init__(self, bus: AmqpRedisBus, hub: _PubSubHub, on_room: RoomListener | None) -> None:
+        self._bus = bus
+        self._hub = hub
+        self._on_room = on_room
+        self._rooms: dict[str, Listener] = {}
+        self._channels: list[tuple[bytes, Listener]] = []
+
+    async def _listen(self, channel: bytes, listener: Listener) -> None:
+        await self._hub.add(channel, listener)
+        self._channels.append((channel, listener))
+
+    async def add_room(self, room_id: str) -> None:
+        if self._on_room is None or room_id in self._rooms:
+            return
+        on_room = self._on_room
+
+        def listener(data: bytes) -> None:
+            on_room(room_id, data)
+
+        self._rooms[room_id] = listener
+        await self._hub.add(self._bus.room_channel(room_id), listener)
+
+    async def remove_room(self, room_id: str) -> None:
+        listener = self._rooms.pop(room_id, None)
+        if listener is not None:
+            await self._hub.remove(self._bus.room_channel(room_id), listener)
+
+    async def close(self) -> None:
+        for room_id in list(self._rooms):
+            await self.remove_room(room_id)
+        for channel, listener in self._channels:
+            await self._hub.remove(channel, listener)
+        self._channels.clear()
+
+
+# --- the bus ---------------------------------------------------------------------------------
+class AmqpRedisBus(Bus):
+    def __init__(
+        self, amqp_url: str, redis_url: str, namespace: str, shards: int = 16, prefetch: int = 256
+    ) -> None:
+        self.shards = shards
+        self.prefetch = prefetch
+        self._amqp_url = amqp_url
+        self._redis_url = redis_url
+        self._ns = namespace
+        self._exchange_name = f"{namespace}.actions"
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: AbstractExchange | None = None
+        self._redis: Redis | None = None
+        self._hub: _PubSubHub | None = None
+        self._consumers: list[_AmqpShardConsumer] = []
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+
+    # --- names --------------------------------------------------------------------------
+    def queue_name(self, shard: int) -> str:
+        return f"{self._exchange_name}.{shard}"
+
+    def room_channel(self, room_id: str) -> bytes:
+        return f"{self._ns}:room:{room_id}".encode()
+
+    def gateway_channel(self, gateway_id: str) -> bytes:
+        return f"{self._ns}:gw:{gateway_id}".encode()
+
+    def control_channel(self) -> bytes:
+        return f"{self._ns}:control".encode()
+
+    @property
+    def malformed(self) -> int:
+        """Malformed actions dropped by this bus's consumers (stopped ones included)."""
+        return sum(c.malformed for c in self._consumers)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("bus is closed")
+            if self._started:
+                return
+            self._connection = await aio_pika.connect_robust(self._amqp_url)
+            # on_return_raises: an action routed to no queue must fail loudly, not vanish.
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchange = await channel.declare_exchange(
+                self._exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+            )
+            for shard in range(self.shards):
+                queue = await self._declare_queue(channel, shard)
+                await queue.bind(self._exchange, routing_key=str(shard))
+            self._redis = Redis.from_url(self._redis_url, decode_responses=False)
+            self._started = True
+
+    async def _declare_queue(self, channel: AbstractChannel, shard: int) -> AbstractQueue:
+        # Every declaration must carry the same arguments or the broker refuses it.
+        return await channel.declare_queue(
+            self.queue_name(shard), durable=True, arguments={"x-single-active-consumer": True}
+        )
+
+    async def _ensure(self) -> None:
+        if not self._started:
+            await self.start()
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for consumer in self._consumers:
+            await consumer.stop()
+        if self._hub is not None:
+            await self._hub.close()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._redis.aclose(), CLOSE_TIMEOUT)
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._connection.close(), CLOSE_TIMEOUT)
+
+    async def destroy(self) -> None:
+        """Delete this namespace's queues and exchange (tests). Works before or after close()."""
+        connection = await aio_pika.connect(self._amqp_url)
+        try:
+            channel = await connection.channel()
+            for shard in range(self.shards):
+                await channel.queue_delete(self.queue_name(shard))
+            await channel.exchange_delete(self._exchange_name)
+        finally:
+            await connection.close()
+
+    # --- actions ------------------------------------------------------------------------
+    async def publish_action(self, action: ActionEnvelope) -> None:
+        await self._ensure()
+        assert self._exchange is not None
+        message = aio_pika.Message(action.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight together.
+        await self._exchange.publish(message, routing_key=str(self.shard_of(action.room_id)))
+
+    async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
+        await self._ensure()
+        assert self._connection is not None
+        # A channel per shard: its prefetch window and its close (requeue) are the shard's own.
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await self._declare_queue(channel, shard)
+        consumer = _AmqpShardConsumer(shard, channel, queue, handler)
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    # --- fan-out ------------------------------------------------------------------------
+    async def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> None:
+        if not deliveries:
+            return
+        await self._ensure()
+        assert self._redis is not None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id, data in deliveries:
+                pipe.publish(self.room_channel(room_id), data)
+            await pipe.execute()
+
+    async def publish_gateway(self, gateway_id: str, data: bytes) -> None:
+        await self._ensure()
+        assert self._redis is not None
+        await self._redis.publish(self.gateway_channel(gateway_id), data)
+
+    async def publish_control(self, data: bytes) -> None:
+        await self._ensure()
+        assert self._redis is not None
+        await self._redis.publish(self.control_channel(), data)
+
+    async def subscribe(
+        self,
+        gateway_id: str,
+        on_room: RoomListener | None,
+        on_gateway: DataListener | None,
+        on_control: DataListener | None = None,
+    ) -> Subscription:
+        await self._ensure()
+        async with self._lock:
+            if self._hub is None:
+                hub = _PubSubHub(self._redis_url, f"parley:{self._ns}:pubsub")
+                await hub.start()
+                self._hub = hub
+        subscription = _RedisSubscription(self, self._hub, on_room)
+        if on_gateway is not None:
+            await subscription._listen(self.gateway_channel(gateway_id), on_gateway)
+        if on_control is not None:
+            await subscription._listen(self.control_channel(), on_control)
+        return subscription

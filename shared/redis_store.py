@@ -1,0 +1,210 @@
+"""``RedisStore``: the production :class:`~shared.store.Store`, shared by every replica.
+
+Owns the Redis key layout under ``{namespace}:`` (nothing else writes these keys):
+
+- ``{ns}:rec:{kind}:{id}``   one JSON string per record
+- ``{ns}:idx:{kind}``        sorted set id → updated_ms (count, paging, the quota check)
+- ``{ns}:mark:{key}``        one-shot marks (``claim``), ``SET NX PX``
+- ``{ns}:hit:{key}:{win}``   fixed-window counters (``hit``)
+- ``{ns}:rep:{group}`` / ``{ns}:repx:{group}``  reported values (hash) and their deadlines (zset)
+
+Must not import any component, and must behave exactly like ``shared.memory.MemoryStore``:
+``tests/test_store.py`` runs the same tests against both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from shared.store import QuotaExceeded, Record, Store
+
+# The count check and the insert must be one atomic step, or concurrent creates on several api
+# replicas could each see ``limit - 1`` and all insert.
+_CREATE = """
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+return 1
+"""
+
+# put must not resurrect a record deleted concurrently, hence the EXISTS inside the script.
+_PUT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+# Deadlines use the Redis server's clock so replicas with skewed clocks agree on who is alive.
+_REPORT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+for _, key in ipairs(KEYS) do
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+"""
+
+_REPORTS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+if #dead > 0 then
+  redis.call('HDEL', KEYS[1], unpack(dead))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+end
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+if #live == 0 then return {} end
+local values = redis.call('HMGET', KEYS[1], unpack(live))
+local out = {}
+for i, member in ipairs(live) do
+  if values[i] then
+    out[#out + 1] = member
+    out[#out + 1] = values[i]
+  end
+end
+return out
+"""
+
+
+def _encode(record: Record) -> bytes:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _decode(raw: bytes) -> Record:
+    result: Record = json.loads(raw)
+    return result
+
+
+class RedisStore(Store):
+    def __init__(self, redis_url: str, namespace: str) -> None:
+        self._ns = namespace
+        # Building the client does not connect, so methods work without start() as well.
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(redis_url, decode_responses=False)
+        self._create = self._redis.register_script(_CREATE)
+        self._put = self._redis.register_script(_PUT)
+        self._report = self._redis.register_script(_REPORT)
+        self._reports = self._redis.register_script(_REPORTS)
+
+    # --- keys -------------------------------------------------------------------------------
+    def _rec(self, kind: str, rid: str) -> str:
+        return f"{self._ns}:rec:{kind}:{rid}"
+
+    def _idx(self, kind: str) -> str:
+        return f"{self._ns}:idx:{kind}"
+
+    def _mark(self, key: str) -> str:
+        return f"{self._ns}:mark:{key}"
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._redis.ping()  # fail fast on a wrong URL instead of on the first request
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def destroy(self) -> None:
+        """Delete every key of this namespace (tests, teardown). Never touches other namespaces."""
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._ns) + ":*"
+        batch: list[Any] = []
+        async for key in self._redis.scan_iter(match=pattern, count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                await self._redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await self._redis.unlink(*batch)
+
+    # --- resources --------------------------------------------------------------------------
+    async def create(self, kind: str, rid: str, record: Record, updated_ms: int, limit: int) -> None:
+        keys = [self._rec(kind, rid), self._idx(kind)]
+        if not await self._create(keys=keys, args=[_encode(record), updated_ms, limit, rid]):
+            raise QuotaExceeded(kind, limit)
+
+    async def put(self, kind: str, rid: str, record: Record, updated_ms: int) -> bool:
+        keys = [self._rec(kind, rid), self._idx(kind)]
+        return bool(await self._put(keys=keys, args=[_encode(record), updated_ms, rid]))
+
+    async def get(self, kind: str, rid: str) -> Record | None:
+        raw = await self._redis.get(self._rec(kind, rid))
+        return None if raw is None else _decode(raw)
+
+    async def delete(self, kind: str, rid: str) -> bool:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._rec(kind, rid))
+            pipe.zrem(self._idx(kind), rid)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def count(self, kind: str) -> int:
+        return int(await self._redis.zcard(self._idx(kind)))
+
+    async def page(self, kind: str, after: tuple[int, str] | None, limit: int) -> list[tuple[int, str, Record]]:
+        if limit <= 0:
+            return []
+        idx = self._idx(kind)
+        # A sorted set orders equal scores by member bytes, so ZREVRANGEBYSCORE already gives
+        # (updated_ms desc, id desc). The cursor's own score needs an id filter, done here in
+        # Python rather than in Lua because Lua's string '<' follows the server's locale.
+        rows: list[tuple[int, str]] = []
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if after is None:
+                pipe.zrevrangebyscore(idx, "+inf", "-inf", start=0, num=limit, withscores=True)
+                (rest,) = await pipe.execute()
+            else:
+                updated, cursor_id = after
+                pipe.zrevrangebyscore(idx, updated, updated, withscores=True)
+                pipe.zrevrangebyscore(idx, f"({updated}", "-inf", start=0, num=limit, withscores=True)
+                ties, rest = await pipe.execute()
+                rows = [(int(s), m.decode()) for m, s in ties if m.decode() < cursor_id]
+        rows.extend((int(s), m.decode()) for m, s in rest)
+        rows = rows[:limit]
+        if not rows:
+            return []
+        raws = await self._redis.mget([self._rec(kind, rid) for _, rid in rows])
+        # A record deleted between the two reads is skipped, as if the page was read just after.
+        return [(updated, rid, _decode(raw)) for (updated, rid), raw in zip(rows, raws) if raw is not None]
+
+    # --- one-shot keys ----------------------------------------------------------------------
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        return bool(await self._redis.set(self._mark(key), b"1", nx=True, px=ttl_ms))
+
+    async def claimed(self, keys: list[str]) -> list[bool]:
+        if not keys:
+            return []
+        return [raw is not None for raw in await self._redis.mget([self._mark(k) for k in keys])]
+
+    async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
+        if not keys:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(self._mark(key), b"1", px=ttl_ms)
+            await pipe.execute()
+
+    # --- counters ---------------------------------------------------------------------------
+    async def hit(self, key: str, window_ms: int) -> int:
+        # Wall clock, like MemoryStore: every replica then counts into the same window key.
+        window = int(time.time() * 1000) // window_ms
+        counter = f"{self._ns}:hit:{key}:{window}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(counter)
+            pipe.pexpire(counter, window_ms * 2)  # outlive the window a little for clock skew
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def report(self, group: str, member: str, value: int, ttl_ms: int) -> None:
+        keys = [f"{self._ns}:rep:{group}", f"{self._ns}:repx:{group}"]
+        await self._report(keys=keys, args=[member, value, ttl_ms])
+
+    async def reports(self, group: str) -> dict[str, int]:
+        keys = [f"{self._ns}:rep:{group}", f"{self._ns}:repx:{group}"]
+        flat = await self._reports(keys=keys)
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}

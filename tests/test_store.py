@@ -1,0 +1,264 @@
+"""Store conformance: the same tests against ``MemoryStore`` and ``RedisStore``.
+
+Owns nothing but these tests; the real store runs on a fresh namespace that is deleted after
+each test (``redis_store`` fixture in conftest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from shared.memory import MemoryStore
+from shared.store import LOGGING_CONFIGURATION, ROOM, QuotaExceeded, Store
+
+
+@pytest.fixture(params=["memory", "real"])
+def store(request: pytest.FixtureRequest) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    real: Store = request.getfixturevalue("redis_store")
+    return real
+
+
+async def _sleep_to_window_start(window_ms: int) -> None:
+    """Sleep until just after a window boundary, so a test's hits all land in one window."""
+    now_ms = time.time() * 1000
+    await asyncio.sleep(((now_ms // window_ms + 1) * window_ms - now_ms + 5) / 1000)
+
+
+# --- resources ------------------------------------------------------------------------------
+async def test_create_get_put_delete_count(store: Store) -> None:
+    record = {"arn": "arn:1", "name": "zoë ☕", "tags": {"a": "b"}, "n": 3, "ok": True, "none": None}
+    await store.create(ROOM, "r1", record, 1000, limit=10)
+    assert await store.get(ROOM, "r1") == record
+    assert await store.get(ROOM, "missing") is None
+    assert await store.count(ROOM) == 1
+
+    updated = {**record, "name": "renamed"}
+    assert await store.put(ROOM, "r1", updated, 2000) is True
+    assert await store.get(ROOM, "r1") == updated
+    assert await store.count(ROOM) == 1
+
+    assert await store.delete(ROOM, "r1") is True
+    assert await store.delete(ROOM, "r1") is False
+    assert await store.get(ROOM, "r1") is None
+    assert await store.count(ROOM) == 0
+
+
+async def test_put_does_not_create(store: Store) -> None:
+    assert await store.put(ROOM, "ghost", {"x": 1}, 1) is False
+    assert await store.get(ROOM, "ghost") is None
+    assert await store.count(ROOM) == 0
+    assert await store.page(ROOM, None, 10) == []
+
+
+async def test_kinds_are_separate(store: Store) -> None:
+    await store.create(ROOM, "same", {"kind": "room"}, 1, limit=1)
+    await store.create(LOGGING_CONFIGURATION, "same", {"kind": "lc"}, 1, limit=1)
+    assert await store.get(ROOM, "same") == {"kind": "room"}
+    assert await store.get(LOGGING_CONFIGURATION, "same") == {"kind": "lc"}
+    assert await store.delete(ROOM, "same")
+    assert await store.count(LOGGING_CONFIGURATION) == 1
+
+
+async def test_quota(store: Store) -> None:
+    for i in range(3):
+        await store.create(ROOM, f"r{i}", {"i": i}, i, limit=3)
+    with pytest.raises(QuotaExceeded) as raised:
+        await store.create(ROOM, "r3", {}, 3, limit=3)
+    assert (raised.value.kind, raised.value.limit) == (ROOM, 3)
+    assert await store.get(ROOM, "r3") is None
+    assert await store.count(ROOM) == 3
+    await store.delete(ROOM, "r0")  # deleting frees a slot
+    await store.create(ROOM, "r3", {}, 3, limit=3)
+    assert await store.count(ROOM) == 3
+
+
+async def test_concurrent_creates_never_exceed_limit(store: Store) -> None:
+    async def attempt(i: int) -> bool:
+        try:
+            await store.create(ROOM, f"r{i}", {"i": i}, i, limit=7)
+        except QuotaExceeded:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(i) for i in range(60)))
+    assert sum(results) == 7
+    assert await store.count(ROOM) == 7
+    created = [i for i, ok in enumerate(results) if ok]
+    for i in range(60):
+        assert (await store.get(ROOM, f"r{i}") is not None) == (i in created)
+
+
+@pytest.mark.integration
+async def test_concurrent_creates_from_several_replicas(redis_store: Store, redis_url: str, namespace: str) -> None:
+    from shared.redis_store import RedisStore
+
+    replicas = [redis_store] + [RedisStore(redis_url, namespace) for _ in range(3)]
+    try:
+
+        async def attempt(i: int) -> bool:
+            try:
+                await replicas[i % len(replicas)].create(ROOM, f"r{i}", {}, i, limit=5)
+            except QuotaExceeded:
+                return False
+            return True
+
+        results = await asyncio.gather(*(attempt(i) for i in range(80)))
+        assert sum(results) == 5
+        assert await redis_store.count(ROOM) == 5
+    finally:
+        for replica in replicas[1:]:
+            await replica.close()
+
+
+# --- paging ---------------------------------------------------------------------------------
+ROWS = [(100, "a"), (100, "c"), (200, "d"), (50, "e"), (100, "f"), (100, "b"), (300, "Z"), (300, "z")]
+EXPECTED = [(300, "z"), (300, "Z"), (200, "d"), (100, "f"), (100, "c"), (100, "b"), (100, "a"), (50, "e")]
+
+
+async def _fill(store: Store) -> None:
+    for updated, rid in ROWS:
+        await store.create(ROOM, rid, {"id": rid, "u": updated}, updated, limit=100)
+
+
+async def test_page_newest_first_ties_by_id_desc(store: Store) -> None:
+    await _fill(store)
+    rows = await store.page(ROOM, None, 100)
+    assert [(u, rid) for u, rid, _ in rows] == EXPECTED
+    assert all(record == {"id": rid, "u": u} for u, rid, record in rows)
+    assert [(u, rid) for u, rid, _ in await store.page(ROOM, None, 3)] == EXPECTED[:3]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+async def test_page_cursor_walks_everything_once(store: Store, size: int) -> None:
+    await _fill(store)
+    seen: list[tuple[int, str]] = []
+    after: tuple[int, str] | None = None
+    for _ in range(len(ROWS) + 1):  # bounded: a cursor that does not advance must fail, not hang
+        rows = await store.page(ROOM, after, size)
+        assert len(rows) <= size
+        if not rows:
+            break
+        seen.extend((u, rid) for u, rid, _ in rows)
+        after = (rows[-1][0], rows[-1][1])
+    assert seen == EXPECTED
+
+
+async def test_page_cursor_is_strictly_after(store: Store) -> None:
+    await _fill(store)
+    ids = lambda rows: [rid for _, rid, _ in rows]
+    assert ids(await store.page(ROOM, (100, "c"), 10)) == ["b", "a", "e"]
+    # The cursor need not exist any more (deleted or updated since): same position.
+    assert ids(await store.page(ROOM, (100, "bb"), 10)) == ["b", "a", "e"]
+    assert ids(await store.page(ROOM, (150, "x"), 2)) == ["f", "c"]
+    assert ids(await store.page(ROOM, (50, "e"), 10)) == []
+    assert ids(await store.page(ROOM, (1000, ""), 1)) == ["z"]
+
+
+async def test_put_moves_record_to_front_and_delete_removes_it(store: Store) -> None:
+    await _fill(store)
+    assert await store.put(ROOM, "a", {"id": "a", "u": 400}, 400)
+    assert await store.delete(ROOM, "d")
+    rows = await store.page(ROOM, None, 100)
+    assert [(u, rid) for u, rid, _ in rows][:3] == [(400, "a"), (300, "z"), (300, "Z")]
+    assert "d" not in [rid for _, rid, _ in rows]
+    assert len(rows) == len(ROWS) - 1
+
+
+# --- one-shot keys --------------------------------------------------------------------------
+async def test_claim_is_single_use_until_expiry(store: Store) -> None:
+    assert await store.claim("tok:1", 150) is True
+    assert await store.claim("tok:1", 150) is False
+    assert await store.claim("tok:2", 150) is True
+    await asyncio.sleep(0.25)
+    assert await store.claim("tok:1", 150) is True
+
+
+async def test_concurrent_claims_have_one_winner(store: Store) -> None:
+    results = await asyncio.gather(*(store.claim("tok:race", 5000) for _ in range(25)))
+    assert results.count(True) == 1
+
+
+async def test_claimed_and_claim_many(store: Store) -> None:
+    assert await store.claimed([]) == []
+    await store.claim_many([], 1000)
+    assert await store.claimed(["a", "b", "c"]) == [False, False, False]
+    await store.claim_many(["a", "b"], 150)
+    await store.claim("c", 5000)
+    assert await store.claimed(["a", "b", "c", "d"]) == [True, True, True, False]
+    assert await store.claim("a", 1000) is False  # claim_many marks like claim does
+    await asyncio.sleep(0.25)
+    assert await store.claimed(["a", "b", "c"]) == [False, False, True]
+
+
+# --- counters -------------------------------------------------------------------------------
+async def test_hit_counts_per_fixed_window(store: Store) -> None:
+    window_ms = 300
+    await _sleep_to_window_start(window_ms)
+    assert [await store.hit("conn:1", window_ms) for _ in range(3)] == [1, 2, 3]
+    assert await store.hit("conn:2", window_ms) == 1
+    await _sleep_to_window_start(window_ms)
+    assert await store.hit("conn:1", window_ms) == 1
+
+
+async def test_concurrent_hits_are_all_counted(store: Store) -> None:
+    window_ms = 2000
+    await _sleep_to_window_start(window_ms)
+    counts = await asyncio.gather(*(store.hit("room:busy", window_ms) for _ in range(40)))
+    assert sorted(counts) == list(range(1, 41))
+
+
+async def test_reports_expire_per_member(store: Store) -> None:
+    assert await store.reports("gateways") == {}
+    await store.report("gateways", "g1", 10, 5000)
+    await store.report("gateways", "g2", 20, 150)
+    await store.report("routers", "r1", 1, 5000)
+    assert await store.reports("gateways") == {"g1": 10, "g2": 20}
+    await store.report("gateways", "g1", 11, 5000)  # the last value wins
+    assert await store.reports("gateways") == {"g1": 11, "g2": 20}
+    await asyncio.sleep(0.25)
+    assert await store.reports("gateways") == {"g1": 11}
+    await store.report("gateways", "g2", 21, 5000)  # a member that comes back is live again
+    assert await store.reports("gateways") == {"g1": 11, "g2": 21}
+    assert await store.reports("routers") == {"r1": 1}
+
+
+async def test_report_refresh_extends_life(store: Store) -> None:
+    await store.report("g", "m", 1, 400)
+    await asyncio.sleep(0.25)
+    await store.report("g", "m", 2, 400)
+    await asyncio.sleep(0.25)  # past the first deadline, before the second
+    assert await store.reports("g") == {"m": 2}
+
+
+# --- real only ------------------------------------------------------------------------------
+@pytest.mark.integration
+async def test_keys_are_namespaced_and_destroy_removes_them(redis_url: str, namespace: str) -> None:
+    import redis.asyncio as aioredis
+
+    from shared.redis_store import RedisStore
+
+    store, other = RedisStore(redis_url, namespace), RedisStore(redis_url, namespace + "x")
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await store.create(ROOM, "r", {}, 1, limit=1)
+        await store.claim("k", 10_000)
+        await store.hit("h", 10_000)
+        await store.report("g", "m", 1, 10_000)
+        await other.create(ROOM, "r", {}, 1, limit=1)
+        assert await other.count(ROOM) == 1 and await store.count(ROOM) == 1
+        keys = [k.decode() async for k in client.scan_iter(match=f"{namespace}:*")]
+        assert keys and all(k.startswith(f"{namespace}:") for k in keys)
+        await store.destroy()
+        assert [k async for k in client.scan_iter(match=f"{namespace}:*")] == []
+        assert await other.get(ROOM, "r") == {}  # the neighbouring namespace is untouched
+    finally:
+        await store.destroy()
+        await other.destroy()
+        for closable in (store, other):
+            await closable.close()
+        await client.aclose()
