@@ -50,7 +50,7 @@ class Router:
         self._all_shards = all_shards  # embedded mode: one router, no membership to agree on
         self._rooms = RoomCache(store)
         self._states: dict[str, RoomState] = {}
-        self._pending: dict[str, deque[tuple[ActionEnvelope, Ack]]] = {}
+        self._pending: dict[str, deque[tuple[ActionEnvelope, Ack, bool]]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
         self._consumers: dict[int, ShardConsumer] = {}
         self._control: Subscription | None = None
@@ -117,12 +117,12 @@ class Router:
             self._rooms.invalidate(notice.subject)
 
     # --- per-room ordering ----------------------------------------------------------------
-    async def _on_action(self, action: ActionEnvelope, ack: Ack) -> None:
+    async def _on_action(self, action: ActionEnvelope, ack: Ack, redelivered: bool) -> None:
         room_id = action.room_id
         pending = self._pending.get(room_id)
         if pending is None:
             pending = self._pending[room_id] = deque()
-        pending.append((action, ack))
+        pending.append((action, ack, redelivered))
         if room_id not in self._draining:
             self._draining[room_id] = asyncio.create_task(self._drain(room_id))
 
@@ -139,7 +139,7 @@ class Router:
             elif not self._stopping:  # arrived while we were finishing
                 self._draining[room_id] = asyncio.create_task(self._drain(room_id))
 
-    async def _process_with_retry(self, room_id: str, batch: list[tuple[ActionEnvelope, Ack]]) -> None:
+    async def _process_with_retry(self, room_id: str, batch: list[tuple[ActionEnvelope, Ack, bool]]) -> None:
         delay = 0.05
         while not self._stopping:
             try:
@@ -152,19 +152,24 @@ class Router:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _process(self, room_id: str, batch: list[tuple[ActionEnvelope, Ack]]) -> None:
+    async def _process(self, room_id: str, batch: list[tuple[ActionEnvelope, Ack, bool]]) -> None:
         state = self._states.get(room_id)
         room = await self._rooms.get(room_id)
         if state is None:
             state = self._states[room_id] = RoomState(room)
         state.configure(room)
 
-        done_keys = [f"done:{action.frame_id}" for action, _ in batch]
-        already = await self.store.claimed(done_keys)
+        done_keys = [f"done:{action.frame_id}" for action, _, _ in batch]
+        # Only a redelivered action can have been published before (by a router that died
+        # before acking it); first deliveries skip the Store round trip.
+        if any(redelivered for _, _, redelivered in batch):
+            already = await self.store.claimed(done_keys)
+        else:
+            already = [False] * len(batch)
 
         items: list[DeliveryItem] = []
         errors: list[tuple[str, ConnectionNotice]] = []
-        for (action, _), seen in zip(batch, already, strict=True):
+        for (action, _, _), seen in zip(batch, already, strict=True):
             if seen:
                 continue
             metrics.MESSAGING_REQUESTS.inc()
@@ -181,5 +186,5 @@ class Router:
         for gateway_id, notice in errors:
             await self.bus.publish_gateway(gateway_id, notice.encode())
         await self.store.claim_many(done_keys, DONE_TTL_MS)
-        for _, ack in batch:
+        for _, ack, _ in batch:
             await ack()

@@ -98,7 +98,7 @@ class _AmqpShardConsumer(ShardConsumer):
                 continue
             self._in_handler = True
             try:
-                await self._handler(action, _acker(message, self.shard))
+                await self._handler(action, _acker(message, self.shard), bool(message.redelivered))
             except Exception:
                 # The message stays unacked (the handler owns the ack); it comes back when the
                 # channel closes.

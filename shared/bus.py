@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from shared.envelope import ActionEnvelope
 
 Ack = Callable[[], Awaitable[None]]
-ActionHandler = Callable[[ActionEnvelope, Ack], Awaitable[None]]
+ActionHandler = Callable[[ActionEnvelope, Ack, bool], Awaitable[None]]  # (action, ack, redelivered)
 RoomListener = Callable[[str, bytes], None]  # (room_id, RoomDelivery bytes)
 DataListener = Callable[[bytes], None]
 
@@ -74,8 +74,9 @@ class Bus(ABC):
 
     @abstractmethod
     async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
-        """Call ``handler(action, ack)`` for each action of ``shard``, one call at a time in
-        queue order. The handler should return quickly (queue the work) and call ``ack`` once
+        """Call ``handler(action, ack, redelivered)`` for each action of ``shard``, one call at a
+        time in queue order. ``redelivered`` is True when the broker may have handed this action
+        out before (only those can be duplicates). The handler should return quickly (queue the work) and call ``ack`` once
         the action's outcome is published. Unacked actions come back after a crash."""
 
     # --- fan-out ------------------------------------------------------------------------

@@ -10,8 +10,14 @@ Encoded as msgpack arrays in field order: compact and cheap to decode.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any
 import msgpack
+
+
+def _row(obj: Any) -> list[Any]:
+    """Field values in declaration order, shallow (``dataclasses.astuple`` deep-copies, slowly)."""
+    return [getattr(obj, name) for name in obj.__slots__]
 
 
 class Kind:
@@ -42,7 +48,7 @@ class ActionEnvelope:
     reason: str | None = None
 
     def encode(self) -> bytes:
-        return msgpack.packb(astuple(self))
+        return msgpack.packb(_row(self))
 
     @classmethod
     def decode(cls, data: bytes) -> ActionEnvelope:
@@ -65,7 +71,7 @@ class RoomDelivery:
     items: list[DeliveryItem] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return msgpack.packb([self.room_id, [astuple(item) for item in self.items]])
+        return msgpack.packb([self.room_id, [_row(item) for item in self.items]])
 
     @classmethod
     def decode(cls, data: bytes) -> RoomDelivery:
@@ -80,7 +86,7 @@ class ConnectionNotice:
     close_code: int = 0  # non-zero: close the connection with this code after the frame
 
     def encode(self) -> bytes:
-        return msgpack.packb(astuple(self))
+        return msgpack.packb(_row(self))
 
     @classmethod
     def decode(cls, data: bytes) -> ConnectionNotice:

@@ -6,6 +6,7 @@ import re
 import secrets
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_ID_SPACE = 62**12
 ID12_RE = re.compile(r"^[a-zA-Z0-9]{12}$")
 _ARN_RE = re.compile(
     r"^arn:aws:ivschat:(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):"
@@ -19,8 +20,12 @@ def new_id() -> str:
     Clients de-duplicate frames by Id for the whole session, so every frame needs one
     that was never used before (a per-connection counter would not do).
     """
-    choice = secrets.choice
-    return "".join(choice(_ALPHABET) for _ in range(12))
+    value = secrets.randbelow(_ID_SPACE)
+    chars = []
+    for _ in range(12):
+        value, digit = divmod(value, 62)
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)
 
 
 def room_arn(region: str, account: str, room_id: str) -> str:

@@ -163,7 +163,7 @@ class MemoryBus(Bus):
         async def pump() -> None:
             while True:
                 action = await queue.get()
-                await handler(action, _noop_ack)
+                await handler(action, _noop_ack, False)
 
         return _MemoryShardConsumer(asyncio.create_task(pump(), name=f"shard-{shard}"))
 

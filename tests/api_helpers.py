@@ -64,7 +64,7 @@ class ApiServer:
         await site.start()
         self.port = self._runner.addresses[0][1]
 
-        async def collect(action: ActionEnvelope, ack: Callable[[], Any]) -> None:
+        async def collect(action: ActionEnvelope, ack: Callable[[], Any], redelivered: bool) -> None:
             self.actions.put(action)
             await ack()
 

@@ -82,7 +82,7 @@ class Recorder:
     def ids(self) -> list[str]:
         return [a.frame_id for a in self.inbox.items]  # type: ignore[attr-defined]
 
-    async def __call__(self, envelope: ActionEnvelope, ack: Ack) -> None:
+    async def __call__(self, envelope: ActionEnvelope, ack: Ack, redelivered: bool = False) -> None:
         self.inbox.add(envelope)
         self.acks.append(ack)
         if self.auto_ack:
@@ -133,7 +133,7 @@ async def test_handler_calls_never_overlap(make_bus: MakeBus) -> None:
     bus = await make_bus()
     active, peak, seen = 0, 0, []
 
-    async def slow(envelope: ActionEnvelope, ack: Ack) -> None:
+    async def slow(envelope: ActionEnvelope, ack: Ack, redelivered: bool = False) -> None:
         nonlocal active, peak
         active += 1
         peak = max(peak, active)

@@ -1,0 +1,178 @@
+"""End-to-end throughput of ONE room in distributed mode.
+
+Starts ``parley api``, two ``parley gateway`` and N ``parley router`` processes on the real
+RabbitMQ and Redis (a throwaway namespace), creates a room, lifts its message rate cap (IVS caps
+rooms at 100 msg/s; the point here is what the pipeline sustains), then drives senders on
+gateway A and receivers spread over both gateways at a target rate for a fixed time.
+
+Prints one JSON object: offered and delivered messages/s, deliveries/s over all receivers,
+send→receive latency percentiles (ms, from the frame's SendTime) and lost messages.
+
+    .venv/bin/python bench/room_e2e.py --rate 2000 --seconds 10 --senders 20 --receivers 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shared.clock import parse_iso  # noqa: E402
+from shared.config import Settings  # noqa: E402
+from shared.envelope import ControlNotice  # noqa: E402
+from shared.models import Room  # noqa: E402
+from shared.store import ROOM  # noqa: E402
+from tests.chatclient import ChatClient  # noqa: E402
+from tests.cluster import Cluster  # noqa: E402
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_id: str, rate: int) -> None:
+    from shared.amqp_bus import AmqpRedisBus
+    from shared.redis_store import RedisStore
+
+    store = RedisStore(redis_url, settings.namespace)
+    bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
+    await store.start()
+    await bus.start()
+    record = await store.get(ROOM, room_id)
+    assert record is not None
+    room = Room.from_record(record)
+    room.maximum_message_rate_per_second = rate
+    await store.put(ROOM, room_id, room.to_record(), room.update_ms)
+    await bus.publish_control(ControlNotice(ControlNotice.ROOM_CHANGED, room_id).encode())
+    await bus.close()
+    await store.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    settings = Settings(
+        namespace="bench" + uuid.uuid4().hex[:8], access_key_id="AKIDBENCH", secret_access_key="bench-secret",
+        token_secret="bench-token-secret", shards=args.shards,
+    )
+    cluster = Cluster(settings, args.redis_url, args.amqp_url,
+                      extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"})
+    cluster.start_api()
+    cluster.start_gateway("gwA")
+    cluster.start_gateway("gwB")
+    for n in range(args.routers):
+        cluster.start_router(f"router{n}")
+    try:
+        ivschat = cluster.ivschat()
+        room = ivschat.create_room(name="bench", maximumMessageRatePerSecond=100)
+        await lift_rate_cap(settings, args.redis_url, args.amqp_url, room["id"], 1_000_000)
+
+        def token(user: str, caps: list[str]) -> str:
+            return ivschat.create_chat_token(roomIdentifier=room["arn"], userId=user, capabilities=caps)["token"]
+
+        senders = [await ChatClient.open(cluster.ws_url("gwA"), token(f"s{i}", ["SEND_MESSAGE"]))
+                   for i in range(args.senders)]
+        receivers = [await ChatClient.open(cluster.ws_url("gwA" if i % 2 == 0 else "gwB"), token(f"r{i}", []))
+                     for i in range(args.receivers)]
+        await asyncio.sleep(1.0)
+
+        latencies: list[float] = []
+        received = [0] * len(receivers)
+        errors: dict[int, int] = {}
+        stop_reading = asyncio.Event()
+
+        async def read(index: int, client: ChatClient) -> None:
+            ws = client.ws
+            while not stop_reading.is_set():
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 0.5)
+                except (asyncio.TimeoutError, TimeoutError):
+                    continue
+                frame = json.loads(raw)
+                if frame["Type"] == "MESSAGE":
+                    received[index] += 1
+                    if index == 0:
+                        latencies.append(time.time() * 1000 - parse_iso(frame["SendTime"]))
+
+        async def drain_errors(client: ChatClient) -> None:
+            while not stop_reading.is_set():
+                try:
+                    frame = json.loads(await asyncio.wait_for(client.ws.recv(), 0.5))
+                except (asyncio.TimeoutError, TimeoutError):
+                    continue
+                if frame["Type"] == "ERROR":
+                    errors[frame["ErrorCode"]] = errors.get(frame["ErrorCode"], 0) + 1
+
+        readers = [asyncio.create_task(read(i, c)) for i, c in enumerate(receivers)]
+        readers += [asyncio.create_task(drain_errors(c)) for c in senders]
+
+        sent = 0
+        started = time.perf_counter()
+        interval = 1.0 / args.rate
+        deadline = started + args.seconds
+        while (now := time.perf_counter()) < deadline:
+            due = int((now - started) / interval) + 1
+            while sent < due:
+                client = senders[sent % len(senders)]
+                await client.ws.send(json.dumps({"Action": "SEND_MESSAGE", "RequestId": str(sent), "Content": f"m{sent}"}))
+                sent += 1
+            await asyncio.sleep(0.001)
+        send_seconds = time.perf_counter() - started
+        # wait for the tail
+        tail_deadline = time.perf_counter() + 15
+        while min(received) < sent - sum(errors.values()) and time.perf_counter() < tail_deadline:
+            await asyncio.sleep(0.1)
+        total_seconds = time.perf_counter() - started
+        stop_reading.set()
+        await asyncio.gather(*readers)
+        for client in senders + receivers:
+            await client.close()
+        accepted = sent - sum(errors.values())
+        return {
+            "offered_msgs_per_s": round(sent / send_seconds),
+            "sent": sent,
+            "errors_by_code": errors,
+            "receivers": len(receivers),
+            "delivered_per_receiver_min": min(received),
+            "lost_per_receiver_max": accepted - min(received),
+            "delivered_msgs_per_s": round(min(received) / total_seconds),
+            # senders are in the room too and get every message (the echo), like receivers
+            "deliveries_per_s": round((sum(received) + min(received) * len(senders)) / total_seconds),
+            "connections_in_room": len(senders) + len(receivers),
+            "latency_ms_p50": round(percentile(latencies, 50), 1),
+            "latency_ms_p95": round(percentile(latencies, 95), 1),
+            "latency_ms_p99": round(percentile(latencies, 99), 1),
+            "routers": args.routers,
+        }
+    finally:
+        cluster.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=int, default=1000, help="offered messages per second")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--senders", type=int, default=10)
+    parser.add_argument("--receivers", type=int, default=4)
+    parser.add_argument("--routers", type=int, default=1)
+    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    args = parser.parse_args()
+    try:
+        import uvloop
+        result = uvloop.run(run(args))
+    except ImportError:
+        result = asyncio.run(run(args))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
