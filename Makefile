@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast services clean js
+.PHONY: install run test test-fast lint services clean js
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 
 js: tests/js/node_modules
 
-## the whole suite: unit, integration (real Redis + RabbitMQ) and end-to-end
-test: $(STAMP) services tests/js/node_modules
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## the whole suite: lint, unit, integration (real Redis + RabbitMQ) and end-to-end
+test: $(STAMP) services tests/js/node_modules lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 ## unit tests only (no servers)
@@ -37,4 +41,4 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache tests/js/node_modules

@@ -65,6 +65,7 @@ async def load_logging_configuration(ctx: ApiContext, arn: str) -> LoggingConfig
 
 # --- pagination -----------------------------------------------------------------------------
 
+
 def encode_cursor(kind: str, cursor: tuple[int, str]) -> str:
     raw = json.dumps([kind, cursor[0], cursor[1]], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

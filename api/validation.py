@@ -46,6 +46,7 @@ def operation_model(name: str) -> OperationModel:
 
 # --- shape checks that replace the model's pattern ---------------------------------------------
 
+
 def _check_resource_arn(value: str) -> str | None:
     if parse_arn(value) is None:
         return "Member must be an ivschat room or logging-configuration ARN"
@@ -69,6 +70,7 @@ SHAPE_CHECKS: dict[str, Callable[[str], str | None]] = {
 
 
 # --- the model walk -----------------------------------------------------------------------------
+
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
@@ -151,6 +153,7 @@ def check_value(shape: Any, value: Any, path: str, errors: FieldErrors) -> None:
 
 
 # --- rules the model cannot express -------------------------------------------------------------
+
 
 def _attributes_limit(params: dict[str, Any]) -> FieldErrors:
     attributes = params.get("attributes")

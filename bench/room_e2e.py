@@ -59,11 +59,18 @@ async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     settings = Settings(
-        namespace="bench" + uuid.uuid4().hex[:8], access_key_id="AKIDBENCH", secret_access_key="bench-secret",
-        token_secret="bench-token-secret", shards=args.shards,
+        namespace="bench" + uuid.uuid4().hex[:8],
+        access_key_id="AKIDBENCH",
+        secret_access_key="bench-secret",
+        token_secret="bench-token-secret",
+        shards=args.shards,
     )
-    cluster = Cluster(settings, args.redis_url, args.amqp_url,
-                      extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"})
+    cluster = Cluster(
+        settings,
+        args.redis_url,
+        args.amqp_url,
+        extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"},
+    )
     cluster.start_api()
     cluster.start_gateway("gwA")
     cluster.start_gateway("gwB")
@@ -77,10 +84,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         def token(user: str, caps: list[str]) -> str:
             return ivschat.create_chat_token(roomIdentifier=room["arn"], userId=user, capabilities=caps)["token"]
 
-        senders = [await ChatClient.open(cluster.ws_url("gwA"), token(f"s{i}", ["SEND_MESSAGE"]))
-                   for i in range(args.senders)]
-        receivers = [await ChatClient.open(cluster.ws_url("gwA" if i % 2 == 0 else "gwB"), token(f"r{i}", []))
-                     for i in range(args.receivers)]
+        senders = [
+            await ChatClient.open(cluster.ws_url("gwA"), token(f"s{i}", ["SEND_MESSAGE"])) for i in range(args.senders)
+        ]
+        receivers = [
+            await ChatClient.open(cluster.ws_url("gwA" if i % 2 == 0 else "gwB"), token(f"r{i}", []))
+            for i in range(args.receivers)
+        ]
         await asyncio.sleep(1.0)
 
         latencies: list[float] = []
@@ -93,7 +103,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             while not stop_reading.is_set():
                 try:
                     raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except (asyncio.TimeoutError, TimeoutError):
+                except TimeoutError:
                     continue
                 frame = json.loads(raw)
                 if frame["Type"] == "MESSAGE":
@@ -105,7 +115,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             while not stop_reading.is_set():
                 try:
                     frame = json.loads(await asyncio.wait_for(client.ws.recv(), 0.5))
-                except (asyncio.TimeoutError, TimeoutError):
+                except TimeoutError:
                     continue
                 if frame["Type"] == "ERROR":
                     errors[frame["ErrorCode"]] = errors.get(frame["ErrorCode"], 0) + 1
@@ -121,7 +131,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             due = int((now - started) / interval) + 1
             while sent < due:
                 client = senders[sent % len(senders)]
-                await client.ws.send(json.dumps({"Action": "SEND_MESSAGE", "RequestId": str(sent), "Content": f"m{sent}"}))
+                await client.ws.send(
+                    json.dumps({"Action": "SEND_MESSAGE", "RequestId": str(sent), "Content": f"m{sent}"})
+                )
                 sent += 1
             await asyncio.sleep(0.001)
         send_seconds = time.perf_counter() - started
@@ -168,6 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         import uvloop
+
         result = uvloop.run(run(args))
     except ImportError:
         result = asyncio.run(run(args))

@@ -87,7 +87,9 @@ class Gateway:
             self._server.close(close_connections=False)
         for ws in self.fanout.connections():
             frame = frames.error_frame(
-                frame_id=new_id(), request_id=None, code=ErrorCode.UNAUTHORIZED,
+                frame_id=new_id(),
+                request_id=None,
+                code=ErrorCode.UNAUTHORIZED,
                 message="Gateway shutting down; reconnect with a new token",
             )
             with contextlib.suppress(Exception):

@@ -79,8 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     _metrics(settings)
     store, bus = real_backends(settings)
     node = Node(
-        settings, store, bus,
-        api=args.command == "api", gateway=args.command == "gateway", router=args.command == "router",
+        settings,
+        store,
+        bus,
+        api=args.command == "api",
+        gateway=args.command == "gateway",
+        router=args.command == "router",
     )
     port = getattr(args, "port", None)
 

@@ -23,14 +23,16 @@ def real_backends(settings: Settings) -> tuple[Store, Bus]:
 
     store = RedisStore(settings.redis_url, settings.namespace)
     bus = AmqpRedisBus(
-        settings.amqp_url, settings.redis_url, settings.namespace, shards=settings.shards, prefetch=settings.router_prefetch
+        settings.amqp_url,
+        settings.redis_url,
+        settings.namespace,
+        shards=settings.shards,
+        prefetch=settings.router_prefetch,
     )
     return store, bus
 
 
-async def serve_until_signal(
-    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
-) -> None:
+async def serve_until_signal(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
     """Run ``start``, wait for SIGINT/SIGTERM, then ``stop`` (graceful shutdown)."""
     done = asyncio.Event()
     loop = asyncio.get_running_loop()

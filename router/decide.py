@@ -11,6 +11,7 @@ from shared import frames
 from shared.envelope import ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
 from shared.models import Room
 from shared.ratelimit import SlidingWindow
+from shared.review import Verdict
 
 
 @dataclass(slots=True)
@@ -20,6 +21,7 @@ class Outcome:
     delivery: DeliveryItem | None = None
     error: ConnectionNotice | None = None
     gateway_id: str = ""  # where ``error`` goes
+    needs_review: bool = False  # passed the room's rules; the reviewer decides, then ``reviewed``
 
 
 @dataclass(slots=True)
@@ -62,16 +64,9 @@ def decide(action: ActionEnvelope, state: RoomState) -> Outcome:
                 frames.ErrorCode.TOO_MANY_REQUESTS,
                 f"Room message rate of {room.maximum_message_rate_per_second}/s exceeded",
             )
-        frame = frames.message_frame(
-            frame_id=action.frame_id,
-            request_id=action.request_id,
-            content=action.content,
-            attributes=action.attributes,
-            send_ms=action.received_ms,
-            sender_user_id=action.user_id,
-            sender_attributes=action.user_attributes,
-        )
-        return Outcome(DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms))
+        if room.review_uri:
+            return Outcome(needs_review=True)
+        return _message(action, action.content, action.attributes)
 
     if action.kind == Kind.DELETE_MESSAGE:
         attributes = frames.delete_message_attributes(action.target, action.reason)
@@ -88,6 +83,27 @@ def decide(action: ActionEnvelope, state: RoomState) -> Outcome:
         return Outcome(_event(action, action.target, action.attributes))
 
     return reject(action, frames.ErrorCode.BAD_REQUEST, "Unknown action")
+
+
+def reviewed(action: ActionEnvelope, verdict: Verdict) -> Outcome:
+    """The outcome of a SendMessage once its review is in: delivered as reviewed, or 406."""
+    if not verdict.allow:
+        reason = f": {verdict.reason}" if verdict.reason else ""
+        return reject(action, frames.ErrorCode.REJECTED, f"Message rejected by review{reason}")
+    return _message(action, verdict.content, verdict.attributes)
+
+
+def _message(action: ActionEnvelope, content: str, attributes: dict[str, str] | None) -> Outcome:
+    frame = frames.message_frame(
+        frame_id=action.frame_id,
+        request_id=action.request_id,
+        content=content,
+        attributes=attributes,
+        send_ms=action.received_ms,
+        sender_user_id=action.user_id,
+        sender_attributes=action.user_attributes,
+    )
+    return Outcome(DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms))
 
 
 def _event(action: ActionEnvelope, name: str, attributes: dict[str, str] | None) -> DeliveryItem:

@@ -15,13 +15,15 @@ from collections import deque
 
 import structlog
 
-from router.decide import RoomState, decide
+from router.decide import Outcome, RoomState, decide, reviewed
 from router.rooms import RoomCache
 from router.shards import owned_shards
 from shared import metrics
 from shared.bus import Ack, Bus, ShardConsumer, Subscription
 from shared.config import Settings
 from shared.envelope import ActionEnvelope, ConnectionNotice, ControlNotice, DeliveryItem, RoomDelivery
+from shared.models import Room
+from shared.review import FallbackReviewer, Reviewer
 from shared.store import Store
 
 log = structlog.get_logger("router")
@@ -42,12 +44,14 @@ class Router:
         *,
         router_id: str | None = None,
         all_shards: bool = False,
+        reviewer: Reviewer | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
         self.router_id = router_id or f"router-{secrets.token_hex(4)}"
         self._all_shards = all_shards  # embedded mode: one router, no membership to agree on
+        self.reviewer = reviewer or FallbackReviewer()
         self._rooms = RoomCache(store)
         self._states: dict[str, RoomState] = {}
         self._pending: dict[str, deque[tuple[ActionEnvelope, Ack, bool]]] = {}
@@ -167,14 +171,19 @@ class Router:
         else:
             already = [False] * len(batch)
 
-        items: list[DeliveryItem] = []
-        errors: list[tuple[str, ConnectionNotice]] = []
+        decided: list[tuple[ActionEnvelope, Outcome]] = []
         for (action, _, _), seen in zip(batch, already, strict=True):
             if seen:
                 continue
             metrics.MESSAGING_REQUESTS.inc()
             metrics.REQUESTS.labels(action.kind).inc()
-            outcome = decide(action, state)
+            decided.append((action, decide(action, state)))
+        if room is not None and any(outcome.needs_review for _, outcome in decided):
+            decided = await self._review(room, decided)
+
+        items: list[DeliveryItem] = []
+        errors: list[tuple[str, ConnectionNotice]] = []
+        for _, outcome in decided:
             if outcome.delivery is not None:
                 items.append(outcome.delivery)
             if outcome.error is not None:
@@ -188,3 +197,14 @@ class Router:
         await self.store.claim_many(done_keys, DONE_TTL_MS)
         for _, ack, _ in batch:
             await ack()
+
+    async def _review(
+        self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]
+    ) -> list[tuple[ActionEnvelope, Outcome]]:
+        """Review the batch's messages concurrently; the results keep the batch's order."""
+        pending = [(index, action) for index, (action, outcome) in enumerate(decided) if outcome.needs_review]
+        verdicts = await asyncio.gather(*(self.reviewer.review(room, action) for _, action in pending))
+        result = list(decided)
+        for (index, action), verdict in zip(pending, verdicts, strict=True):
+            result[index] = (action, reviewed(action, verdict))
+        return result

@@ -218,9 +218,7 @@ class _PubSubHub:
                 # math.inf: block without a timeout (redis-py's opt-in); no polling, no per-read timer.
                 # push_request: redis-py 8 speaks RESP3, where pub/sub messages are push frames
                 # that the parser otherwise diverts to a push handler instead of returning.
-                reply = await self._conn.read_response(
-                    timeout=math.inf, disconnect_on_error=False, push_request=True
-                )
+                reply = await self._conn.read_response(timeout=math.inf, disconnect_on_error=False, push_request=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -326,9 +324,7 @@ class _RedisSubscription(Subscription):
 
 # --- the bus ---------------------------------------------------------------------------------
 class AmqpRedisBus(Bus):
-    def __init__(
-        self, amqp_url: str, redis_url: str, namespace: str, shards: int = 16, prefetch: int = 256
-    ) -> None:
+    def __init__(self, amqp_url: str, redis_url: str, namespace: str, shards: int = 16, prefetch: int = 256) -> None:
         self.shards = shards
         self.prefetch = prefetch
         self._amqp_url = amqp_url

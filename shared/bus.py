@@ -76,8 +76,9 @@ class Bus(ABC):
     async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
         """Call ``handler(action, ack, redelivered)`` for each action of ``shard``, one call at a
         time in queue order. ``redelivered`` is True when the broker may have handed this action
-        out before (only those can be duplicates). The handler should return quickly (queue the work) and call ``ack`` once
-        the action's outcome is published. Unacked actions come back after a crash."""
+        out before (only those can be duplicates). The handler should return quickly (queue the
+        work) and call ``ack`` once the action's outcome is published. Unacked actions come back
+        after a crash."""
 
     # --- fan-out ------------------------------------------------------------------------
     @abstractmethod

@@ -82,9 +82,7 @@ def attributes_size(attributes: dict[str, str]) -> int:
 def check_attributes(value: Any, field: str, request_id: str | None) -> dict[str, str] | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise FrameError(ErrorCode.BAD_REQUEST, f"{field} must be a map of strings to strings", request_id)
     if attributes_size(value) > MAX_ATTRIBUTES_BYTES:
         raise FrameError(ErrorCode.TOO_LARGE, f"{field} must be at most {MAX_ATTRIBUTES_BYTES} bytes", request_id)
@@ -122,7 +120,9 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
 
     request_id = body.get("RequestId")
     if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID_LENGTH):
-        raise FrameError(ErrorCode.BAD_REQUEST, f"RequestId must be a string of at most {MAX_REQUEST_ID_LENGTH} characters")
+        raise FrameError(
+            ErrorCode.BAD_REQUEST, f"RequestId must be a string of at most {MAX_REQUEST_ID_LENGTH} characters"
+        )
 
     action = body.get("Action")
     if action == Action.SEND_MESSAGE:
@@ -130,7 +130,9 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         if not isinstance(content, str) or not content:
             raise FrameError(ErrorCode.BAD_REQUEST, "Content is required and must be a non-empty string", request_id)
         if len(content) > MAX_MESSAGE_LENGTH:
-            raise FrameError(ErrorCode.BAD_REQUEST, f"Messages must be at most {MAX_MESSAGE_LENGTH} characters", request_id)
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, f"Messages must be at most {MAX_MESSAGE_LENGTH} characters", request_id
+            )
         attributes = check_attributes(body.get("Attributes"), "Attributes", request_id)
         return ClientRequest(Action.SEND_MESSAGE, request_id, content=content, attributes=attributes)
     if action == Action.DELETE_MESSAGE:
@@ -149,6 +151,7 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
 
 
 # --- server → client -------------------------------------------------------------------------
+
 
 def _encode(frame: dict[str, Any]) -> bytes:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode()

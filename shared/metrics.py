@@ -9,25 +9,17 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 # --- IVS metrics ------------------------------------------------------------------------------
-CONCURRENT_CHAT_CONNECTIONS = Gauge(
-    "ConcurrentChatConnections", "Open chat connections held by this gateway"
-)
+CONCURRENT_CHAT_CONNECTIONS = Gauge("ConcurrentChatConnections", "Open chat connections held by this gateway")
 MESSAGING_REQUESTS = Counter("MessagingRequests", "Messaging requests decided (all actions)")
 REQUESTS = Counter("Requests", "Messaging requests by action", ["Action"])
 MESSAGING_DELIVERIES = Counter("MessagingDeliveries", "Frames delivered to connections")
 DELIVERIES = Counter("Deliveries", "Frames delivered to connections, by action", ["Action"])
 INVOCATION_ERRORS = Counter("InvocationErrors", "Review handler could not be invoked", ["Uri"])
-RESPONSE_VALIDATION_ERRORS = Counter(
-    "ResponseValidationErrors", "Review handler returned an invalid response", ["Uri"]
-)
+RESPONSE_VALIDATION_ERRORS = Counter("ResponseValidationErrors", "Review handler returned an invalid response", ["Uri"])
 
 # --- operational ------------------------------------------------------------------------------
-CONNECT_REJECTIONS = Counter(
-    "parley_connect_rejections", "WebSocket upgrades refused, by reason", ["reason"]
-)
-REQUEST_ERRORS = Counter(
-    "parley_request_errors", "ERROR frames sent to clients, by error code", ["code"]
-)
+CONNECT_REJECTIONS = Counter("parley_connect_rejections", "WebSocket upgrades refused, by reason", ["reason"])
+REQUEST_ERRORS = Counter("parley_request_errors", "ERROR frames sent to clients, by error code", ["code"])
 SEND_TO_DELIVER_SECONDS = Histogram(
     "parley_send_to_deliver_seconds",
     "Time from a gateway accepting a request to another gateway writing the result",

@@ -170,7 +170,9 @@ class RedisStore(Store):
             return []
         raws = await self._redis.mget([self._rec(kind, rid) for _, rid in rows])
         # A record deleted between the two reads is skipped, as if the page was read just after.
-        return [(updated, rid, _decode(raw)) for (updated, rid), raw in zip(rows, raws) if raw is not None]
+        return [
+            (updated, rid, _decode(raw)) for (updated, rid), raw in zip(rows, raws, strict=False) if raw is not None
+        ]
 
     # --- one-shot keys ----------------------------------------------------------------------
     async def claim(self, key: str, ttl_ms: int) -> bool:

@@ -50,9 +50,7 @@ class Store(ABC):
     async def count(self, kind: str) -> int: ...
 
     @abstractmethod
-    async def page(
-        self, kind: str, after: tuple[int, str] | None, limit: int
-    ) -> list[tuple[int, str, Record]]:
+    async def page(self, kind: str, after: tuple[int, str] | None, limit: int) -> list[tuple[int, str, Record]]:
         """Up to ``limit`` records as ``(updated_ms, id, record)``, newest update first, strictly
         after the ``(updated_ms, id)`` cursor in that order."""
 

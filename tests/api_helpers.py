@@ -116,8 +116,12 @@ class ApiServer:
     ) -> dict[str, str]:
         """Headers signed with this server's credentials for ``method path`` and ``body``."""
         return sign_headers(
-            method, self.url + path, {"Host": f"127.0.0.1:{self.port}", **(headers or {})}, body,
-            access_key=self.settings.access_key_id, secret=self.settings.secret_access_key,
+            method,
+            self.url + path,
+            {"Host": f"127.0.0.1:{self.port}", **(headers or {})},
+            body,
+            access_key=self.settings.access_key_id,
+            secret=self.settings.secret_access_key,
             region=self.settings.region,
         )
 
@@ -140,10 +144,15 @@ class ApiServer:
         headers = {"Content-Type": "application/json", "Host": f"127.0.0.1:{self.port}"}
         if sign:
             headers = sign_headers(
-                method, self.url + path, headers, body,
+                method,
+                self.url + path,
+                headers,
+                body,
                 access_key=self.settings.access_key_id,
                 secret=self.settings.secret_access_key if secret is None else secret,
-                region=self.settings.region, service=service, when=when,
+                region=self.settings.region,
+                service=service,
+                when=when,
             )
         if after_signing is not None:
             headers, body = after_signing(headers, body)

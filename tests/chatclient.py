@@ -51,7 +51,7 @@ class ChatClient:
         while True:
             try:
                 got.append(await self.recv(quiet))
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 return got
 
     async def close(self) -> None:

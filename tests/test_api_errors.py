@@ -26,6 +26,7 @@ def _error(status_headers_body: tuple) -> tuple[int, str, dict]:
 
 # --- SigV4 ---------------------------------------------------------------------------------------
 
+
 def test_wrong_secret_is_access_denied(api: ApiServer) -> None:
     ivs = api.client(aws_secret_access_key="not-the-secret")
     with pytest.raises(ivs.exceptions.AccessDeniedException) as caught:
@@ -120,6 +121,7 @@ def test_healthz_needs_no_auth(api: ApiServer) -> None:
 
 # --- protocol ------------------------------------------------------------------------------------
 
+
 def test_unknown_operation(api: ApiServer) -> None:
     status, code, body = _error(api.raw("POST", "/CreateChannel", b"{}"))
     assert (status, code) == (400, "ValidationException")
@@ -143,13 +145,23 @@ def test_oversized_body(api: ApiServer) -> None:
 
 
 def test_wrong_json_types_are_field_errors(api: ApiServer) -> None:
-    payload = {"name": 5, "maximumMessageLength": "10", "tags": ["a"], "messageReviewHandler": "x",
-               "maximumMessageRatePerSecond": True, "unknownMember": {"ignored": True}}
+    payload = {
+        "name": 5,
+        "maximumMessageLength": "10",
+        "tags": ["a"],
+        "messageReviewHandler": "x",
+        "maximumMessageRatePerSecond": True,
+        "unknownMember": {"ignored": True},
+    }
     status, code, body = _error(api.raw("POST", "/CreateRoom", json.dumps(payload).encode()))
     assert (status, code) == (400, "ValidationException")
     assert body["reason"] == "FIELD_VALIDATION_FAILED"
     assert {f["name"] for f in body["fieldList"]} == {
-        "name", "maximumMessageLength", "tags", "messageReviewHandler", "maximumMessageRatePerSecond"
+        "name",
+        "maximumMessageLength",
+        "tags",
+        "messageReviewHandler",
+        "maximumMessageRatePerSecond",
     }
     assert body["message"].startswith("5 validation errors detected")
 
@@ -187,6 +199,7 @@ def test_room_identifier_must_be_a_room_arn(ivs) -> None:
 
 
 # --- throttling, internal errors -----------------------------------------------------------------
+
 
 def test_throttling(settings, start_api) -> None:
     ivs = start_api(settings.with_(api_throttling=True)).client()

@@ -21,9 +21,7 @@ FIREHOSE = {"firehose": {"deliveryStreamName": "stream_1.a"}}
 @pytest.mark.parametrize("destination", [S3, CLOUDWATCH, FIREHOSE])
 def test_create_and_get(ivs, destination) -> None:
     created = ivs.create_logging_configuration(name="logs-1", destinationConfiguration=destination, tags={"a": "b"})
-    assert re.fullmatch(
-        r"arn:aws:ivschat:us-east-1:123456789012:logging-configuration/[A-Za-z0-9]{12}", created["arn"]
-    )
+    assert re.fullmatch(r"arn:aws:ivschat:us-east-1:123456789012:logging-configuration/[A-Za-z0-9]{12}", created["arn"])
     assert created["arn"].endswith("/" + created["id"])
     assert created["state"] == "ACTIVE"
     assert created["destinationConfiguration"] == destination

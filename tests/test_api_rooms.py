@@ -58,8 +58,17 @@ def test_create_with_every_field_then_get(api: ApiServer, ivs) -> None:
         loggingConfigurationIdentifiers=[config["arn"]],
     )
     fetched = ivs.get_room(identifier=created["arn"])
-    for key in ("arn", "id", "name", "maximumMessageRatePerSecond", "maximumMessageLength",
-                "messageReviewHandler", "tags", "loggingConfigurationIdentifiers", "createTime"):
+    for key in (
+        "arn",
+        "id",
+        "name",
+        "maximumMessageRatePerSecond",
+        "maximumMessageLength",
+        "messageReviewHandler",
+        "tags",
+        "loggingConfigurationIdentifiers",
+        "createTime",
+    ):
         assert fetched[key] == created[key], key
     assert fetched["maximumMessageRatePerSecond"] == 100
     assert fetched["maximumMessageLength"] == 1
@@ -85,8 +94,12 @@ def test_review_handler_uri_others_rejected(ivs, uri: str) -> None:
 
 
 def test_update_changes_only_given_fields_and_notifies(api: ApiServer, ivs) -> None:
-    room = ivs.create_room(name="before", maximumMessageLength=200, tags={"k": "v"},
-                           messageReviewHandler={"uri": LAMBDA_ARN, "fallbackResult": "DENY"})
+    room = ivs.create_room(
+        name="before",
+        maximumMessageLength=200,
+        tags={"k": "v"},
+        messageReviewHandler={"uri": LAMBDA_ARN, "fallbackResult": "DENY"},
+    )
     updated = ivs.update_room(identifier=room["arn"], maximumMessageRatePerSecond=42)
     assert updated["maximumMessageRatePerSecond"] == 42
     assert updated["name"] == "before"
@@ -192,12 +205,20 @@ def test_list_rooms_filters_return_full_pages(ivs) -> None:
     matching = []
     for i in range(30):
         if i in (3, 17, 29):
-            matching.append(ivs.create_room(name="wanted", messageReviewHandler={"uri": "parley:allow"},
-                                            loggingConfigurationIdentifiers=[config["arn"]])["arn"])
+            matching.append(
+                ivs.create_room(
+                    name="wanted",
+                    messageReviewHandler={"uri": "parley:allow"},
+                    loggingConfigurationIdentifiers=[config["arn"]],
+                )["arn"]
+            )
         else:
             ivs.create_room(name=f"other{i}")
-    for filters in ({"name": "wanted"}, {"messageReviewHandlerUri": "parley:allow"},
-                    {"loggingConfigurationIdentifier": config["arn"]}):
+    for filters in (
+        {"name": "wanted"},
+        {"messageReviewHandlerUri": "parley:allow"},
+        {"loggingConfigurationIdentifier": config["arn"]},
+    ):
         first = ivs.list_rooms(maxResults=2, **filters)
         assert len(first["rooms"]) == 2, filters
         second = ivs.list_rooms(maxResults=2, nextToken=first["nextToken"], **filters)

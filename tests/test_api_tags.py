@@ -15,10 +15,16 @@ pytest_plugins = ["api_helpers"]
 
 def test_tag_list_untag_room(ivs) -> None:
     room = ivs.create_room(tags={"keep": "1", "drop": "2"})
-    assert ivs.tag_resource(resourceArn=room["arn"], tags={"new key": "v", "keep": "overwritten"})[
-        "ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert (
+        ivs.tag_resource(resourceArn=room["arn"], tags={"new key": "v", "keep": "overwritten"})["ResponseMetadata"][
+            "HTTPStatusCode"
+        ]
+        == 200
+    )
     assert ivs.list_tags_for_resource(resourceArn=room["arn"])["tags"] == {
-        "keep": "overwritten", "drop": "2", "new key": "v"
+        "keep": "overwritten",
+        "drop": "2",
+        "new key": "v",
     }
     ivs.untag_resource(resourceArn=room["arn"], tagKeys=["drop", "new key", "absent"])
     assert ivs.list_tags_for_resource(resourceArn=room["arn"])["tags"] == {"keep": "overwritten"}
@@ -52,10 +58,13 @@ def test_arn_arrives_with_encoded_slash(api: ApiServer, ivs) -> None:
     assert ivs.list_tags_for_resource(resourceArn=room["arn"])["tags"] == {}
 
 
-@pytest.mark.parametrize("arn", [
-    "arn:aws:ivschat:us-east-1:123456789012:room/abcDEF123456",
-    "arn:aws:ivschat:us-east-1:123456789012:logging-configuration/abcDEF123456",
-])
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:ivschat:us-east-1:123456789012:room/abcDEF123456",
+        "arn:aws:ivschat:us-east-1:123456789012:logging-configuration/abcDEF123456",
+    ],
+)
 def test_unknown_resource(ivs, arn: str) -> None:
     with pytest.raises(ivs.exceptions.ResourceNotFoundException) as caught:
         ivs.list_tags_for_resource(resourceArn=arn)
@@ -66,11 +75,14 @@ def test_unknown_resource(ivs, arn: str) -> None:
         ivs.untag_resource(resourceArn=arn, tagKeys=["a"])
 
 
-@pytest.mark.parametrize("arn", [
-    "arn:aws:ivschat:us-east-1:123456789012:channel/abcDEF123456",
-    "arn:aws:ivs:us-east-1:123456789012:room/abcDEF123456",
-    "not-an-arn",
-])
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:ivschat:us-east-1:123456789012:channel/abcDEF123456",
+        "arn:aws:ivs:us-east-1:123456789012:room/abcDEF123456",
+        "not-an-arn",
+    ],
+)
 def test_malformed_resource_arn(ivs, arn: str) -> None:
     with pytest.raises(ivs.exceptions.ValidationException) as caught:
         ivs.list_tags_for_resource(resourceArn=arn)

@@ -124,7 +124,9 @@ async def test_actions_go_only_to_their_shard(make_bus: MakeBus) -> None:
     assert {a.room_id for a in recorders[1].inbox.items} == set(mine)  # type: ignore[attr-defined]
     assert {a.room_id for a in recorders[2].inbox.items} == set(other)  # type: ignore[attr-defined]
     for room in mine:  # concurrent publishes: each room's own sequence is still whole
-        assert sorted(i for i in recorders[1].ids if i.startswith(room + "-")) == sorted(f"{room}-{n}" for n in range(5))
+        assert sorted(i for i in recorders[1].ids if i.startswith(room + "-")) == sorted(
+            f"{room}-{n}" for n in range(5)
+        )
     for consumer in consumers:
         await consumer.stop()
 

@@ -56,8 +56,13 @@ async def _room(node: Node, **kw: object) -> Room:
 
 def _token(node: Node, room: Room, user: str, caps: tuple[str, ...] = ("SEND_MESSAGE",), minutes: int = 60) -> str:
     token, _ = tokens.mint(
-        node.settings.token_secret_bytes, room_id=room.id, user_id=user, capabilities=list(caps),
-        attributes={"displayName": user.title()}, now_ms=now_ms(), session_minutes=minutes,
+        node.settings.token_secret_bytes,
+        room_id=room.id,
+        user_id=user,
+        capabilities=list(caps),
+        attributes={"displayName": user.title()},
+        now_ms=now_ms(),
+        session_minutes=minutes,
     )
     return token
 
@@ -189,8 +194,13 @@ async def test_session_expiry_sends_401_then_closes(node: Node, monkeypatch: pyt
     # A session minted ~60 minutes ago that ends in 300 ms (its token lifetime stretched to allow it).
     monkeypatch.setattr(tokens, "TOKEN_LIFETIME_MS", 2 * 3_600_000)
     token, _ = tokens.mint(
-        node.settings.token_secret_bytes, room_id=room.id, user_id="alice", capabilities=[],
-        attributes=None, now_ms=now_ms() - 60 * 60_000 + 300, session_minutes=60,
+        node.settings.token_secret_bytes,
+        room_id=room.id,
+        user_id="alice",
+        capabilities=[],
+        attributes=None,
+        now_ms=now_ms() - 60 * 60_000 + 300,
+        session_minutes=60,
     )
     client = await ChatClient.open(_url(node), token)
     error = await client.expect(Type="ERROR", timeout=3)

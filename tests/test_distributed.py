@@ -49,7 +49,9 @@ def _destroy(settings: Settings, redis_url: str, amqp_url: str) -> None:
 
 def _token(cluster: Cluster, arn: str, user: str, caps: list[str] | None = None) -> str:
     return cluster.ivschat().create_chat_token(
-        roomIdentifier=arn, userId=user, capabilities=caps if caps is not None else ["SEND_MESSAGE"],
+        roomIdentifier=arn,
+        userId=user,
+        capabilities=caps if caps is not None else ["SEND_MESSAGE"],
         attributes={"displayName": user},
     )["token"]
 

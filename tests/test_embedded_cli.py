@@ -23,8 +23,20 @@ def dev() -> Iterator[dict[str, int]]:
     ports = {"api": free_port(), "gateway": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "parley", "dev", "--api-port", str(ports["api"]), "--gateway-port", str(ports["gateway"])],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "parley",
+            "dev",
+            "--api-port",
+            str(ports["api"]),
+            "--gateway-port",
+            str(ports["gateway"]),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_http(f"http://127.0.0.1:{ports['api']}/healthz")
@@ -37,13 +49,18 @@ def dev() -> Iterator[dict[str, int]]:
 
 async def test_parley_dev_serves_boto3_and_websockets(dev: dict[str, int]) -> None:
     ivschat = boto3.client(
-        "ivschat", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{dev['api']}",
-        aws_access_key_id="AKIDPARLEYDEV", aws_secret_access_key="parley-dev-secret",
+        "ivschat",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{dev['api']}",
+        aws_access_key_id="AKIDPARLEYDEV",
+        aws_secret_access_key="parley-dev-secret",
         config=Config(retries={"max_attempts": 1}),
     )
     room = ivschat.create_room(name="lobby")
     assert ivschat.get_room(identifier=room["arn"])["maximumMessageLength"] == 500
-    token = ivschat.create_chat_token(roomIdentifier=room["arn"], userId="alice", capabilities=["SEND_MESSAGE"])["token"]
+    token = ivschat.create_chat_token(roomIdentifier=room["arn"], userId="alice", capabilities=["SEND_MESSAGE"])[
+        "token"
+    ]
     client = await ChatClient.open(f"ws://127.0.0.1:{dev['gateway']}/", token)
     rid = await client.send_message("hello from dev")
     frame = await client.expect(Type="MESSAGE")
@@ -53,7 +70,10 @@ async def test_parley_dev_serves_boto3_and_websockets(dev: dict[str, int]) -> No
     await client.close()
     with pytest.raises(ivschat.exceptions.AccessDeniedException):
         boto3.client(
-            "ivschat", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{dev['api']}",
-            aws_access_key_id="AKIDPARLEYDEV", aws_secret_access_key="wrong",
+            "ivschat",
+            region_name="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{dev['api']}",
+            aws_access_key_id="AKIDPARLEYDEV",
+            aws_secret_access_key="wrong",
             config=Config(retries={"max_attempts": 1}),
         ).list_rooms()

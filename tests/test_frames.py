@@ -13,7 +13,10 @@ from shared.ids import ID12_RE, new_id, parse_arn, room_arn
 
 
 def test_sdk_send_message_frame_parses() -> None:
-    raw = '{"Action":"SEND_MESSAGE","RequestId":"14fbc8da-f2c6-47d5-95f3-6b4a54b9ed3a","Content":"hi","Attributes":{"a":"b"}}'
+    raw = (
+        '{"Action":"SEND_MESSAGE","RequestId":"14fbc8da-f2c6-47d5-95f3-6b4a54b9ed3a",'
+        '"Content":"hi","Attributes":{"a":"b"}}'
+    )
     request = parse_client_frame(raw)
     assert request.action is Action.SEND_MESSAGE
     assert request.request_id == "14fbc8da-f2c6-47d5-95f3-6b4a54b9ed3a"
@@ -23,7 +26,10 @@ def test_sdk_send_message_frame_parses() -> None:
 def test_delete_and_disconnect_frames_parse() -> None:
     delete = parse_client_frame('{"Action":"DELETE_MESSAGE","Id":"abcdefghijkl","Reason":"spam"}')
     assert (delete.action, delete.message_id, delete.reason, delete.request_id) == (
-        Action.DELETE_MESSAGE, "abcdefghijkl", "spam", None,
+        Action.DELETE_MESSAGE,
+        "abcdefghijkl",
+        "spam",
+        None,
     )
     disconnect = parse_client_frame('{"Action":"DISCONNECT_USER","RequestId":"r","UserId":"u2"}')
     assert (disconnect.user_id, disconnect.reason) == ("u2", None)
@@ -83,22 +89,37 @@ def test_attribute_size_counts_utf8_bytes() -> None:
 
 def test_message_frame_has_the_sdk_fields() -> None:
     raw = frames.message_frame(
-        frame_id="50PsDdX18qcJ", request_id="rid", content="héllo", attributes=None,
-        send_ms=1665492401723, sender_user_id="user1", sender_attributes={"displayName": "Demo"},
+        frame_id="50PsDdX18qcJ",
+        request_id="rid",
+        content="héllo",
+        attributes=None,
+        send_ms=1665492401723,
+        sender_user_id="user1",
+        sender_attributes={"displayName": "Demo"},
     )
     frame = json.loads(raw)
     assert frame == {
-        "Type": "MESSAGE", "Id": "50PsDdX18qcJ", "RequestId": "rid", "Content": "héllo", "Attributes": {},
-        "SendTime": "2022-10-11T12:46:41.723Z", "Sender": {"UserId": "user1", "Attributes": {"displayName": "Demo"}},
+        "Type": "MESSAGE",
+        "Id": "50PsDdX18qcJ",
+        "RequestId": "rid",
+        "Content": "héllo",
+        "Attributes": {},
+        "SendTime": "2022-10-11T12:46:41.723Z",
+        "Sender": {"UserId": "user1", "Attributes": {"displayName": "Demo"}},
     }
     assert "héllo".encode() in raw  # UTF-8, not \u escapes
 
 
 def test_delete_event_carries_both_message_id_keys() -> None:
-    frame = json.loads(frames.event_frame(
-        frame_id="AYk6xKitV40n", event_name=frames.EVENT_DELETE_MESSAGE,
-        attributes=frames.delete_message_attributes("R1BLTDN84zE0", "Spam"), send_ms=0, request_id="x",
-    ))
+    frame = json.loads(
+        frames.event_frame(
+            frame_id="AYk6xKitV40n",
+            event_name=frames.EVENT_DELETE_MESSAGE,
+            attributes=frames.delete_message_attributes("R1BLTDN84zE0", "Spam"),
+            send_ms=0,
+            request_id="x",
+        )
+    )
     assert frame["Attributes"] == {"MessageId": "R1BLTDN84zE0", "MessageID": "R1BLTDN84zE0", "Reason": "Spam"}
     assert frame["Type"] == "EVENT" and frame["RequestId"] == "x"
 

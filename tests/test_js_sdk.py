@@ -14,7 +14,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,10 @@ SDK_DROPPED_FRAME_LOGS = (
 
 @pytest.fixture(scope="module", autouse=True)
 def _js_deps() -> None:
-    if not (JS_DIR / "node_modules" / "amazon-ivs-chat-messaging").is_dir() or not (
-        JS_DIR / "node_modules" / "ws"
-    ).is_dir():
+    if (
+        not (JS_DIR / "node_modules" / "amazon-ivs-chat-messaging").is_dir()
+        or not (JS_DIR / "node_modules" / "ws").is_dir()
+    ):
         pytest.fail("JS dependencies are not installed: run `make js` (npm ci in tests/js)")
 
 
@@ -78,8 +79,13 @@ async def _room(node: Node, **kw: Any) -> Room:
 
 def _token(node: Node, room: Room, user: str, caps: tuple[str, ...] = ("SEND_MESSAGE",)) -> str:
     token, _ = tokens.mint(
-        node.settings.token_secret_bytes, room_id=room.id, user_id=user, capabilities=list(caps),
-        attributes={"displayName": user.title()}, now_ms=now_ms(), session_minutes=60,
+        node.settings.token_secret_bytes,
+        room_id=room.id,
+        user_id=user,
+        capabilities=list(caps),
+        attributes={"displayName": user.title()},
+        now_ms=now_ms(),
+        session_minutes=60,
     )
     return token
 
@@ -119,13 +125,18 @@ class SdkRun:
 async def _run(scenario: str, url: str, client_tokens: dict[str, list[str]], **params: Any) -> SdkRun:
     assert NODE is not None
     proc = await asyncio.create_subprocess_exec(
-        NODE, str(SCRIPT), scenario, cwd=JS_DIR,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        NODE,
+        str(SCRIPT),
+        scenario,
+        cwd=JS_DIR,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     config = {"url": url, "tokens": client_tokens, "params": params}
     try:
         out, err = await asyncio.wait_for(proc.communicate(json.dumps(config).encode()), 20)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
@@ -140,7 +151,7 @@ async def _run(scenario: str, url: str, client_tokens: dict[str, list[str]], **p
 def _assert_sent_recently(iso: str, run: SdkRun) -> None:
     sent = datetime.fromisoformat(iso)
     assert sent.tzinfo is not None, run
-    skew = abs((datetime.now(timezone.utc) - sent).total_seconds())
+    skew = abs((datetime.now(UTC) - sent).total_seconds())
     assert skew < 10, f"sendTime {iso} is {skew:.1f} s away from now\n{run}"
 
 
@@ -149,9 +160,11 @@ async def test_connect_send_and_receive(node: Node) -> None:
     room = await _room(node)
     attributes = {"k": "v", "emoji": "ünï👍"}
     run = await _run(
-        "chat", _url(node),
+        "chat",
+        _url(node),
         {"alice": [_token(node, room, "alice")], "bob": [_token(node, room, "bob")]},
-        content="hello", attributes=attributes,
+        content="hello",
+        attributes=attributes,
     )
 
     # (a) the SDK opened the socket (it aborts when the token is not echoed as the subprotocol): 'connect' fired,
@@ -183,13 +196,16 @@ async def test_delete_message(node: Node) -> None:
     """(d) deleteMessage resolves; every client gets 'messageDelete' for that message, with the reason."""
     room = await _room(node)
     run = await _run(
-        "delete", _url(node),
+        "delete",
+        _url(node),
         {
             "alice": [_token(node, room, "alice")],
             "bob": [_token(node, room, "bob")],
             "mod": [_token(node, room, "mod", MODERATOR)],
         },
-        content="delete me", attributes={}, reason="spam",
+        content="delete me",
+        attributes={},
+        reason="spam",
     )
     [sent] = run.results("alice", "sendMessage")
     message_id = sent["value"]["id"]
@@ -214,7 +230,8 @@ async def test_disconnect_user(node: Node) -> None:
     reconnect; other clients stay connected."""
     room = await _room(node)
     run = await _run(
-        "disconnect", _url(node),
+        "disconnect",
+        _url(node),
         {
             "alice": [_token(node, room, "alice")],
             "bob": [_token(node, room, "bob"), _token(node, room, "bob")],  # a spare: a reconnect would use it
@@ -245,9 +262,11 @@ async def test_request_errors_reject_with_chat_error(node: Node) -> None:
     """(f) over the room's maximumMessageLength → ChatError 400; without SEND_MESSAGE → ChatError 403."""
     room = await _room(node, maximum_message_length=10)
     run = await _run(
-        "errors", _url(node),
+        "errors",
+        _url(node),
         {"alice": [_token(node, room, "alice")], "mute": [_token(node, room, "mute", ())]},
-        long="x" * 11, short="short",
+        long="x" * 11,
+        short="short",
     )
     too_long, short = run.results("alice", "sendMessage")
     assert too_long["ok"] is False, run

@@ -28,15 +28,23 @@ def _send(content: str = "hi", request_id: str = "r1") -> str:
 def test_send_message_becomes_an_action() -> None:
     action = _session("SEND_MESSAGE").request(_send(), 1000)
     assert action.kind == Kind.SEND_MESSAGE and action.room_id == "room00000001"
-    assert (action.user_id, action.user_attributes, action.content, action.request_id) == ("alice", {"n": "A"}, "hi", "r1")
+    assert (action.user_id, action.user_attributes, action.content, action.request_id) == (
+        "alice",
+        {"n": "A"},
+        "hi",
+        "r1",
+    )
     assert (action.gateway_id, action.connection_id, action.received_ms) == ("gw1", "conn01234567", 1000)
     assert ActionEnvelope.decode(action.encode()) == action
 
 
 def test_capabilities_gate_actions() -> None:
     session = _session()
-    for raw in (_send(), '{"Action":"DELETE_MESSAGE","RequestId":"d","Id":"abcdefghijkl"}',
-                '{"Action":"DISCONNECT_USER","RequestId":"u","UserId":"bob"}'):
+    for raw in (
+        _send(),
+        '{"Action":"DELETE_MESSAGE","RequestId":"d","Id":"abcdefghijkl"}',
+        '{"Action":"DISCONNECT_USER","RequestId":"u","UserId":"bob"}',
+    ):
         with pytest.raises(FrameError) as caught:
             session.request(raw, 0)
         assert caught.value.code == ErrorCode.FORBIDDEN
@@ -74,8 +82,15 @@ def _room(**kw: object) -> Room:
 
 def _action(kind: str = Kind.SEND_MESSAGE, **kw: object) -> ActionEnvelope:
     base: dict[str, object] = dict(
-        kind=kind, frame_id="abcdefghijkl", room_id="room00000001", received_ms=1665492401723,
-        request_id="r1", gateway_id="gw1", connection_id="c1", user_id="alice", content="hello",
+        kind=kind,
+        frame_id="abcdefghijkl",
+        room_id="room00000001",
+        received_ms=1665492401723,
+        request_id="r1",
+        gateway_id="gw1",
+        connection_id="c1",
+        user_id="alice",
+        content="hello",
     )
     base.update(kw)
     return ActionEnvelope(**base)  # type: ignore[arg-type]
@@ -126,7 +141,9 @@ def test_disconnect_user_event_then_close() -> None:
 
 
 def test_send_event_keeps_name_and_attributes() -> None:
-    outcome = decide(_action(Kind.SEND_EVENT, gateway_id="", request_id=None, target="app:poll", attributes={"p": "1"}),
-                     RoomState(_room()))
+    outcome = decide(
+        _action(Kind.SEND_EVENT, gateway_id="", request_id=None, target="app:poll", attributes={"p": "1"}),
+        RoomState(_room()),
+    )
     frame = json.loads(outcome.delivery.frame)  # type: ignore[union-attr]
     assert frame["EventName"] == "app:poll" and frame["Attributes"] == {"p": "1"} and "RequestId" not in frame

@@ -150,7 +150,10 @@ async def test_page_cursor_walks_everything_once(store: Store, size: int) -> Non
 
 async def test_page_cursor_is_strictly_after(store: Store) -> None:
     await _fill(store)
-    ids = lambda rows: [rid for _, rid, _ in rows]
+
+    def ids(rows):
+        return [rid for _, rid, _ in rows]
+
     assert ids(await store.page(ROOM, (100, "c"), 10)) == ["b", "a", "e"]
     # The cursor need not exist any more (deleted or updated since): same position.
     assert ids(await store.page(ROOM, (100, "bb"), 10)) == ["b", "a", "e"]

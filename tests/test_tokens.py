@@ -15,8 +15,12 @@ RFC7230_TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$")
 
 def _mint(**overrides: object) -> tuple[str, tokens.ChatToken]:
     args: dict[str, object] = dict(
-        room_id="abcDEF123456", user_id="ü ser/1", capabilities=["SEND_MESSAGE"],
-        attributes={"displayName": "Zoë"}, now_ms=NOW, session_minutes=60,
+        room_id="abcDEF123456",
+        user_id="ü ser/1",
+        capabilities=["SEND_MESSAGE"],
+        attributes={"displayName": "Zoë"},
+        now_ms=NOW,
+        session_minutes=60,
     )
     args.update(overrides)
     return tokens.mint(SECRET, **args)  # type: ignore[arg-type]
