@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections import deque
 
 import structlog
@@ -93,10 +94,21 @@ class Router:
     async def _membership_loop(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
+            self._forget_idle_rooms()
             try:
                 await self._heartbeat_and_rebalance()
             except Exception:  # the Store may be briefly unreachable; keep what we have
                 log.exception("router membership update failed")
+
+    def _forget_idle_rooms(self) -> None:
+        """Drop per-room state nobody needs (no work queued, rate window empty), so a router
+        that has seen millions of rooms holds only the active ones."""
+        now = int(time.time() * 1000)
+        idle = [
+            room_id for room_id, state in self._states.items() if room_id not in self._pending and state.rate.idle(now)
+        ]
+        for room_id in idle:
+            del self._states[room_id]
 
     async def _heartbeat_and_rebalance(self) -> None:
         await self.store.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)

@@ -27,3 +27,7 @@ class SlidingWindow:
             accepted.popleft()
         accepted.append(now_ms)
         return True
+
+    def idle(self, now_ms: int) -> bool:
+        """Nothing accepted within the window: forgetting this limiter loses nothing."""
+        return not self._accepted or now_ms - self._accepted[-1] >= self.window_ms

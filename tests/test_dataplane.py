@@ -224,3 +224,20 @@ async def test_connection_quota_refuses_upgrades(node: Node) -> None:
     third = await ChatClient.open(_url(node), spare)  # the refusal did not burn the token
     await second.close()
     await third.close()
+
+
+async def test_router_forgets_idle_rooms(node: Node) -> None:
+    room = await _room(node)
+    client = await ChatClient.open(_url(node), _token(node, room, "alice"))
+    await client.send_message("hi")
+    await client.expect(Type="MESSAGE")
+    router = node.router
+    assert router is not None and room.id in router._states
+    router._forget_idle_rooms()
+    assert room.id in router._states  # the message is within the rate window
+    await asyncio.sleep(1.05)
+    router._forget_idle_rooms()
+    assert room.id not in router._states
+    await client.send_message("again")  # a forgotten room comes back on demand
+    assert (await client.expect(Type="MESSAGE"))["Content"] == "again"
+    await client.close()

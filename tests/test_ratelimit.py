@@ -16,3 +16,11 @@ def test_lowering_the_limit_applies_at_once() -> None:
     window.limit = 2
     assert not window.allow(10)
     assert window.allow(1004)
+
+
+def test_idle_after_a_quiet_window() -> None:
+    window = SlidingWindow(2, 1000)
+    assert window.idle(0)
+    window.allow(100)
+    assert not window.idle(1099)
+    assert window.idle(1100)
