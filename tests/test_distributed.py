@@ -131,3 +131,30 @@ async def test_killed_router_loses_no_accepted_message(cluster: Cluster) -> None
     assert contents == sent
     await sender.close()
     await reader.close()
+
+
+async def test_two_routers_split_the_shards_and_keep_each_rooms_order(cluster: Cluster) -> None:
+    cluster.start_router("router2")
+    await asyncio.sleep(2.5)  # heartbeats meet; shards move to their rendezvous owners
+    acquired = {
+        name: (cluster.log_dir / f"parley-{cluster.settings.namespace}-{name}.log").read_text().count("shard acquired")
+        for name in ("router1", "router2")
+    }
+    assert acquired["router2"] > 0 and acquired["router1"] > 0
+
+    ivschat = cluster.ivschat()
+    rooms = [ivschat.create_room(name=f"r{i}", maximumMessageRatePerSecond=100) for i in range(6)]
+    senders, readers = [], []
+    for index, room in enumerate(rooms):
+        gateway_in, gateway_out = ("gwA", "gwB") if index % 2 else ("gwB", "gwA")
+        senders.append(await ChatClient.open(cluster.ws_url(gateway_in), _token(cluster, room["arn"], "s")))
+        readers.append(await ChatClient.open(cluster.ws_url(gateway_out), _token(cluster, room["arn"], "r", [])))
+    await asyncio.sleep(0.2)
+    for n in range(30):
+        for sender in senders:
+            await sender.send_message(f"{n}")
+    for reader in readers:
+        got = [int((await reader.expect(Type="MESSAGE", timeout=10))["Content"]) for _ in range(30)]
+        assert got == list(range(30))
+    for client in senders + readers:
+        await client.close()
