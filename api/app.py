@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import protocol, sigv4, throttle, validation
 from api.context import ApiContext, arn_id
@@ -33,6 +34,7 @@ from api.errors import (
     json_response,
 )
 from api.operations import OPERATIONS, Handler
+from shared import metrics
 from shared.bus import Bus
 from shared.config import Settings
 from shared.store import Store
@@ -80,6 +82,7 @@ async def _envelope(
         error_code = InternalServerException.code
         response = InternalServerException("An internal error occurred").to_response(request_id)
     response.headers.setdefault(REQUEST_ID_HEADER, request_id)
+    _observe(request.get(_OPERATION), error_code, time.perf_counter() - started, request.path)
     log.info(
         "api.request",
         request_id=request_id,
@@ -142,12 +145,28 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(200, {"status": "ok"}, request[_REQUEST_ID])
 
 
+def _observe(operation: str | None, error_code: str | None, seconds: float, path: str) -> None:
+    """parley_api_requests{operation,code} and parley_api_request_seconds{operation}."""
+    if operation is None:
+        if path in ("/healthz", "/metrics"):
+            return  # probes and scrapes are not API traffic
+        operation = "Unknown"
+    metrics.API_REQUESTS.labels(operation, error_code or "OK").inc()
+    metrics.API_REQUEST_SECONDS.labels(operation).observe(seconds)
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """This process's Prometheus metrics (every component in it: ``parley dev`` serves them all)."""
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def create_app(settings: Settings, store: Store, bus: Bus) -> web.Application:
     """The aiohttp application serving the IVS Chat control-plane API."""
     ctx = ApiContext(settings=settings, store=store, bus=bus)
     app = web.Application(middlewares=[_envelope])
     app[API_CONTEXT] = ctx
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus_metrics)
     for name, handler in OPERATIONS.items():
         model = validation.operation_model(name)
         app.router.add_route(model.http["method"], _route_path(model.http["requestUri"]), _endpoint(ctx, name, handler))

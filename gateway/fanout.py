@@ -83,7 +83,7 @@ class RoomFanout:
                 return
             broadcast(room, item.frame, text=True)
             metrics.MESSAGING_DELIVERIES.inc(len(room))
-            metrics.DELIVERIES.labels(item.kind).inc(len(room))
+            metrics.DELIVERIES_BY_ACTION[item.kind].inc(len(room))
             if item.received_ms:
                 metrics.SEND_TO_DELIVER_SECONDS.observe(max(time.time() * 1000 - item.received_ms, 0) / 1000)
             if item.close_user_id:

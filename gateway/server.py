@@ -122,8 +122,11 @@ class Gateway:
 
     # --- handshake ---------------------------------------------------------------------------
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?", 1)[0] == "/healthz":
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
             return ws.respond(HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            return ws.respond(HTTPStatus.OK, metrics.exposition().decode())
         if self._shutting_down:
             return _reject(ws, Rejection(HTTPStatus.SERVICE_UNAVAILABLE, "shutting_down", "Gateway shutting down"))
         result = await admit(
@@ -155,6 +158,7 @@ class Gateway:
         conn = Connection(connection_id, token.room_id, token.user_id, ws, session)
         await self.fanout.join(conn)
         metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
+        metrics.CONNECTIONS_RESOURCE_COUNT.inc()
         delay = max(token.session_expires_ms - now_ms(), 0) / 1000
         self._expiry[connection_id] = asyncio.get_running_loop().call_later(delay, self._expire, ws)
         try:
@@ -165,6 +169,7 @@ class Gateway:
         finally:
             self._expiry.pop(connection_id).cancel()
             metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
+            metrics.CONNECTIONS_RESOURCE_COUNT.dec()
             await self.fanout.leave(conn)
 
     async def _on_frame(self, ws: ServerConnection, session: ChatSession, data: str | bytes) -> None:

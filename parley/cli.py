@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, default=None)
     gateway.add_argument("--id", default=None, help="gateway id (default: random)")
     sub.add_parser("router", help="a router (consumes its share of the action shards)")
+    from parley import loadtest
+
+    loadtest.add_arguments(sub.add_parser("loadtest", help="drive simulated chat clients through running gateways"))
     return parser
 
 
@@ -39,11 +42,16 @@ def _metrics(settings: Settings) -> None:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "loadtest":
+        from parley import loadtest
+
+        loadtest.main(args)
+        return
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
 

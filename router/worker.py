@@ -122,6 +122,7 @@ class Router:
         for shard in sorted(wanted - set(self._consumers)):
             self._consumers[shard] = await self.bus.consume_shard(shard, self._on_action)
             log.info("shard acquired", router_id=self.router_id, shard=shard)
+        metrics.ROUTER_OWNED_SHARDS.set(len(self._consumers))
 
     def _on_control(self, data: bytes) -> None:
         try:
@@ -139,6 +140,7 @@ class Router:
         if pending is None:
             pending = self._pending[room_id] = deque()
         pending.append((action, ack, redelivered))
+        metrics.ROUTER_PENDING_ACTIONS.inc()
         if room_id not in self._draining:
             self._draining[room_id] = asyncio.create_task(self._drain(room_id))
 
@@ -148,6 +150,7 @@ class Router:
             while pending and not self._stopping:
                 batch = [pending.popleft() for _ in range(min(len(pending), MAX_BATCH))]
                 await self._process_with_retry(room_id, batch)
+                metrics.ROUTER_PENDING_ACTIONS.dec(len(batch))
         finally:
             del self._draining[room_id]
             if not pending:
@@ -188,7 +191,9 @@ class Router:
             if seen:
                 continue
             metrics.MESSAGING_REQUESTS.inc()
-            metrics.REQUESTS.labels(action.kind).inc()
+            metrics.REQUESTS_BY_ACTION[action.kind].inc()
+            if action.received_ms:
+                metrics.ROUTER_ACTION_AGE_SECONDS.observe(max(time.time() * 1000 - action.received_ms, 0) / 1000)
             decided.append((action, decide(action, state)))
         if room is not None and any(outcome.needs_review for _, outcome in decided):
             decided = await self._review(room, decided)

@@ -28,3 +28,38 @@ SEND_TO_DELIVER_SECONDS = Histogram(
 ROUTER_BATCH_SIZE = Histogram(
     "parley_router_batch_actions", "Actions decided per room batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
+
+# --- added for issue 5 (operability): usage metric, bus lag, api --------------------------------
+# AWS/Usage ResourceCount for ConcurrentChatConnections, with IVS's usage dimensions as labels;
+# the gateway moves it together with ConcurrentChatConnections (one pre-bound child).
+RESOURCE_COUNT = Gauge("ResourceCount", "AWS/Usage resource count", ["Service", "Class", "Type", "Resource"])
+CONNECTIONS_RESOURCE_COUNT = RESOURCE_COUNT.labels("IVS Chat", "None", "Resource", "ConcurrentChatConnections")
+
+# Pre-bound children for the hot paths (no label lookup per frame).
+REQUESTS_BY_ACTION = {
+    action: REQUESTS.labels(action) for action in ("SendMessage", "DeleteMessage", "DisconnectUser", "SendEvent")
+}
+DELIVERIES_BY_ACTION = {action: DELIVERIES.labels(action) for action in REQUESTS_BY_ACTION}
+
+ROUTER_ACTION_AGE_SECONDS = Histogram(
+    "parley_router_action_age_seconds",
+    "Bus lag: time from a gateway (or the api) accepting an action to the router deciding it",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+ROUTER_PENDING_ACTIONS = Gauge("parley_router_pending_actions", "Actions this router holds, received but not yet acked")
+ROUTER_OWNED_SHARDS = Gauge("parley_router_owned_shards", "Action shards this router consumes")
+
+API_REQUESTS = Counter("parley_api_requests", "Control-plane requests by operation and outcome", ["operation", "code"])
+API_REQUEST_SECONDS = Histogram(
+    "parley_api_request_seconds",
+    "Control-plane request latency by operation",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+def exposition() -> bytes:
+    """This process's metrics in Prometheus text format (what every /metrics answers)."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    return generate_latest(REGISTRY)
