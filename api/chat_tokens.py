@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from api.context import ApiContext, load_room, member
-from shared import tokens
+from api.errors import AccessDeniedException
+from shared import bans, tokens
 from shared.clock import iso_ms, now_ms
 
 DEFAULT_SESSION_MINUTES = 60
@@ -13,6 +14,8 @@ DEFAULT_SESSION_MINUTES = 60
 
 async def create_chat_token(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
+    if await bans.is_banned(ctx.store, room.id, params["userId"]):
+        raise AccessDeniedException("The user is banned from this room")
     token, claims = tokens.mint(
         ctx.settings.token_secret_bytes,
         room_id=room.id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api import chat_tokens, logging_configurations, moderation, rooms, tags
+from api import bans, chat_tokens, logging_configurations, moderation, rooms, tags
 from api.context import ApiContext
 
 Handler = Callable[[ApiContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -33,4 +33,7 @@ OPERATIONS: dict[str, Handler] = {
     "ListTagsForResource": tags.list_tags_for_resource,
     "TagResource": tags.tag_resource,
     "UntagResource": tags.untag_resource,
+    # parley extensions (api/botocore_data/parleychat): same auth, errors and validation
+    "BanUser": bans.ban_user,
+    "UnbanUser": bans.unban_user,
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,13 +36,26 @@ _LAMBDA_ARN_RE = re.compile(r"arn:aws:lambda:[a-z0-9-]+:[0-9]{12}:function:.+")
 _PARLEY_URI_RE = re.compile(r"parley:[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+")
 
 
+# parley's own operations (bans, …) are described in botocore's format too, so they are decoded
+# and validated by the same code, and boto3 can call them (see README, "Extensions").
+EXTENSIONS_DATA_PATH = Path(__file__).parent / "botocore_data"
+
+
 @cache
 def service_model() -> ServiceModel:
     return ServiceModel(Loader().load_service_model("ivschat", "service-2"), service_name="ivschat")
 
 
+@cache
+def extensions_model() -> ServiceModel:
+    loader = Loader(extra_search_paths=[str(EXTENSIONS_DATA_PATH)])
+    return ServiceModel(loader.load_service_model("parleychat", "service-2"), service_name="parleychat")
+
+
 def operation_model(name: str) -> OperationModel:
-    return service_model().operation_model(name)
+    if name in service_model().operation_names:
+        return service_model().operation_model(name)
+    return extensions_model().operation_model(name)
 
 
 # --- shape checks that replace the model's pattern ---------------------------------------------

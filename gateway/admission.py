@@ -1,8 +1,8 @@
 """The handshake decision: may this WebSocket upgrade become a chat connection?
 
 Order of checks: a token is offered → its signature and connect-by time are good → its room
-still exists → the account's connection quota has room → the token was never used (consumed
-last, so a refusal for another reason does not burn the token).
+still exists → its user is not banned from the room → the account's connection quota has room →
+the token was never used (consumed last, so a refusal for another reason does not burn it).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from shared import tokens
+from shared import bans, tokens
 from shared.store import ROOM, Store
 
 CLAIM_SLACK_MS = 60_000
@@ -48,6 +48,8 @@ async def admit(
         return Rejection(HTTPStatus.UNAUTHORIZED, "invalid_token", str(exc))
     if await store.get(ROOM, claims.room_id) is None:
         return Rejection(HTTPStatus.NOT_FOUND, "room_not_found", "The token's room does not exist")
+    if await bans.is_banned(store, claims.room_id, claims.user_id):
+        return Rejection(HTTPStatus.FORBIDDEN, "banned", "The user is banned from this room")
     if connections_in_use >= max_connections:
         return Rejection(HTTPStatus.SERVICE_UNAVAILABLE, "quota", "Concurrent connection quota reached")
     ttl = max(claims.token_expires_ms - now_ms, 0) + CLAIM_SLACK_MS

@@ -87,6 +87,11 @@ class MemoryStore(Store):
             now = _monotonic_ms()
             self._marks = {k: v for k, v in self._marks.items() if v > now}
 
+    async def release(self, key: str) -> bool:
+        live = self._live(key)
+        self._marks.pop(key, None)
+        return live
+
     async def hit(self, key: str, window_ms: int) -> int:
         window = int(time.time() * 1000) // window_ms
         slot = (key, window)

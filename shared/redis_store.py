@@ -191,6 +191,9 @@ class RedisStore(Store):
                 pipe.set(self._mark(key), b"1", px=ttl_ms)
             await pipe.execute()
 
+    async def release(self, key: str) -> bool:
+        return bool(await self._redis.delete(self._mark(key)))
+
     # --- counters ---------------------------------------------------------------------------
     async def hit(self, key: str, window_ms: int) -> int:
         # Wall clock, like MemoryStore: every replica then counts into the same window key.

@@ -67,6 +67,10 @@ class Store(ABC):
     async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
         """Mark every key (no answer needed)."""
 
+    @abstractmethod
+    async def release(self, key: str) -> bool:
+        """Remove a mark before it expires; True if it was there."""
+
     # --- counters ------------------------------------------------------------------------
     @abstractmethod
     async def hit(self, key: str, window_ms: int) -> int:

@@ -241,3 +241,17 @@ async def test_router_forgets_idle_rooms(node: Node) -> None:
     await client.send_message("again")  # a forgotten room comes back on demand
     assert (await client.expect(Type="MESSAGE"))["Content"] == "again"
     await client.close()
+
+
+async def test_banned_user_cannot_connect(node: Node) -> None:
+    from shared import bans
+
+    room = await _room(node)
+    token = _token(node, room, "bob")
+    await bans.ban(node.store, room.id, "bob", 60_000)
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
+    assert caught.value.response.status_code == 403
+    assert await bans.unban(node.store, room.id, "bob")
+    client = await ChatClient.open(_url(node), token)  # the refused attempt did not burn it
+    await client.close()

@@ -181,6 +181,14 @@ async def test_claim_is_single_use_until_expiry(store: Store) -> None:
     assert await store.claim("tok:1", 150) is True
 
 
+async def test_release_lifts_a_mark_early(store: Store) -> None:
+    await store.claim_many(["ban:r:u"], 60_000)
+    assert await store.release("ban:r:u") is True
+    assert await store.claimed(["ban:r:u"]) == [False]
+    assert await store.release("ban:r:u") is False
+    assert await store.claim("ban:r:u", 1000) is True
+
+
 async def test_concurrent_claims_have_one_winner(store: Store) -> None:
     results = await asyncio.gather(*(store.claim("tok:race", 5000) for _ in range(25)))
     assert results.count(True) == 1
