@@ -2,8 +2,8 @@
 
 The gateway subscribes to a room's channel when its first local connection joins and
 unsubscribes when the last one leaves. A :class:`~shared.envelope.RoomDelivery` carries frames
-already encoded by the router; each is written to every local connection of the room with
-``websockets.broadcast`` — one encoding, no task or await per socket.
+already encoded by the router; each becomes one serialized WebSocket frame written to every
+local connection of the room (``gateway.wire``) — one encoding, no task or await per socket.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections import defaultdict
 from typing import Protocol
 
 import structlog
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
 
+from gateway.wire import text_frame, write_frame
 from shared import metrics
 from shared.bus import Subscription
 from shared.envelope import ConnectionNotice, RoomDelivery
@@ -31,7 +32,8 @@ class Member(Protocol):
 
 
 class RoomFanout:
-    def __init__(self) -> None:
+    def __init__(self, max_send_buffer: int = 1 << 20) -> None:
+        self.max_send_buffer = max_send_buffer  # bytes queued for one socket before it is dropped
         self.subscription: Subscription | None = None
         self._rooms: dict[str, set[ServerConnection]] = {}
         self._users: dict[tuple[str, str], set[ServerConnection]] = defaultdict(set)
@@ -81,9 +83,11 @@ class RoomFanout:
             room = self._rooms.get(room_id)
             if not room:
                 return
-            broadcast(room, item.frame, text=True)
-            metrics.MESSAGING_DELIVERIES.inc(len(room))
-            metrics.DELIVERIES_BY_ACTION[item.kind].inc(len(room))
+            sent, slow = write_frame(room, text_frame(item.frame), self.max_send_buffer)
+            for ws in slow:
+                self._drop_slow(ws)
+            metrics.MESSAGING_DELIVERIES.inc(sent)
+            metrics.DELIVERIES_BY_ACTION[item.kind].inc(sent)
             if item.received_ms:
                 metrics.SEND_TO_DELIVER_SECONDS.observe(max(time.time() * 1000 - item.received_ms, 0) / 1000)
             if item.close_user_id:
@@ -95,9 +99,16 @@ class RoomFanout:
         ws = self._by_id.get(notice.connection_id)
         if ws is None:
             return  # the connection ended meanwhile
-        broadcast([ws], notice.frame, text=True)
+        _, slow = write_frame((ws,), text_frame(notice.frame), self.max_send_buffer)
+        for too_slow in slow:
+            self._drop_slow(too_slow)
         if notice.close_code:
             self.close_soon(ws, notice.close_code, "")
+
+    def _drop_slow(self, ws: ServerConnection) -> None:
+        metrics.SLOW_CONSUMER_DISCONNECTS.inc()
+        log.info("slow consumer aborted", buffered=ws.transport.get_write_buffer_size())
+        ws.transport.abort()  # no close frame: the SDK reconnects with a fresh token
 
     def close_soon(self, ws: ServerConnection, code: int, reason: str) -> None:
         task = asyncio.create_task(ws.close(code, reason))

@@ -49,7 +49,7 @@ class Gateway:
         self.store = store
         self.bus = bus
         self.gateway_id = gateway_id or settings.gateway_id or secrets.token_hex(4)
-        self.fanout = RoomFanout()
+        self.fanout = RoomFanout(settings.max_send_buffer)
         self._others_connections = 0  # other gateways' last reported counts
         self._server: Server | None = None
         self._reporter: asyncio.Task[None] | None = None

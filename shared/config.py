@@ -50,6 +50,7 @@ class Settings:
     max_rooms: int = 50_000
     max_connections: int = 50_000
     max_logging_configurations: int = 10
+    max_send_buffer: int = 1 << 20  # bytes queued for a socket that stopped reading before it is dropped
     max_frame_bytes: int = 8192  # larger client frames get ERROR 413; 1 MiB and up close with 1009
     connection_rate_per_second: int = 10  # messaging requests per connection (IVS quota, not adjustable)
     api_throttling: bool = True  # per-operation TPS limits of IVS (spec §10)

@@ -63,3 +63,25 @@ def exposition() -> bytes:
     from prometheus_client import REGISTRY, generate_latest
 
     return generate_latest(REGISTRY)
+
+
+# --- chat logging (logger_sink); LoggingConfiguration = the logging configuration's ARN --------
+LOG_DESTINATION_ERRORS = Counter(
+    "LogDestinationErrors", "Chat-log deliveries to a destination that failed (all causes)", ["LoggingConfiguration"]
+)
+LOG_DESTINATION_RESOURCE_NOT_FOUND_ERRORS = Counter(
+    "LogDestinationResourceNotFoundErrors", "Chat-log destination does not exist", ["LoggingConfiguration"]
+)
+LOG_DESTINATION_ACCESS_DENIED_ERROR = Counter(  # singular "Error", as IVS names it
+    "LogDestinationAccessDeniedError", "Chat-log destination refused access", ["LoggingConfiguration"]
+)
+LOG_RECORDS_WRITTEN = Counter(
+    "parley_log_records_written", "Chat-log records durably written, by destination kind", ["destination"]
+)
+LOG_DELIVERIES_DROPPED = Counter(
+    "parley_log_deliveries_dropped", "Room deliveries not queued for logging because the log queue was full"
+)
+
+SLOW_CONSUMER_DISCONNECTS = Counter(
+    "parley_slow_consumer_disconnects", "Connections aborted because they stopped reading their frames"
+)
