@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint services clean js
+.PHONY: install run test test-fast lint services clean js deploy-tools deploy-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,25 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 ## the whole suite: lint, unit, integration (real Redis + RabbitMQ) and end-to-end
-test: $(STAMP) services tests/js/node_modules lint
+test: $(STAMP) services tests/js/node_modules lint deploy-tools
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 ## unit tests only (no servers)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
+
+## promtool (Debian's prometheus package) and docker-compose for tests/test_deploy.py; no-op when present
+deploy-tools:
+	@command -v promtool >/dev/null && command -v docker-compose >/dev/null || { \
+	  echo "deploy-tools: installing promtool and docker-compose (apt)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus docker-compose >/dev/null; }
+	promtool --version | head -1
+	docker-compose version --short
+
+## validate deploy/: promtool check config/rules + rule unit tests, docker-compose config, kubernetes-validate, dashboard
+deploy-check: $(STAMP) deploy-tools
+	$(PY) -m pytest -q tests/test_deploy.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache tests/js/node_modules

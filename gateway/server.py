@@ -65,6 +65,7 @@ class Gateway:
         self.fanout.subscription = await self.bus.subscribe(
             self.gateway_id, self.fanout.on_room, self.fanout.on_gateway
         )
+        metrics.CONNECTION_QUOTA.set(self.settings.max_connections)
         await self._report()
         self._reporter = asyncio.create_task(self._report_loop(), name="gateway-report")
         self._server = await serve(

@@ -48,6 +48,7 @@ ROUTER_ACTION_AGE_SECONDS = Histogram(
 )
 ROUTER_PENDING_ACTIONS = Gauge("parley_router_pending_actions", "Actions this router holds, received but not yet acked")
 ROUTER_OWNED_SHARDS = Gauge("parley_router_owned_shards", "Action shards this router consumes")
+CONNECTION_QUOTA = Gauge("parley_connection_quota", "PARLEY_MAX_CONNECTIONS: the concurrent connection quota")
 
 API_REQUESTS = Counter("parley_api_requests", "Control-plane requests by operation and outcome", ["operation", "code"])
 API_REQUEST_SECONDS = Histogram(

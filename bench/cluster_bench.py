@@ -1,0 +1,229 @@
+"""One benchmark run in distributed mode: a real cluster plus ``parley loadtest`` against it.
+
+Starts ``parley api``, ``--gateways`` gateways and ``--routers`` routers as OS processes on the
+real RabbitMQ and Redis (a throwaway namespace, deleted afterwards), runs ``parley loadtest``
+with the given shape, and prints one JSON object: the load test's report, the gateways'
+server-side counters (sum of MessagingDeliveries_total etc. scraped from /metrics, so the
+numbers do not depend on the load generator keeping up), each process's peak RSS, and with
+``--profile`` a py-spy top-functions summary of gateway 0 and router 0 during the run.
+
+    .venv/bin/python bench/cluster_bench.py --clients 1000 --rooms 1 --rate 100 --duration 20
+    .venv/bin/python bench/cluster_bench.py --clients 2000 --rooms 100 --rate 5000 --duration 20
+    .venv/bin/python bench/cluster_bench.py --clients 15000 --rooms 150 --rate 0 --duration 10   # idle
+
+The load generator is Python too and shares the machine's cores with the cluster; see
+bench/README.md for how to read the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.config import Settings  # noqa: E402
+from tests.cluster import Cluster  # noqa: E402
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scrape(port: int) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.labels and not sample.name.endswith("_created"):
+                out[sample.name] = sample.value
+    return out
+
+
+def py_spy_top(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not os.path.exists(exe):
+        return None
+    return subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--format", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_raw(path: Path, top: int = 12) -> list[str]:
+    """py-spy's raw (collapsed stacks) output → the functions with the most self samples."""
+    if not path.exists():
+        return []
+    self_samples: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        self_samples[frames[-1]] = self_samples.get(frames[-1], 0) + n
+    ranked = sorted(self_samples.items(), key=lambda kv: -kv[1])[:top]
+    return [f"{100 * n / total:5.1f}% {name}" for name, n in ranked]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gateways", type=int, default=2)
+    parser.add_argument("--routers", type=int, default=2)
+    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--rooms", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--senders", type=int, default=0)
+    parser.add_argument("--latency-clients", type=int, default=0)
+    parser.add_argument("--connect-concurrency", type=int, default=200)
+    parser.add_argument("--connection-rate", type=int, default=10, help="PARLEY_CONNECTION_RATE_PER_SECOND")
+    parser.add_argument("--profile", action="store_true", help="py-spy gateway 0 and router 0 while sending")
+    parser.add_argument("--redis-url", default=os.environ.get("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--amqp-url", default=os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    args = parser.parse_args()
+
+    settings = Settings(
+        namespace="bench" + uuid.uuid4().hex[:8],
+        access_key_id="AKIDBENCH",
+        secret_access_key="bench-secret",
+        token_secret="bench-token-secret",
+        shards=args.shards,
+    )
+    cluster = Cluster(
+        settings,
+        args.redis_url,
+        args.amqp_url,
+        extra_env={
+            "PARLEY_LOG_LEVEL": "warning",
+            "PARLEY_CONNECTION_RATE_PER_SECOND": str(args.connection_rate),
+            "PARLEY_PING_INTERVAL": "60",
+        },
+    )
+    gateways = [f"gw{i}" for i in range(args.gateways)]
+    routers = [f"router{i}" for i in range(args.routers)]
+    result: dict[str, object] = {"args": vars(args)}
+    tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    try:
+        cluster.start_api()
+        for name in gateways:
+            cluster.start_gateway(name)
+        for name in routers:
+            cluster.start_router(name)
+        time.sleep(2.0)  # routers agree on shard ownership
+        command = [
+            sys.executable,
+            "-m",
+            "parley",
+            "loadtest",
+            "--json",
+            "--no-progress",
+            "--api",
+            f"http://127.0.0.1:{cluster.ports['api']}",
+            "--clients",
+            str(args.clients),
+            "--rooms",
+            str(args.rooms),
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(args.duration),
+            "--senders",
+            str(args.senders),
+            "--latency-clients",
+            str(args.latency_clients),
+            "--connect-concurrency",
+            str(args.connect_concurrency),
+        ]
+        for name in gateways:
+            command += ["--gateway", cluster.ws_url(name)]
+        env = dict(os.environ, PARLEY_ACCESS_KEY_ID="AKIDBENCH", PARLEY_SECRET_ACCESS_KEY="bench-secret")
+        before = {name: scrape(cluster.ports[name]) for name in gateways}
+        rss_before = {name: rss_mib(cluster.processes[name].pid) for name in gateways}
+        loadgen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+        peak = dict.fromkeys(cluster.processes, 0.0)
+        idle_rss: dict[str, float] = {}
+        profilers: dict[str, subprocess.Popen[bytes] | None] = {}
+        started = time.monotonic()
+        while loadgen.poll() is None:
+            for name, process in cluster.processes.items():
+                peak[name] = max(peak[name], rss_mib(process.pid))
+            if args.profile and not profilers and time.monotonic() - started > 3:
+                seconds = max(args.duration - 4, 2)
+                profilers = {
+                    name: py_spy_top(cluster.processes[name].pid, seconds, tmp / f"{name}.raw")
+                    for name in (gateways[0], routers[0])
+                }
+            if args.rate == 0 and time.monotonic() - started > 3:
+                connections = sum(scrape(cluster.ports[n]).get("ConcurrentChatConnections", 0) for n in gateways)
+                if connections >= args.clients * 0.99:
+                    idle_rss = {n: rss_mib(cluster.processes[n].pid) for n in gateways}
+            time.sleep(0.5)
+        report = json.loads(loadgen.stdout.read() if loadgen.stdout else b"{}")
+        after = {name: scrape(cluster.ports[name]) for name in gateways}
+        result["loadtest"] = report
+        deliveries = sum(
+            after[n].get("MessagingDeliveries_total", 0) - before[n].get("MessagingDeliveries_total", 0)
+            for n in gateways
+        )
+        result["server_deliveries"] = deliveries
+        result["server_deliveries_per_s"] = (
+            round(deliveries / report["duration_s"], 1) if report.get("duration_s") else None
+        )
+        result["peak_rss_mib"] = {k: round(v, 1) for k, v in peak.items()}
+        if idle_rss:
+            per_conn_kib = (sum(idle_rss.values()) - sum(rss_before.values())) * 1024 / max(report["connections"], 1)
+            result["idle"] = {
+                "gateway_rss_mib_before": {k: round(v, 1) for k, v in rss_before.items()},
+                "gateway_rss_mib_connected": {k: round(v, 1) for k, v in idle_rss.items()},
+                "kib_per_connection": round(per_conn_kib, 1),
+                "connections_per_gib": round(1024 * 1024 / per_conn_kib) if per_conn_kib > 0 else None,
+            }
+        for name, profiler in profilers.items():
+            if profiler is not None:
+                profiler.wait(timeout=120)
+                result[f"profile_{name}"] = summarize_raw(tmp / f"{name}.raw")
+    finally:
+        cluster.stop()
+        asyncio.run(_destroy(settings, args.redis_url, args.amqp_url))
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result, indent=1))
+
+
+async def _destroy(settings: Settings, redis_url: str, amqp_url: str) -> None:
+    from shared.amqp_bus import AmqpRedisBus
+    from shared.redis_store import RedisStore
+
+    bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
+    store = RedisStore(redis_url, settings.namespace)
+    await bus.start()
+    await store.start()
+    await bus.destroy()
+    await store.destroy()
+    await bus.close()
+    await store.close()
+
+
+if __name__ == "__main__":
+    main()
