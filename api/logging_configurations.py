@@ -16,6 +16,7 @@ from api.errors import (
     ServiceQuotaExceededException,
 )
 from shared.clock import now_ms
+from shared.envelope import ControlNotice
 from shared.ids import logging_configuration_arn, new_id
 from shared.models import LoggingConfiguration, Room
 from shared.store import LOGGING_CONFIGURATION, ROOM, QuotaExceeded
@@ -71,7 +72,13 @@ async def update_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
     config.update_ms = max(now_ms(), config.update_ms + 1)
     if not await ctx.store.put(LOGGING_CONFIGURATION, config.id, config.to_record(), config.update_ms):
         raise _not_found(config)
+    await _config_changed(ctx, config)
     return config.to_api()
+
+
+async def _config_changed(ctx: ApiContext, config: LoggingConfiguration) -> None:
+    # Logger sinks cache configurations; this makes a new destination apply at once.
+    await ctx.bus.publish_control(ControlNotice(ControlNotice.LOGGING_CONFIGURATION_CHANGED, config.id).encode())
 
 
 async def _first_room_using(ctx: ApiContext, arn: str) -> Room | None:
@@ -98,6 +105,7 @@ async def delete_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
         )
     if not await ctx.store.delete(LOGGING_CONFIGURATION, config.id):
         raise _not_found(config)
+    await _config_changed(ctx, config)
 
 
 async def list_logging_configurations(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, default=None)
     gateway.add_argument("--id", default=None, help="gateway id (default: random)")
     sub.add_parser("router", help="a router (consumes its share of the action shards)")
+    sub.add_parser("logger", help="a logger sink (writes chat logs to the rooms' logging configurations)")
+    from logger_sink import readback
+
+    readback.add_arguments(sub.add_parser("logs", help="print a room's chat log, in order, as JSON lines"))
     from parley import loadtest
 
     loadtest.add_arguments(sub.add_parser("loadtest", help="drive simulated chat clients through running gateways"))
@@ -54,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
+    if args.command == "logs":
+        from logger_sink import readback
+
+        sys.exit(readback.run(args, settings))
 
     if args.command == "dev":
         settings = settings.with_(
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             secret_access_key=settings.secret_access_key or DEV_SECRET_ACCESS_KEY,
             token_secret=settings.token_secret or secrets.token_urlsafe(32),
         )
-        node = Node(settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True)
+        node = Node(settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True, logger=True)
 
         async def start() -> None:
             await node.start(api_port=args.api_port, gateway_port=args.gateway_port)
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         api=args.command == "api",
         gateway=args.command == "gateway",
         router=args.command == "router",
+        logger=args.command == "logger",
     )
     port = getattr(args, "port", None)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.server import Gateway
+from logger_sink.sink import LoggerSink
 from router.worker import Router
 from shared.bus import Bus
 from shared.config import Settings
@@ -55,17 +56,21 @@ class Node:
         gateway: bool = True,
         router: bool = True,
         router_all_shards: bool = False,
+        logger: bool = False,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
         self.api = ApiServer(settings, store, bus) if api else None
         self.gateway = Gateway(settings, store, bus) if gateway else None
+        self.logger = LoggerSink(settings, store, bus) if logger else None
         self.router = Router(settings, store, bus, all_shards=router_all_shards) if router else None
 
     async def start(self, *, api_port: int | None = None, gateway_port: int | None = None) -> None:
         await self.store.start()
         await self.bus.start()
+        if self.logger is not None:
+            await self.logger.start()
         if self.router is not None:
             await self.router.start()
         if self.gateway is not None:
@@ -80,6 +85,8 @@ class Node:
             await self.gateway.stop()
         if self.router is not None:
             await self.router.stop()
+        if self.logger is not None:  # after the router, which publishes logs until it stops
+            await self.logger.stop()
         if close_backends:
             await self.bus.close()
             await self.store.close()

@@ -29,6 +29,7 @@ def real_backends(settings: Settings) -> tuple[Store, Bus]:
         shards=settings.shards,
         prefetch=settings.router_prefetch,
     )
+    bus.log_queue_max_bytes = settings.log_queue_max_bytes
     return store, bus
 
 

@@ -208,7 +208,11 @@ class Router:
 
         metrics.ROUTER_BATCH_SIZE.observe(len(batch))
         if items:
-            await self.bus.publish_rooms([(room_id, RoomDelivery(room_id, items).encode())])
+            delivery = RoomDelivery(room_id, items).encode()
+            await self.bus.publish_rooms([(room_id, delivery)])
+            if room is not None and room.logging_configuration_identifiers:
+                # Chat logs: queued durably (publisher confirm) before the actions are acked below.
+                await self.bus.publish_log(room_id, delivery)
         for gateway_id, notice in errors:
             await self.bus.publish_gateway(gateway_id, notice.encode())
         await self.store.claim_many(done_keys, DONE_TTL_MS)

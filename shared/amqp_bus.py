@@ -7,6 +7,10 @@ Owns, under ``namespace``:
   persistent and published with publisher confirms; consumers ack manually.
 - Redis pub/sub: ``{ns}:room:{room_id}``, ``{ns}:gw:{gateway_id}`` and ``{ns}:control``. One
   subscriber connection per bus carries every subscription of the process.
+- Chat logs: the durable queue ``{ns}.logs`` (default exchange), single-active-consumer so one
+  logger sink at a time drains it in order (others are hot standbys), bounded by
+  ``x-max-length-bytes`` with ``x-overflow: reject-publish``: when sinks fall that far behind
+  the broker nacks new deliveries and ``publish_log`` counts and drops them, so chat never waits.
 
 Must not import any component, and must behave like ``shared.memory.MemoryBus``
 (``tests/test_bus.py`` runs the same tests against both).
@@ -29,18 +33,21 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
+from aio_pika.exceptions import ChannelInvalidStateError, DeliveryError, MessageProcessError
 from aiormq.exceptions import AMQPError
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared import metrics
 from shared.bus import (
     Ack,
     ActionHandler,
     Bus,
     DataListener,
+    LogConsumer,
+    LogHandler,
     RoomListener,
     ShardConsumer,
     Subscription,
@@ -143,6 +150,58 @@ def _acker(message: AbstractIncomingMessage, shard: int) -> Ack:
             log.debug("amqp.ack_after_close", shard=shard, error=repr(exc))
         except MessageProcessError:
             log.warning("amqp.double_ack", shard=shard)
+
+    return ack
+
+
+# --- chat logs (RabbitMQ) --------------------------------------------------------------------
+class _AmqpLogConsumer(LogConsumer):
+    """Hands log deliveries to the handler one at a time in queue order; acks come from the
+    handler whenever the sink has written them (in any order)."""
+
+    def __init__(self, channel: AbstractChannel, queue: AbstractQueue, handler: LogHandler) -> None:
+        self._channel = channel
+        self._queue = queue
+        self._handler = handler
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._tag: str | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._tag = await self._queue.consume(self._on_message)
+        self._pump = asyncio.create_task(self._run(), name="amqp-logs")
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait(message)
+
+    async def _run(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            room_id = str((message.headers or {}).get("room", ""))
+            try:
+                await self._handler(room_id, message.body, _log_acker(message))
+            except Exception:  # stays unacked; it comes back when the channel closes
+                log.exception("amqp.log_handler_failed", room_id=room_id)
+
+    async def stop(self) -> None:
+        if self._tag is not None and not self._channel.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._queue.cancel(self._tag), CLOSE_TIMEOUT)
+            self._tag = None
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+        # Closing the channel requeues every unacked delivery, in order, for the next consumer.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._channel.close(), CLOSE_TIMEOUT)
+
+
+def _log_acker(message: AbstractIncomingMessage) -> Ack:
+    async def ack() -> None:
+        # After a channel loss the broker has requeued it already: the sink may write it twice.
+        with contextlib.suppress(ChannelInvalidStateError, AMQPError, MessageProcessError):
+            await message.ack()
 
     return ack
 
@@ -336,11 +395,17 @@ class AmqpRedisBus(Bus):
         self._redis: Redis | None = None
         self._hub: _PubSubHub | None = None
         self._consumers: list[_AmqpShardConsumer] = []
+        self.log_queue_max_bytes = 1 << 30  # x-max-length-bytes of the log queue; all processes must agree
+        self._log_channel: AbstractChannel | None = None
+        self._log_consumers: list[_AmqpLogConsumer] = []
         self._lock = asyncio.Lock()
         self._started = False
         self._closed = False
 
     # --- names --------------------------------------------------------------------------
+    def log_queue_name(self) -> str:
+        return f"{self._ns}.logs"
+
     def queue_name(self, shard: int) -> str:
         return f"{self._exchange_name}.{shard}"
 
@@ -374,6 +439,9 @@ class AmqpRedisBus(Bus):
             for shard in range(self.shards):
                 queue = await self._declare_queue(channel, shard)
                 await queue.bind(self._exchange, routing_key=str(shard))
+            # Declared by every process, so a delivery published before any sink started is kept.
+            await self._declare_log_queue(channel)
+            self._log_channel = channel
             self._redis = Redis.from_url(self._redis_url, decode_responses=False)
             self._started = True
 
@@ -394,6 +462,8 @@ class AmqpRedisBus(Bus):
             self._closed = True
         for consumer in self._consumers:
             await consumer.stop()
+        for log_consumer in self._log_consumers:
+            await log_consumer.stop()
         if self._hub is not None:
             await self._hub.close()
         if self._redis is not None:
@@ -410,6 +480,7 @@ class AmqpRedisBus(Bus):
             channel = await connection.channel()
             for shard in range(self.shards):
                 await channel.queue_delete(self.queue_name(shard))
+            await channel.queue_delete(self.log_queue_name())
             await channel.exchange_delete(self._exchange_name)
         finally:
             await connection.close()
@@ -474,3 +545,35 @@ class AmqpRedisBus(Bus):
         if on_control is not None:
             await subscription._listen(self.control_channel(), on_control)
         return subscription
+
+    # --- chat logs ----------------------------------------------------------------------
+    async def _declare_log_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        # Every declaration must carry the same arguments or the broker refuses it.
+        arguments = {
+            "x-single-active-consumer": True,
+            "x-max-length-bytes": self.log_queue_max_bytes,
+            "x-overflow": "reject-publish",
+        }
+        return await channel.declare_queue(self.log_queue_name(), durable=True, arguments=arguments)
+
+    async def publish_log(self, room_id: str, data: bytes) -> None:
+        await self._ensure()
+        assert self._log_channel is not None
+        message = aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers={"room": room_id})
+        try:
+            await self._log_channel.default_exchange.publish(message, routing_key=self.log_queue_name())
+        except DeliveryError:
+            # Nacked: the log queue is at its bound (sinks down or far behind). Chat goes on.
+            metrics.LOG_DELIVERIES_DROPPED.inc()
+            log.warning("amqp.log_queue_full", room_id=room_id)
+
+    async def consume_logs(self, handler: LogHandler, prefetch: int = 1000) -> LogConsumer:
+        await self._ensure()
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await self._declare_log_queue(channel)
+        consumer = _AmqpLogConsumer(channel, queue, handler)
+        await consumer.start()
+        self._log_consumers.append(consumer)
+        return consumer

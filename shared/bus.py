@@ -11,6 +11,10 @@ Three paths, each with its own guarantee:
 - **room and gateway channels** (router → gateways): at most once, pub/sub. A gateway subscribes
   to a room's channel while it holds a connection in that room, and always to its own channel.
 - **control** (any → all): small notices such as "room X changed", at most once.
+- **logs** (router → logger sink): at least once, one durable queue. ``publish_log`` returns once
+  the broker has the ``RoomDelivery`` (publisher confirm), before the router acks the actions;
+  the sink acks each one after every destination durably wrote it. A full log queue drops the
+  newest delivery (counted) rather than slow the chat down.
 
 Implementations: ``shared.memory.MemoryBus`` (embedded mode) and ``shared.amqp_bus.AmqpRedisBus``
 (RabbitMQ for actions, Redis pub/sub for channels). Both pass ``tests/test_bus.py``.
@@ -28,6 +32,7 @@ Ack = Callable[[], Awaitable[None]]
 ActionHandler = Callable[[ActionEnvelope, Ack, bool], Awaitable[None]]  # (action, ack, redelivered)
 RoomListener = Callable[[str, bytes], None]  # (room_id, RoomDelivery bytes)
 DataListener = Callable[[bytes], None]
+LogHandler = Callable[[str, bytes, Ack], Awaitable[None]]  # (room_id, RoomDelivery bytes, ack)
 
 
 def shard_of(room_id: str, shards: int) -> int:
@@ -40,6 +45,12 @@ class ShardConsumer(ABC):
     async def stop(self) -> None:
         """Stop taking actions from the shard. Actions handed to the handler but not yet acked
         stay unacked until ``stop`` returns and are then given back to the broker, in order."""
+
+
+class LogConsumer(ABC):
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop taking deliveries; the unacked ones go back to the queue, in order."""
 
 
 class Subscription(ABC):
@@ -103,3 +114,17 @@ class Bus(ABC):
         """Start listening on ``gateway_id``'s channel and/or the control channel (whichever
         listener is given); rooms are added later with ``add_room``. Listeners are plain
         callables run on the event loop; they must not block."""
+
+    # --- chat logs ----------------------------------------------------------------------
+    @abstractmethod
+    async def publish_log(self, room_id: str, data: bytes) -> None:
+        """Queue ``RoomDelivery`` bytes for the logger sink; returns once the broker has them.
+        Never waits for a sink: when the log queue is over its bound the delivery is dropped
+        and counted (``parley_log_deliveries_dropped``) instead."""
+
+    @abstractmethod
+    async def consume_logs(self, handler: LogHandler, prefetch: int = 1000) -> LogConsumer:
+        """Call ``handler(room_id, data, ack)`` for each queued delivery, one call at a time in
+        queue order, with at most ``prefetch`` unacked. Acks may come in any order; unacked
+        deliveries come back after a crash. With several consumers only one is active at a
+        time (the others are hot standbys), which keeps every room's log in order."""

@@ -47,6 +47,16 @@ class Settings:
     shards: int = 16  # action queues; rooms hash onto them, each has one active router
     router_prefetch: int = 256
 
+    # Chat logs (logger_sink): where file destinations live, batch bounds, queue bound, retry cap.
+    log_dir: str = "./var/logs"
+    log_batch_seconds: float = 1.0
+    log_batch_records: int = 1000
+    log_batch_bytes: int = 1 << 20
+    log_prefetch: int = 5000  # unacked deliveries per sink; bounds its memory
+    log_queue_max_bytes: int = 1 << 30  # RabbitMQ x-max-length-bytes of {ns}.logs; every process must agree
+    log_retry_max_seconds: float = 30.0  # exponential backoff cap for a failing destination
+    log_spool_max_bytes: int = 1 << 30  # S3 objects parked on local disk while the bucket is unreachable
+
     max_rooms: int = 50_000
     max_connections: int = 50_000
     max_logging_configurations: int = 10

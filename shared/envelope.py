@@ -102,6 +102,7 @@ class ControlNotice:
     subject: str
 
     ROOM_CHANGED = "room_changed"
+    LOGGING_CONFIGURATION_CHANGED = "logging_configuration_changed"  # subject: the configuration id
 
     def encode(self) -> bytes:
         return msgpack.packb([self.topic, self.subject])

@@ -9,16 +9,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
-from shared.bus import ActionHandler, Bus, DataListener, RoomListener, ShardConsumer, Subscription
+from shared import metrics
+from shared.bus import (
+    Ack,
+    ActionHandler,
+    Bus,
+    DataListener,
+    LogConsumer,
+    LogHandler,
+    RoomListener,
+    ShardConsumer,
+    Subscription,
+)
 from shared.envelope import ActionEnvelope
 from shared.store import QuotaExceeded, Record, Store
 
 
 def _monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
+
+
+class _MemoryLogConsumer(LogConsumer):
+    """Takes the bus's log queue while it holds ``_log_active``; unacked deliveries go back to
+    the front of the queue on ``stop``, as a broker requeues them when a consumer goes away."""
+
+    def __init__(self, bus: MemoryBus, handler: LogHandler, prefetch: int) -> None:
+        self._bus = bus
+        self._handler = handler
+        self._window = asyncio.Semaphore(prefetch)
+        self._unacked: dict[int, tuple[str, bytes]] = {}
+        self._next = 0
+        self._task = asyncio.create_task(self._run(), name="memory-logs")
+
+    def _acker(self, tag: int) -> Ack:
+        async def ack() -> None:
+            if self._unacked.pop(tag, None) is not None:
+                self._window.release()
+
+        return ack
+
+    async def _run(self) -> None:
+        bus = self._bus
+        async with bus._log_active:
+            while True:
+                await self._window.acquire()
+                async with bus._logs_changed:
+                    await bus._logs_changed.wait_for(lambda: bool(bus._logs))
+                    room_id, data = bus._logs.popleft()
+                tag, self._next = self._next, self._next + 1
+                self._unacked[tag] = (room_id, data)
+                await self._handler(room_id, data, self._acker(tag))
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._bus._logs.extendleft(reversed(list(self._unacked.values())))
+        self._unacked.clear()
 
 
 class MemoryStore(Store):
@@ -157,6 +207,10 @@ class MemoryBus(Bus):
         self._queues: list[asyncio.Queue[ActionEnvelope]] = [asyncio.Queue() for _ in range(shards)]
         self._room_listeners: dict[str, list[RoomListener]] = defaultdict(list)
         self._channel_listeners: dict[str, list[DataListener]] = defaultdict(list)
+        self.log_queue_max = 100_000  # deliveries; the in-memory twin of the broker's byte bound
+        self._logs: deque[tuple[str, bytes]] = deque()
+        self._logs_changed = asyncio.Condition()
+        self._log_active = asyncio.Lock()  # one active log consumer, like single-active-consumer
 
     async def publish_action(self, action: ActionEnvelope) -> None:
         # Round-trip through the wire encoding so embedded mode exercises the same codec.
@@ -200,3 +254,15 @@ class MemoryBus(Bus):
                 self._channel_listeners[channel].append(listener)
                 subscription.listeners.append((channel, listener))
         return subscription
+
+    # --- chat logs ----------------------------------------------------------------------
+    async def publish_log(self, room_id: str, data: bytes) -> None:
+        if len(self._logs) >= self.log_queue_max:  # never wait for a slow sink: drop, counted
+            metrics.LOG_DELIVERIES_DROPPED.inc()
+            return
+        self._logs.append((room_id, data))
+        async with self._logs_changed:
+            self._logs_changed.notify_all()
+
+    async def consume_logs(self, handler: LogHandler, prefetch: int = 1000) -> LogConsumer:
+        return _MemoryLogConsumer(self, handler, prefetch)
