@@ -1,4 +1,4 @@
-"""``parley dev | api | gateway | router`` — see the README's contract table for flags and env."""
+"""``parley dev | api | gateway | router | reviewer`` — see the README's contract table for flags and env."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     from logger_sink import readback
 
     readback.add_arguments(sub.add_parser("logs", help="print a room's chat log, in order, as JSON lines"))
+    sub.add_parser("reviewer", help="a message reviewer (calls rooms' review handlers for the routers)")
     from parley import loadtest
 
     loadtest.add_arguments(sub.add_parser("loadtest", help="drive simulated chat clients through running gateways"))
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         gateway=args.command == "gateway",
         router=args.command == "router",
         logger=args.command == "logger",
+        reviewer=args.command == "reviewer",
     )
     port = getattr(args, "port", None)
 

@@ -10,6 +10,9 @@ from aiohttp import web
 
 from gateway.server import Gateway
 from logger_sink.sink import LoggerSink
+from reviewer.config import ReviewConfig
+from reviewer.remote import RemoteReviewer
+from reviewer.server import ReviewerServer
 from router.worker import Router
 from shared.bus import Bus
 from shared.config import Settings
@@ -44,7 +47,8 @@ class ApiServer:
 
 
 class Node:
-    """Any subset of api + gateway + router sharing one Store and Bus."""
+    """Any subset of api + gateway + router + reviewer sharing one Store and Bus. The router
+    always reviews through the Bus (``RemoteReviewer``); ``reviewer`` serves those reviews here."""
 
     def __init__(
         self,
@@ -57,6 +61,8 @@ class Node:
         router: bool = True,
         router_all_shards: bool = False,
         logger: bool = False,
+        reviewer: bool = True,
+        review_config: ReviewConfig | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -64,13 +70,27 @@ class Node:
         self.api = ApiServer(settings, store, bus) if api else None
         self.gateway = Gateway(settings, store, bus) if gateway else None
         self.logger = LoggerSink(settings, store, bus) if logger else None
-        self.router = Router(settings, store, bus, all_shards=router_all_shards) if router else None
+        review_config = review_config or ReviewConfig.from_env()
+        self.reviewer = ReviewerServer(bus, review_config) if reviewer else None
+        self.router = (
+            Router(
+                settings,
+                store,
+                bus,
+                all_shards=router_all_shards,
+                reviewer=RemoteReviewer(bus, review_config.router_timeout),
+            )
+            if router
+            else None
+        )
 
     async def start(self, *, api_port: int | None = None, gateway_port: int | None = None) -> None:
         await self.store.start()
         await self.bus.start()
         if self.logger is not None:
             await self.logger.start()
+        if self.reviewer is not None:  # before the router, so its first reviews find a server
+            await self.reviewer.start()
         if self.router is not None:
             await self.router.start()
         if self.gateway is not None:
@@ -87,6 +107,8 @@ class Node:
             await self.router.stop()
         if self.logger is not None:  # after the router, which publishes logs until it stops
             await self.logger.stop()
+        if self.reviewer is not None:
+            await self.reviewer.stop()
         if close_backends:
             await self.bus.close()
             await self.store.close()

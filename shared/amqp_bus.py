@@ -11,6 +11,12 @@ Owns, under ``namespace``:
   logger sink at a time drains it in order (others are hot standbys), bounded by
   ``x-max-length-bytes`` with ``x-overflow: reject-publish``: when sinks fall that far behind
   the broker nacks new deliveries and ``publish_log`` counts and drops them, so chat never waits.
+- Reviews (RPC over RabbitMQ): the transient queue ``{ns}.reviews`` that every reviewer consumes
+  (competing consumers, prefetch = its concurrency); each request carries a per-message
+  ``expiration`` equal to the caller's timeout, so a request nobody took in time dies in the queue.
+  Replies go to the caller's exclusive ``{ns}.review-replies.{random}`` queue, matched by
+  ``correlation_id``. Requests and replies are transient and unconfirmed: a lost one is a timeout,
+  and the caller falls back.
 
 Must not import any component, and must behave like ``shared.memory.MemoryBus``
 (``tests/test_bus.py`` runs the same tests against both).
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +56,7 @@ from shared.bus import (
     DataListener,
     LogConsumer,
     LogHandler,
+    ReviewHandler,
     RoomListener,
     ShardConsumer,
     Subscription,
@@ -152,6 +161,52 @@ def _acker(message: AbstractIncomingMessage, shard: int) -> Ack:
             log.warning("amqp.double_ack", shard=shard)
 
     return ack
+
+
+# --- reviews (RabbitMQ RPC) ------------------------------------------------------------------
+class _AmqpReviewServer(ShardConsumer):
+    """Answers review requests concurrently (aiormq runs each delivery as its own task); the
+    channel's prefetch bounds how many this process holds, so busy reviewers get fewer."""
+
+    def __init__(self, channel: AbstractChannel, queue: AbstractQueue, handler: ReviewHandler) -> None:
+        self._channel = channel
+        self._queue = queue
+        self._handler = handler
+        self._tag: str | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        self._tag = await self._queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            reply = await self._handler(message.body)
+            if reply is not None and message.reply_to:
+                await self._channel.default_exchange.publish(
+                    aio_pika.Message(reply, correlation_id=message.correlation_id),
+                    routing_key=message.reply_to,
+                )
+        except Exception as exc:  # noqa: BLE001 - the caller times out and falls back
+            log.warning("amqp.review_failed", error_type=type(exc).__name__)
+        finally:
+            # Acked whether or not it was answered: a review is never retried (its caller has moved on).
+            with contextlib.suppress(AMQPError, ChannelInvalidStateError, MessageProcessError):
+                await message.ack()
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def stop(self) -> None:
+        if self._tag is not None and not self._channel.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._queue.cancel(self._tag), CLOSE_TIMEOUT)
+            self._tag = None
+        if self._inflight:  # let reviews in progress answer (each is bounded by its budget)
+            await asyncio.wait(set(self._inflight), timeout=CLOSE_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._channel.close(), CLOSE_TIMEOUT)
 
 
 # --- chat logs (RabbitMQ) --------------------------------------------------------------------
@@ -398,6 +453,12 @@ class AmqpRedisBus(Bus):
         self.log_queue_max_bytes = 1 << 30  # x-max-length-bytes of the log queue; all processes must agree
         self._log_channel: AbstractChannel | None = None
         self._log_consumers: list[_AmqpLogConsumer] = []
+        self._review_servers: list[_AmqpReviewServer] = []
+        self._rpc_channel: AbstractChannel | None = None
+        self._rpc_reply_queue = f"{namespace}.review-replies.{secrets.token_hex(6)}"
+        self._rpc_calls: dict[str, asyncio.Future[bytes | None]] = {}
+        self._rpc_ids = itertools.count()
+        self._rpc_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
         self._started = False
         self._closed = False
@@ -408,6 +469,9 @@ class AmqpRedisBus(Bus):
 
     def queue_name(self, shard: int) -> str:
         return f"{self._exchange_name}.{shard}"
+
+    def review_queue_name(self) -> str:
+        return f"{self._ns}.reviews"
 
     def room_channel(self, room_id: str) -> bytes:
         return f"{self._ns}:room:{room_id}".encode()
@@ -464,6 +528,11 @@ class AmqpRedisBus(Bus):
             await consumer.stop()
         for log_consumer in self._log_consumers:
             await log_consumer.stop()
+        for server in self._review_servers:
+            await server.stop()
+        for call in self._rpc_calls.values():
+            if not call.done():
+                call.set_result(None)  # callers waiting on a review fall back now
         if self._hub is not None:
             await self._hub.close()
         if self._redis is not None:
@@ -481,6 +550,7 @@ class AmqpRedisBus(Bus):
             for shard in range(self.shards):
                 await channel.queue_delete(self.queue_name(shard))
             await channel.queue_delete(self.log_queue_name())
+            await channel.queue_delete(self.review_queue_name())
             await channel.exchange_delete(self._exchange_name)
         finally:
             await connection.close()
@@ -504,6 +574,65 @@ class AmqpRedisBus(Bus):
         await consumer.start()
         self._consumers.append(consumer)
         return consumer
+
+    # --- reviews ------------------------------------------------------------------------
+    async def _declare_review_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        # Transient: in-flight reviews are worth nothing after a broker restart (callers fell back).
+        return await channel.declare_queue(self.review_queue_name(), durable=False)
+
+    async def _rpc(self) -> AbstractChannel:
+        """The caller side, set up on first use (routers without reviewed rooms never need it)."""
+        async with self._rpc_lock:
+            if self._rpc_channel is None:
+                await self._ensure()
+                assert self._connection is not None
+                channel = await self._connection.channel(publisher_confirms=False)
+                await self._declare_review_queue(channel)
+                # Client-named (not amq.gen-*) so the robust channel can re-declare it after a reconnect.
+                replies = await channel.declare_queue(self._rpc_reply_queue, exclusive=True, auto_delete=True)
+                await replies.consume(self._on_review_reply, no_ack=True)
+                self._rpc_channel = channel
+            return self._rpc_channel
+
+    async def _on_review_reply(self, message: AbstractIncomingMessage) -> None:
+        call = self._rpc_calls.get(message.correlation_id or "")
+        if call is not None and not call.done():
+            call.set_result(message.body)
+        # else: the caller already timed out and fell back; the late answer is dropped.
+
+    async def request_review(self, data: bytes, timeout: float) -> bytes | None:
+        call_id = f"{next(self._rpc_ids):x}"
+        call: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._rpc_calls[call_id] = call
+        try:
+            async with asyncio.timeout(timeout):
+                channel = await self._rpc()
+                message = aio_pika.Message(
+                    data,
+                    correlation_id=call_id,
+                    reply_to=self._rpc_reply_queue,
+                    expiration=timeout,  # dies in the queue once the caller has given up on it
+                    delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+                )
+                await channel.default_exchange.publish(message, routing_key=self.review_queue_name())
+                return await call
+        except Exception as exc:  # noqa: BLE001 - timeout or broker trouble: the caller falls back
+            if not isinstance(exc, TimeoutError):
+                log.warning("amqp.review_request_failed", error_type=type(exc).__name__)
+            return None
+        finally:
+            del self._rpc_calls[call_id]
+
+    async def serve_reviews(self, handler: ReviewHandler, concurrency: int) -> ShardConsumer:
+        await self._ensure()
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=concurrency)
+        queue = await self._declare_review_queue(channel)
+        server = _AmqpReviewServer(channel, queue, handler)
+        await server.start()
+        self._review_servers.append(server)
+        return server
 
     # --- fan-out ------------------------------------------------------------------------
     async def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> None:

@@ -15,6 +15,9 @@ Three paths, each with its own guarantee:
   the broker has the ``RoomDelivery`` (publisher confirm), before the router acks the actions;
   the sink acks each one after every destination durably wrote it. A full log queue drops the
   newest delivery (counted) rather than slow the chat down.
+- **reviews** (router → any reviewer → that router): request/reply, at most once, with a deadline.
+  Reviewers compete for requests; a request nobody answers in time dies (the router then applies
+  the room's fallback), so no reviewer process is needed for chat to flow.
 
 Implementations: ``shared.memory.MemoryBus`` (embedded mode) and ``shared.amqp_bus.AmqpRedisBus``
 (RabbitMQ for actions, Redis pub/sub for channels). Both pass ``tests/test_bus.py``.
@@ -33,6 +36,7 @@ ActionHandler = Callable[[ActionEnvelope, Ack, bool], Awaitable[None]]  # (actio
 RoomListener = Callable[[str, bytes], None]  # (room_id, RoomDelivery bytes)
 DataListener = Callable[[bytes], None]
 LogHandler = Callable[[str, bytes, Ack], Awaitable[None]]  # (room_id, RoomDelivery bytes, ack)
+ReviewHandler = Callable[[bytes], Awaitable[bytes | None]]  # ReviewRequest bytes -> Verdict bytes (None: no reply)
 
 
 def shard_of(room_id: str, shards: int) -> int:
@@ -114,6 +118,17 @@ class Bus(ABC):
         """Start listening on ``gateway_id``'s channel and/or the control channel (whichever
         listener is given); rooms are added later with ``add_room``. Listeners are plain
         callables run on the event loop; they must not block."""
+
+    # --- reviews ------------------------------------------------------------------------
+    @abstractmethod
+    async def request_review(self, data: bytes, timeout: float) -> bytes | None:
+        """Send ``ReviewRequest`` bytes to one reviewer and return its ``Verdict`` bytes, or None
+        when no answer came within ``timeout`` seconds (or the bus failed). Never raises."""
+
+    @abstractmethod
+    async def serve_reviews(self, handler: ReviewHandler, concurrency: int) -> ShardConsumer:
+        """Answer review requests with ``handler``, up to ``concurrency`` at once, competing with
+        every other server of the namespace; ``stop()`` on the result stops taking new ones."""
 
     # --- chat logs ----------------------------------------------------------------------
     @abstractmethod

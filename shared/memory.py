@@ -20,6 +20,7 @@ from shared.bus import (
     DataListener,
     LogConsumer,
     LogHandler,
+    ReviewHandler,
     RoomListener,
     ShardConsumer,
     Subscription,
@@ -201,6 +202,21 @@ async def _noop_ack() -> None:
     return None
 
 
+class _MemoryReviewServer(ShardConsumer):
+    def __init__(self, bus: MemoryBus, handler: ReviewHandler, concurrency: int) -> None:
+        self._bus = bus
+        self.handler = handler
+        self.slots = asyncio.Semaphore(concurrency)
+
+    async def serve(self, data: bytes) -> bytes | None:
+        async with self.slots:
+            return await self.handler(data)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self._bus._review_servers.remove(self)
+
+
 class MemoryBus(Bus):
     def __init__(self, shards: int = 16) -> None:
         self.shards = shards
@@ -211,6 +227,8 @@ class MemoryBus(Bus):
         self._logs: deque[tuple[str, bytes]] = deque()
         self._logs_changed = asyncio.Condition()
         self._log_active = asyncio.Lock()  # one active log consumer, like single-active-consumer
+        self._review_servers: list[_MemoryReviewServer] = []
+        self._review_turn = 0
 
     async def publish_action(self, action: ActionEnvelope) -> None:
         # Round-trip through the wire encoding so embedded mode exercises the same codec.
@@ -254,6 +272,21 @@ class MemoryBus(Bus):
                 self._channel_listeners[channel].append(listener)
                 subscription.listeners.append((channel, listener))
         return subscription
+
+    async def request_review(self, data: bytes, timeout: float) -> bytes | None:
+        if not self._review_servers:
+            return None  # nobody serves reviews: the same outcome as the broker's expired request
+        self._review_turn += 1  # competing servers take turns, like consumers of one queue
+        server = self._review_servers[self._review_turn % len(self._review_servers)]
+        try:
+            return await asyncio.wait_for(server.serve(bytes(data)), timeout)
+        except Exception:  # a timeout or a failing server: the caller falls back
+            return None
+
+    async def serve_reviews(self, handler: ReviewHandler, concurrency: int) -> ShardConsumer:
+        server = _MemoryReviewServer(self, handler, concurrency)
+        self._review_servers.append(server)
+        return server
 
     # --- chat logs ----------------------------------------------------------------------
     async def publish_log(self, room_id: str, data: bytes) -> None:

@@ -16,6 +16,12 @@ MESSAGING_DELIVERIES = Counter("MessagingDeliveries", "Frames delivered to conne
 DELIVERIES = Counter("Deliveries", "Frames delivered to connections, by action", ["Action"])
 INVOCATION_ERRORS = Counter("InvocationErrors", "Review handler could not be invoked", ["Uri"])
 RESPONSE_VALIDATION_ERRORS = Counter("ResponseValidationErrors", "Review handler returned an invalid response", ["Uri"])
+REVIEW_SECONDS = Histogram(
+    "parley_review_seconds",
+    "Message review latency in the reviewer, by outcome (allow, deny, fallback)",
+    ["outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5),
+)
 
 # --- operational ------------------------------------------------------------------------------
 CONNECT_REJECTIONS = Counter("parley_connect_rejections", "WebSocket upgrades refused, by reason", ["reason"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import msgpack
+
 from shared.envelope import ActionEnvelope
 from shared.models import Room
 
@@ -21,6 +23,58 @@ class Verdict:
     content: str  # what is delivered when allowed (the handler may have replaced it)
     attributes: dict[str, str] | None
     reason: str = ""  # the handler's Attributes.Reason on DENY, for the sender's ERROR 406
+
+    # Wire form (reviewer → router, msgpack array in field order), like shared/envelope.py.
+    def encode(self) -> bytes:
+        return msgpack.packb([self.allow, self.content, self.attributes, self.reason])
+
+    @classmethod
+    def decode(cls, data: bytes) -> Verdict:
+        allow, content, attributes, reason = msgpack.unpackb(data)
+        return cls(bool(allow), content, attributes, reason)
+
+
+@dataclass(slots=True)
+class ReviewRequest:
+    """Router → reviewer: one message to review, with what the reviewer needs to decide alone
+    (the handler, the room's fallback and length limit) so it never reads the Store."""
+
+    uri: str
+    fallback_result: str  # ALLOW | DENY
+    maximum_message_length: int
+    message_id: str  # the MESSAGE's Id-to-be (spec §8: reused as the delivered frame's Id)
+    room_arn: str
+    content: str
+    attributes: dict[str, str] | None
+    user_id: str
+    user_attributes: dict[str, str] | None
+    ip: str
+
+    @classmethod
+    def of(cls, room: Room, action: ActionEnvelope) -> ReviewRequest:
+        return cls(
+            room.review_uri,
+            room.review_fallback,
+            room.maximum_message_length,
+            action.frame_id,
+            room.arn,
+            action.content,
+            action.attributes,
+            action.user_id,
+            action.user_attributes,
+            action.ip,
+        )
+
+    def fallback(self, reason: str = "") -> Verdict:
+        """Same rule as :func:`fallback`, for a reviewer that has the request but not the room."""
+        return Verdict(self.fallback_result == "ALLOW", self.content, self.attributes, reason)
+
+    def encode(self) -> bytes:
+        return msgpack.packb([getattr(self, name) for name in self.__slots__])
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReviewRequest:
+        return cls(*msgpack.unpackb(data))
 
 
 def fallback(room: Room, action: ActionEnvelope, reason: str = "") -> Verdict:

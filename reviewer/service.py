@@ -1,0 +1,109 @@
+"""One review, start to verdict: resolve the handler, invoke it within the budget, validate,
+and fall back on anything else. Counts the IVS error metrics and the review latency.
+
+Runs wherever reviews are served (``parley reviewer``, ``parley dev``); bounded by a semaphore so
+a flood of reviews queues here instead of opening unbounded sockets. Waiting for a slot counts
+against the 200 ms budget: the sender waits for the verdict either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+
+from reviewer import builtin
+from reviewer.config import ReviewConfig
+from reviewer.protocol import (
+    REVIEW_BUDGET_S,
+    InvalidResponse,
+    InvocationError,
+    handler_request,
+    parse_response,
+    redact_uri,
+    validate_response,
+)
+from reviewer.webhook import Webhook
+from shared import metrics
+from shared.review import ReviewRequest, Verdict
+
+log = structlog.get_logger("reviewer")
+
+LAMBDA_PREFIX = "arn:aws:lambda:"
+WARN_EVERY_S = 10.0  # per handler URI: a handler that is down must not flood the log
+
+
+class ReviewService:
+    def __init__(self, config: ReviewConfig, *, budget: float = REVIEW_BUDGET_S) -> None:
+        self.config = config
+        self.budget = budget
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._webhook = Webhook(config.concurrency)
+        self._warned: dict[str, float] = {}
+
+    async def close(self) -> None:
+        await self._webhook.close()
+
+    async def handle(self, data: bytes) -> bytes | None:
+        """The bus-facing entry: ``ReviewRequest`` bytes in, ``Verdict`` bytes out."""
+        try:
+            request = ReviewRequest.decode(data)
+        except Exception:  # noqa: BLE001 - no request, no fallback to give: the caller times out
+            log.warning("undecodable review request dropped", size=len(data))
+            return None
+        return (await self.review(request)).encode()
+
+    async def review(self, request: ReviewRequest) -> Verdict:
+        """The handler's verdict, or the room's fallback; never raises."""
+        started = time.perf_counter()
+        outcome = "fallback"
+        try:
+            async with asyncio.timeout(self.budget):
+                async with self._slots:
+                    response = await self._invoke(request.uri, handler_request(request))
+            verdict = validate_response(response, request)
+            outcome = "allow" if verdict.allow else "deny"
+        except InvalidResponse as exc:
+            metrics.RESPONSE_VALIDATION_ERRORS.labels(redact_uri(request.uri)).inc()
+            self._warn("review handler response invalid; fallback applied", request, str(exc))
+            verdict = request.fallback("invalid review response")
+        except (InvocationError, TimeoutError) as exc:
+            metrics.INVOCATION_ERRORS.labels(redact_uri(request.uri)).inc()
+            self._warn("review handler not invoked; fallback applied", request, str(exc) or "timeout")
+            verdict = request.fallback("review handler unavailable")
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one fallback, not the reviewer
+            metrics.INVOCATION_ERRORS.labels(redact_uri(request.uri)).inc()
+            log.exception("review failed; fallback applied", uri=redact_uri(request.uri), error_type=type(exc).__name__)
+            verdict = request.fallback("review handler unavailable")
+        metrics.REVIEW_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+        return verdict
+
+    async def _invoke(self, uri: str, payload: dict[str, Any]) -> Any:
+        """The handler's decoded response (raising ``InvocationError`` / ``InvalidResponse``)."""
+        if uri.startswith(LAMBDA_PREFIX):
+            # No Lambda runtime here: an ARN works only if the operator mapped it to a handler.
+            target = self.config.lambda_map.get(uri)
+            if target is None or target.startswith(LAMBDA_PREFIX):
+                raise InvocationError("no executor for this Lambda ARN (see PARLEY_REVIEW_LAMBDA_MAP)")
+            uri = target
+        if uri.startswith(builtin.SCHEME + ":"):
+            try:
+                handler = builtin.resolve(uri)
+            except builtin.BuiltinError as exc:
+                raise InvocationError(str(exc)) from exc
+            return handler(payload)
+        if uri.startswith(("http://", "https://")):
+            return parse_response(await self._webhook.post(uri, payload, self.budget))
+        raise InvocationError("unsupported handler URI")
+
+    def _warn(self, event: str, request: ReviewRequest, error: str) -> None:
+        """Warn once per URI per interval; every occurrence is in the metrics and at debug."""
+        uri = redact_uri(request.uri)
+        now = time.monotonic()
+        if now - self._warned.get(uri, -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._warned[uri] = now
+            log.warning(event, uri=uri, room_arn=request.room_arn, error=error)
+        else:
+            log.debug(event, uri=uri, message_id=request.message_id, error=error)
