@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint services clean js deploy-tools deploy-check
+.PHONY: install run test test-fast lint services clean js browser deploy-tools deploy-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,12 +28,19 @@ tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 
 js: tests/js/node_modules
 
+## Chromium for tests/test_web_demo.py: Debian's package, installed only if missing (Playwright's own
+## browser download does not work here, so `playwright install` is never run)
+browser:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 ## the whole suite: lint, unit, integration (real Redis + RabbitMQ) and end-to-end
-test: $(STAMP) services tests/js/node_modules lint deploy-tools
+test: $(STAMP) services tests/js/node_modules browser lint deploy-tools
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 ## unit tests only (no servers)

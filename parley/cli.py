@@ -26,8 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="every component in one process, in memory, no servers needed")
     dev.add_argument("--api-port", type=int, default=None)
     dev.add_argument("--gateway-port", type=int, default=None)
+    dev.add_argument("--no-demo", action="store_true", help="do not serve the web chat demo on the api port")
     api = sub.add_parser("api", help="the control plane (IVS REST API)")
     api.add_argument("--port", type=int, default=None)
+    api.add_argument("--demo", action="store_true", help="serve the web chat demo (no auth: never in production)")
     gateway = sub.add_parser("gateway", help="a WebSocket gateway")
     gateway.add_argument("--port", type=int, default=None)
     gateway.add_argument("--id", default=None, help="gateway id (default: random)")
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             access_key_id=settings.access_key_id or DEV_ACCESS_KEY_ID,
             secret_access_key=settings.secret_access_key or DEV_SECRET_ACCESS_KEY,
             token_secret=settings.token_secret or secrets.token_urlsafe(32),
+            demo=not args.no_demo,  # the web chat demo is on in dev only; `parley api` needs --demo/PARLEY_DEMO
         )
         node = Node(settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True, logger=True)
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            if settings.demo:
+                print(f"  web chat demo: http://{settings.api_host}:{node.api.port}/", file=sys.stderr, flush=True)
 
         run(serve_until_signal(start, node.stop))
         return
@@ -91,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     for required in needs.get(args.command, ()):
         if not getattr(settings, required):
             sys.exit(f"parley {args.command}: PARLEY_{required.upper()} must be set")
+    if args.command == "api" and args.demo:
+        settings = settings.with_(demo=True)
     if args.command == "gateway" and args.id:
         settings = settings.with_(gateway_id=args.id)
     _metrics(settings)

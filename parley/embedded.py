@@ -83,6 +83,16 @@ class Node:
             if router
             else None
         )
+        if self.api is not None and settings.demo:
+            self._mount_demo(self.api)
+
+    def _mount_demo(self, api: ApiServer) -> None:
+        """The web chat demo (``api.demo``), only when ``settings.demo`` asks for it."""
+        from api.demo import mount_demo
+
+        gateway = self.gateway
+        # A gateway in this process (parley dev) gets its port only when it starts; ask at request time.
+        mount_demo(api.app, gateway_port=(lambda: gateway.port) if gateway is not None else None)
 
     async def start(self, *, api_port: int | None = None, gateway_port: int | None = None) -> None:
         await self.store.start()

@@ -65,6 +65,9 @@ class Settings:
     connection_rate_per_second: int = 10  # messaging requests per connection (IVS quota, not adjustable)
     api_throttling: bool = True  # per-operation TPS limits of IVS (spec §10)
     ping_interval: float = 30.0
+    # Web chat demo (api/demo): token vending without credentials, so never on by default; `parley dev` enables it.
+    demo: bool = False
+    demo_gateway_url: str = ""  # ws URL the demo page connects to (default: this host, gateway_port)
 
     log_level: str = "info"
     log_json: bool = True
