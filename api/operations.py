@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api import bans, chat_tokens, logging_configurations, moderation, rooms, tags
+from api import bans, chat_tokens, history, logging_configurations, moderation, rooms, tags
 from api.context import ApiContext
 
 Handler = Callable[[ApiContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -36,4 +36,8 @@ OPERATIONS: dict[str, Handler] = {
     # parley extensions (api/botocore_data/parleychat): same auth, errors and validation
     "BanUser": bans.ban_user,
     "UnbanUser": bans.unban_user,
+    "GetRoomExtensions": history.get_room_extensions,
+    "UpdateRoomExtensions": history.update_room_extensions,
+    "ListRoomMessages": history.list_room_messages,
+    "GetLastMessages": history.get_last_messages,
 }

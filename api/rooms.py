@@ -44,7 +44,7 @@ def _apply_handler(room: Room, handler: dict[str, Any] | None) -> None:
         room.review_fallback = handler["fallbackResult"]
 
 
-async def _room_changed(ctx: ApiContext, room_id: str) -> None:
+async def publish_room_changed(ctx: ApiContext, room_id: str) -> None:
     await ctx.bus.publish_control(ControlNotice(ControlNotice.ROOM_CHANGED, room_id).encode())
 
 
@@ -95,7 +95,7 @@ async def update_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]
     room.update_ms = max(now_ms(), room.update_ms + 1)
     if not await ctx.store.put(ROOM, room.id, room.to_record(), room.update_ms):
         raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
-    await _room_changed(ctx, room.id)
+    await publish_room_changed(ctx, room.id)
     return room.to_api()
 
 
@@ -103,8 +103,9 @@ async def delete_room(ctx: ApiContext, params: dict[str, Any]) -> None:
     room = await load_room(ctx, params["identifier"])
     if not await ctx.store.delete(ROOM, room.id):
         raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
+    await ctx.store.history_clear(room.id)
     # Live connections stay (spec §1.3); the notice only drops cached configuration.
-    await _room_changed(ctx, room.id)
+    await publish_room_changed(ctx, room.id)
 
 
 def _room_filter(params: dict[str, Any]) -> Callable[[Record], bool]:

@@ -23,6 +23,8 @@ from shared.envelope import ConnectionNotice, RoomDelivery
 
 log = structlog.get_logger("gateway")
 
+MAX_HELD_FRAMES = 10_000
+
 
 class Member(Protocol):
     connection_id: str
@@ -39,6 +41,8 @@ class RoomFanout:
         self._users: dict[tuple[str, str], set[ServerConnection]] = defaultdict(set)
         self._by_id: dict[str, ServerConnection] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        # Connections catching up on history: live frames wait here, (frame id, wire bytes).
+        self._holding: dict[ServerConnection, list[tuple[str, bytes]]] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -61,6 +65,7 @@ class RoomFanout:
 
     async def leave(self, member: Member) -> None:
         ws = member.websocket
+        self._holding.pop(ws, None)
         self._by_id.pop(member.connection_id, None)
         key = (member.room_id, member.user_id)
         users = self._users.get(key)
@@ -83,9 +88,14 @@ class RoomFanout:
             room = self._rooms.get(room_id)
             if not room:
                 return
-            sent, slow = write_frame(room, text_frame(item.frame), self.max_send_buffer)
+            raw = text_frame(item.frame)
+            holding = self._holding
+            targets = [ws for ws in room if ws not in holding] if holding else room
+            sent, slow = write_frame(targets, raw, self.max_send_buffer)
             for ws in slow:
                 self._drop_slow(ws)
+            if holding:
+                self._keep_for_catch_up(room, item.frame_id, raw)
             metrics.MESSAGING_DELIVERIES.inc(sent)
             metrics.DELIVERIES_BY_ACTION[item.kind].inc(sent)
             if item.received_ms:
@@ -93,6 +103,34 @@ class RoomFanout:
             if item.close_user_id:
                 for ws in list(self._users.get((room_id, item.close_user_id), ())):
                     self.close_soon(ws, 1000, item.close_reason)
+
+    # --- catch-up: history first, then the live frames that arrived meanwhile, without repeats --
+    def hold(self, ws: ServerConnection) -> None:
+        """Stop writing live room frames to ``ws``; keep them until :meth:`release`."""
+        self._holding.setdefault(ws, [])
+
+    def release(self, ws: ServerConnection, already_sent: set[str]) -> None:
+        """Write the frames kept since :meth:`hold`, except those the history already carried."""
+        kept = self._holding.pop(ws, None)
+        if not kept:
+            return
+        for frame_id, raw in kept:
+            if frame_id not in already_sent:
+                _, slow = write_frame((ws,), raw, self.max_send_buffer)
+                if slow:
+                    self._drop_slow(ws)
+                    return
+
+    def _keep_for_catch_up(self, room: set[ServerConnection], frame_id: str, raw: bytes) -> None:
+        for ws in room:
+            kept = self._holding.get(ws)
+            if kept is None:
+                continue
+            if len(kept) >= MAX_HELD_FRAMES:  # a catch-up that never finishes must not grow forever
+                self._holding.pop(ws)
+                self._drop_slow(ws)
+            else:
+                kept.append((frame_id, raw))
 
     def on_gateway(self, data: bytes) -> None:
         notice = ConnectionNotice.decode(data)

@@ -15,12 +15,13 @@ from websockets.http11 import Request, Response
 
 from gateway.admission import Rejection, admit, offered_token
 from gateway.fanout import RoomFanout
+from gateway.history import answer_history
 from gateway.session import ChatSession
 from shared import closecodes, frames, metrics
 from shared.bus import Bus
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.frames import ErrorCode, FrameError
+from shared.frames import ClientRequest, ErrorCode, FrameError
 from shared.ids import new_id
 from shared.ratelimit import SlidingWindow
 from shared.store import Store
@@ -176,8 +177,15 @@ class Gateway:
     async def _on_frame(self, ws: ServerConnection, session: ChatSession, data: str | bytes) -> None:
         try:
             action = session.request(data, now_ms())
+            if isinstance(action, ClientRequest):  # answered here, not by a router
+                await answer_history(self.store, self.fanout, ws, session.token.room_id, action)
+                return
         except FrameError as error:
             await self._send_error(ws, error.code, error.message, error.request_id)
+            return
+        except Exception:
+            log.exception("answering a request failed", room_id=session.token.room_id)
+            await self._send_error(ws, ErrorCode.INTERNAL, "Could not answer the request; try again", None)
             return
         try:
             await self.bus.publish_action(action)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from shared import frames
 from shared.envelope import ActionEnvelope, Kind
-from shared.frames import Action, ErrorCode, FrameError
+from shared.frames import Action, ClientRequest, ErrorCode, FrameError
 from shared.ids import new_id
 from shared.ratelimit import SlidingWindow
 from shared.tokens import ChatToken
@@ -31,8 +31,9 @@ class ChatSession:
     max_frame_bytes: int = 8192
     rate: SlidingWindow = field(default_factory=lambda: SlidingWindow(10))
 
-    def request(self, data: str | bytes, now_ms: int) -> ActionEnvelope:
-        """Turn one client frame into an action, or raise :class:`FrameError`."""
+    def request(self, data: str | bytes, now_ms: int) -> ActionEnvelope | ClientRequest:
+        """Turn one client frame into an action for the router, a request the gateway answers
+        itself (GET_HISTORY), or raise :class:`FrameError`."""
         if _too_large(data, self.max_frame_bytes):
             raise FrameError(ErrorCode.TOO_LARGE, f"Frames must be at most {self.max_frame_bytes} bytes")
         allowed = self.rate.allow(now_ms)  # every frame counts, valid or not
@@ -44,6 +45,8 @@ class ChatSession:
             raise
         if not allowed:
             raise FrameError(ErrorCode.TOO_MANY_REQUESTS, self._rate_message(), request.request_id)
+        if request.action is Action.GET_HISTORY:
+            return request  # reading is always allowed, like receiving
         if request.action.value not in self.token.capabilities:
             raise FrameError(
                 ErrorCode.FORBIDDEN, f"The chat token lacks the {request.action.value} capability", request.request_id

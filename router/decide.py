@@ -103,7 +103,9 @@ def _message(action: ActionEnvelope, content: str, attributes: dict[str, str] | 
         sender_user_id=action.user_id,
         sender_attributes=action.user_attributes,
     )
-    return Outcome(DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms))
+    return Outcome(
+        DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms, frame_id=action.frame_id)
+    )
 
 
 def _event(action: ActionEnvelope, name: str, attributes: dict[str, str] | None) -> DeliveryItem:
@@ -114,4 +116,4 @@ def _event(action: ActionEnvelope, name: str, attributes: dict[str, str] | None)
         send_ms=action.received_ms,
         request_id=action.request_id,
     )
-    return DeliveryItem(action.kind, frame, "EVENT", received_ms=action.received_ms)
+    return DeliveryItem(action.kind, frame, "EVENT", received_ms=action.received_ms, frame_id=action.frame_id)

@@ -22,7 +22,7 @@ from router.shards import owned_shards
 from shared import metrics
 from shared.bus import Ack, Bus, ShardConsumer, Subscription
 from shared.config import Settings
-from shared.envelope import ActionEnvelope, ConnectionNotice, ControlNotice, DeliveryItem, RoomDelivery
+from shared.envelope import ActionEnvelope, ConnectionNotice, ControlNotice, DeliveryItem, Kind, RoomDelivery
 from shared.models import Room
 from shared.review import FallbackReviewer, Reviewer
 from shared.store import Store
@@ -207,6 +207,10 @@ class Router:
                 errors.append((outcome.gateway_id, outcome.error))
 
         metrics.ROUTER_BATCH_SIZE.observe(len(batch))
+        if room is not None and items:
+            # History first: a client catching up subscribes, then reads history, so anything
+            # published after that read was already live for it (no gap).
+            await self._record_history(room, decided)
         if items:
             delivery = RoomDelivery(room_id, items).encode()
             await self.bus.publish_rooms([(room_id, delivery)])
@@ -218,6 +222,24 @@ class Router:
         await self.store.claim_many(done_keys, DONE_TTL_MS)
         for _, ack, _ in batch:
             await ack()
+
+    async def _record_history(self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]) -> None:
+        if room.history_max_messages <= 0:
+            return
+        max_age_ms = room.history_max_age_seconds * 1000
+        appended: list[tuple[str, bytes]] = []
+        for action, outcome in decided:
+            if outcome.delivery is None:
+                continue
+            if action.kind == Kind.SEND_MESSAGE:
+                appended.append((action.frame_id, outcome.delivery.frame))
+            elif action.kind == Kind.DELETE_MESSAGE:
+                # Deleted messages leave the history (in batch order, so a delete of a message
+                # from this very batch works too).
+                await self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms)
+                appended = []
+                await self.store.history_remove(room.id, action.target)
+        await self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms)
 
     async def _review(
         self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]

@@ -43,7 +43,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import ChannelInvalidStateError, DeliveryError, MessageProcessError
 from aiormq.exceptions import AMQPError
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -506,7 +506,9 @@ class AmqpRedisBus(Bus):
             # Declared by every process, so a delivery published before any sink started is kept.
             await self._declare_log_queue(channel)
             self._log_channel = channel
-            self._redis = Redis.from_url(self._redis_url, decode_responses=False)
+            # Blocking pool: bursts wait for a connection rather than fail (MaxConnectionsError).
+            pool = BlockingConnectionPool.from_url(self._redis_url, max_connections=64, timeout=10)
+            self._redis = Redis(connection_pool=pool)
             self._started = True
 
     async def _declare_queue(self, channel: AbstractChannel, shard: int) -> AbstractQueue:

@@ -64,6 +64,7 @@ class DeliveryItem:
     close_user_id: str = ""  # after sending, close this user's connections in the room
     close_reason: str = ""
     received_ms: int = 0  # when the request was accepted, for send-to-deliver latency
+    frame_id: str = ""  # the frame's Id (catch-up de-duplicates live frames against history)
 
 
 @dataclass(slots=True)

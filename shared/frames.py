@@ -26,6 +26,7 @@ class Action(StrEnum):
     SEND_MESSAGE = "SEND_MESSAGE"
     DELETE_MESSAGE = "DELETE_MESSAGE"
     DISCONNECT_USER = "DISCONNECT_USER"
+    GET_HISTORY = "GET_HISTORY"  # parley extension: answered with a HISTORY frame
 
 
 class ErrorCode:
@@ -49,6 +50,9 @@ MAX_USER_ID_LENGTH = 128
 MAX_REQUEST_ID_LENGTH = 128
 MAX_EVENT_NAME_LENGTH = 100
 
+DEFAULT_HISTORY_PAGE = 50
+MAX_HISTORY_PAGE = 100
+
 EVENT_DELETE_MESSAGE = "aws:DELETE_MESSAGE"
 EVENT_DISCONNECT_USER = "aws:DISCONNECT_USER"
 
@@ -69,9 +73,10 @@ class ClientRequest:
     request_id: str | None
     content: str = ""
     attributes: dict[str, str] | None = None
-    message_id: str = ""  # DELETE_MESSAGE target
+    message_id: str = ""  # DELETE_MESSAGE target; GET_HISTORY: messages after this one
     user_id: str = ""  # DISCONNECT_USER target
     reason: str | None = None
+    limit: int = 0  # GET_HISTORY page size
 
 
 def attributes_size(attributes: dict[str, str]) -> int:
@@ -145,6 +150,16 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         if len(user_id) > MAX_USER_ID_LENGTH:
             raise FrameError(ErrorCode.TOO_LARGE, f"UserId must be at most {MAX_USER_ID_LENGTH} characters", request_id)
         return ClientRequest(Action.DISCONNECT_USER, request_id, user_id=user_id, reason=_reason(body, request_id))
+    if action == Action.GET_HISTORY:
+        limit = body.get("Limit", DEFAULT_HISTORY_PAGE)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, f"Limit must be an integer from 1 to {MAX_HISTORY_PAGE}", request_id
+            )
+        after = body.get("After")
+        if after is not None and (not isinstance(after, str) or not ID12_RE.match(after)):
+            raise FrameError(ErrorCode.BAD_REQUEST, "After must be a message Id", request_id)
+        return ClientRequest(Action.GET_HISTORY, request_id, message_id=after or "", limit=limit)
     if action is None:
         raise FrameError(ErrorCode.BAD_REQUEST, "Action is required", request_id)
     raise FrameError(ErrorCode.BAD_REQUEST, f"Unknown Action: {str(action)[:64]}", request_id)
@@ -207,6 +222,17 @@ def disconnect_user_attributes(user_id: str, reason: str | None) -> dict[str, st
     if reason:
         attributes["Reason"] = reason
     return attributes
+
+
+def history_frame(*, frame_id: str, request_id: str | None, messages: list[bytes], gap: bool) -> bytes:
+    """parley extension: past MESSAGE frames (exactly as delivered), oldest first. ``Gap`` is true
+    when the requested ``After`` message is no longer kept, so some messages may be missing."""
+    head: dict[str, Any] = {"Type": "HISTORY", "Id": frame_id}
+    if request_id is not None:
+        head["RequestId"] = request_id
+    head["Gap"] = gap
+    # The stored frames are JSON already: splice them in rather than decode and re-encode.
+    return _encode(head)[:-1] + b',"Messages":[' + b",".join(messages) + b"]}"
 
 
 def error_frame(*, frame_id: str, request_id: str | None, code: int, message: str) -> bytes:

@@ -78,6 +78,7 @@ class MemoryStore(Store):
         self._marks: dict[str, int] = {}  # key -> expiry (monotonic ms)
         self._windows: dict[tuple[str, int], int] = {}
         self._reports: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+        self._history: dict[str, list[tuple[int, str, bytes]]] = {}  # (appended at ms, id, frame)
 
     async def create(self, kind: str, rid: str, record: Record, updated_ms: int, limit: int) -> None:
         table = self._records[kind]
@@ -142,6 +143,52 @@ class MemoryStore(Store):
         live = self._live(key)
         self._marks.pop(key, None)
         return live
+
+    # --- history ---------------------------------------------------------------------------
+    def _history_live(self, room_id: str, max_age_ms: int) -> list[tuple[int, str, bytes]]:
+        horizon = int(time.time() * 1000) - max_age_ms
+        entries = [entry for entry in self._history.get(room_id, ()) if entry[0] > horizon]
+        if entries:
+            self._history[room_id] = entries
+        else:
+            self._history.pop(room_id, None)
+        return entries
+
+    async def history_append(
+        self, room_id: str, items: list[tuple[str, bytes]], max_messages: int, max_age_ms: int
+    ) -> None:
+        now = int(time.time() * 1000)
+        entries = self._history.setdefault(room_id, [])
+        entries.extend((now, message_id, frame) for message_id, frame in items)
+        del entries[: max(len(entries) - max_messages, 0)]
+        self._history_live(room_id, max_age_ms)
+
+    async def history_remove(self, room_id: str, message_id: str) -> bool:
+        entries = self._history.get(room_id, [])
+        kept = [entry for entry in entries if entry[1] != message_id]
+        self._history[room_id] = kept
+        return len(kept) != len(entries)
+
+    async def history_latest(
+        self, room_id: str, limit: int, max_age_ms: int, before: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        entries = self._history_live(room_id, max_age_ms)
+        if before is not None:
+            ids = [message_id for _, message_id, _ in entries]
+            entries = entries[: ids.index(before)] if before in ids else []
+        return [(message_id, frame) for _, message_id, frame in reversed(entries[-limit:] if limit else [])]
+
+    async def history_after(
+        self, room_id: str, after: str, limit: int, max_age_ms: int
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        entries = self._history_live(room_id, max_age_ms)
+        ids = [message_id for _, message_id, _ in entries]
+        found = after in ids
+        start = ids.index(after) + 1 if found else 0
+        return [(message_id, frame) for _, message_id, frame in entries[start : start + limit]], found
+
+    async def history_clear(self, room_id: str) -> None:
+        self._history.pop(room_id, None)
 
     async def hit(self, key: str, window_ms: int) -> int:
         window = int(time.time() * 1000) // window_ms

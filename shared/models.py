@@ -14,6 +14,8 @@ from shared.clock import iso_ms
 DEFAULT_MAX_MESSAGE_RATE = 10
 DEFAULT_MAX_MESSAGE_LENGTH = 500
 DEFAULT_FALLBACK_RESULT = "ALLOW"
+DEFAULT_HISTORY_MAX_MESSAGES = 50  # parley extension: recent messages kept per room
+DEFAULT_HISTORY_MAX_AGE_SECONDS = 86_400
 
 
 @dataclass(slots=True)
@@ -29,6 +31,9 @@ class Room:
     review_fallback: str = DEFAULT_FALLBACK_RESULT
     tags: dict[str, str] = field(default_factory=dict)
     logging_configuration_identifiers: list[str] = field(default_factory=list)
+    # parley extensions (UpdateRoomExtensions); never part of IVS's response shapes
+    history_max_messages: int = DEFAULT_HISTORY_MAX_MESSAGES
+    history_max_age_seconds: int = DEFAULT_HISTORY_MAX_AGE_SECONDS
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)

@@ -74,6 +74,33 @@ return out
 """
 
 
+# History: one stream per room; entry ids are the server's ms clock, so age trimming is MINID.
+# Count and age are trimmed on every append, and the key expires when the room goes quiet.
+_HISTORY_APPEND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], '*', 'i', ARGV[i], 'f', ARGV[i + 1])
+end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', tonumber(ARGV[1]))
+redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+"""
+
+# Finding a message by its id scans the (small, bounded) stream inside Redis.
+_HISTORY_REMOVE = """
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  if entry[2][2] == ARGV[1] then
+    return redis.call('XDEL', KEYS[1], entry[1])
+  end
+end
+return 0
+"""
+
+
+REDIS_POOL_SIZE = 64
+
+
 def _encode(record: Record) -> bytes:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -87,11 +114,16 @@ class RedisStore(Store):
     def __init__(self, redis_url: str, namespace: str) -> None:
         self._ns = namespace
         # Building the client does not connect, so methods work without start() as well.
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(redis_url, decode_responses=False)
+        # A blocking pool: a burst (thousands of handshakes at once) waits for a connection
+        # instead of failing with MaxConnectionsError as redis-py's default pool does.
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=REDIS_POOL_SIZE, timeout=10)
+        self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._create = self._redis.register_script(_CREATE)
         self._put = self._redis.register_script(_PUT)
         self._report = self._redis.register_script(_REPORT)
         self._reports = self._redis.register_script(_REPORTS)
+        self._history_append = self._redis.register_script(_HISTORY_APPEND)
+        self._history_remove = self._redis.register_script(_HISTORY_REMOVE)
 
     # --- keys -------------------------------------------------------------------------------
     def _rec(self, kind: str, rid: str) -> str:
@@ -193,6 +225,50 @@ class RedisStore(Store):
 
     async def release(self, key: str) -> bool:
         return bool(await self._redis.delete(self._mark(key)))
+
+    # --- history -----------------------------------------------------------------------------
+    def _hist(self, room_id: str) -> str:
+        return f"{self._ns}:hist:{room_id}"
+
+    async def _history(self, room_id: str, max_age_ms: int) -> list[tuple[str, bytes]]:
+        """Every live entry, oldest first; bounded by the room's history size."""
+        now_ms_server = int(time.time() * 1000)  # close enough to the server clock for reads
+        rows = await self._redis.xrange(self._hist(room_id), min=f"{now_ms_server - max_age_ms}", max="+")
+        return [(fields[b"i"].decode(), fields[b"f"]) for _, fields in rows]
+
+    async def history_append(
+        self, room_id: str, items: list[tuple[str, bytes]], max_messages: int, max_age_ms: int
+    ) -> None:
+        if not items:
+            return
+        flat: list[Any] = [max_messages, max_age_ms]
+        for message_id, frame in items:
+            flat += [message_id, frame]
+        await self._history_append(keys=[self._hist(room_id)], args=flat)
+
+    async def history_remove(self, room_id: str, message_id: str) -> bool:
+        return bool(await self._history_remove(keys=[self._hist(room_id)], args=[message_id]))
+
+    async def history_latest(
+        self, room_id: str, limit: int, max_age_ms: int, before: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        entries = await self._history(room_id, max_age_ms)
+        if before is not None:
+            ids = [message_id for message_id, _ in entries]
+            entries = entries[: ids.index(before)] if before in ids else []
+        return list(reversed(entries[-limit:])) if limit else []
+
+    async def history_after(
+        self, room_id: str, after: str, limit: int, max_age_ms: int
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        entries = await self._history(room_id, max_age_ms)
+        ids = [message_id for message_id, _ in entries]
+        found = after in ids
+        start = ids.index(after) + 1 if found else 0
+        return entries[start : start + limit], found
+
+    async def history_clear(self, room_id: str) -> None:
+        await self._redis.delete(self._hist(room_id))
 
     # --- counters ---------------------------------------------------------------------------
     async def hit(self, key: str, window_ms: int) -> int:

@@ -71,6 +71,37 @@ class Store(ABC):
     async def release(self, key: str) -> bool:
         """Remove a mark before it expires; True if it was there."""
 
+    # --- room history (a parley extension) --------------------------------------------------
+    # A room's recent delivered MESSAGE frames, oldest to newest, as (message id, frame bytes).
+    # Bounded by count and age; entries older than ``max_age_ms`` are never returned.
+    @abstractmethod
+    async def history_append(
+        self, room_id: str, items: list[tuple[str, bytes]], max_messages: int, max_age_ms: int
+    ) -> None:
+        """Append in order, then trim to the newest ``max_messages`` within ``max_age_ms``."""
+
+    @abstractmethod
+    async def history_remove(self, room_id: str, message_id: str) -> bool:
+        """Remove one message (it was deleted); True if it was there."""
+
+    @abstractmethod
+    async def history_latest(
+        self, room_id: str, limit: int, max_age_ms: int, before: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` messages, newest first, older than message ``before`` if given (a
+        ``before`` no longer in history gives an empty page)."""
+
+    @abstractmethod
+    async def history_after(
+        self, room_id: str, after: str, limit: int, max_age_ms: int
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        """Up to ``limit`` messages after message ``after``, oldest first, and whether ``after``
+        was found; when it was not (expired, trimmed or unknown) the page starts at the oldest
+        message kept and the caller must treat the history as having a gap."""
+
+    @abstractmethod
+    async def history_clear(self, room_id: str) -> None: ...
+
     # --- counters ------------------------------------------------------------------------
     @abstractmethod
     async def hit(self, key: str, window_ms: int) -> int:

@@ -17,7 +17,9 @@ class ChatClient:
 
     @classmethod
     async def open(cls, url: str, token: str) -> ChatClient:
-        ws = await connect(url, subprotocols=[token], open_timeout=5)  # type: ignore[list-item]
+        # max_queue=None: a test client that does not read its frames must still close promptly
+        # (a full queue stops reading the socket, and the server's close frame waits behind it).
+        ws = await connect(url, subprotocols=[token], open_timeout=5, max_queue=None)  # type: ignore[list-item]
         assert ws.subprotocol == token  # the SDK aborts without the echo
         return cls(ws)
 

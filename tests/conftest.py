@@ -122,3 +122,7 @@ async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
             await bus.close()
         if buses:
             await buses[0].destroy()
+
+
+# The data-plane `node` fixture (memory and real backends), shared by several test modules.
+from tests.nodes import node  # noqa: E402, F401

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import connect
@@ -17,59 +16,11 @@ from websockets.exceptions import InvalidStatus
 from parley.embedded import Node
 from shared import tokens
 from shared.clock import now_ms
-from shared.config import Settings
-from shared.ids import new_id, room_arn
-from shared.memory import MemoryBus, MemoryStore
-from shared.models import Room
 from shared.store import ROOM
 from tests.chatclient import ChatClient
-
-
-@pytest.fixture(params=["memory", pytest.param("real", marks=pytest.mark.integration)])
-async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Node]:
-    if request.param == "memory":
-        store, bus = MemoryStore(), MemoryBus(settings.shards)
-    else:
-        from parley.runtime import real_backends
-
-        settings = settings.with_(
-            redis_url=request.getfixturevalue("redis_url"), amqp_url=request.getfixturevalue("amqp_url")
-        )
-        store, bus = real_backends(settings)
-    node = Node(settings, store, bus, api=False, router_all_shards=True)
-    await node.start(gateway_port=0)
-    yield node
-    await node.stop(close_backends=False)
-    if request.param == "real":
-        await bus.destroy()  # type: ignore[attr-defined]
-        await store.destroy()  # type: ignore[attr-defined]
-    await bus.close()
-    await store.close()
-
-
-async def _room(node: Node, **kw: object) -> Room:
-    room_id = new_id()
-    room = Room(id=room_id, arn=room_arn("us-east-1", "123456789012", room_id), **kw)  # type: ignore[arg-type]
-    await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 100)
-    return room
-
-
-def _token(node: Node, room: Room, user: str, caps: tuple[str, ...] = ("SEND_MESSAGE",), minutes: int = 60) -> str:
-    token, _ = tokens.mint(
-        node.settings.token_secret_bytes,
-        room_id=room.id,
-        user_id=user,
-        capabilities=list(caps),
-        attributes={"displayName": user.title()},
-        now_ms=now_ms(),
-        session_minutes=minutes,
-    )
-    return token
-
-
-def _url(node: Node) -> str:
-    assert node.gateway is not None
-    return f"ws://127.0.0.1:{node.gateway.port}/"
+from tests.nodes import make_room as _room
+from tests.nodes import mint_token as _token
+from tests.nodes import ws_url as _url
 
 
 async def test_message_reaches_everyone_in_the_room_including_sender(node: Node) -> None:

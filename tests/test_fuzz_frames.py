@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.session import ChatSession
-from shared.frames import ErrorCode, FrameError, parse_client_frame
+from shared.frames import ClientRequest, ErrorCode, FrameError, parse_client_frame
 from shared.ratelimit import SlidingWindow
 from shared.tokens import ChatToken
 
@@ -24,13 +24,16 @@ json_values = st.recursive(
 frame_like = st.fixed_dictionaries(
     {},
     optional={
-        "Action": st.sampled_from(["SEND_MESSAGE", "DELETE_MESSAGE", "DISCONNECT_USER", "X"]) | json_values,
+        "Action": st.sampled_from(["SEND_MESSAGE", "DELETE_MESSAGE", "DISCONNECT_USER", "GET_HISTORY", "X"])
+        | json_values,
         "RequestId": st.text(max_size=200) | json_values,
         "Content": st.text(max_size=600) | json_values,
         "Attributes": st.dictionaries(st.text(max_size=20), st.text(max_size=300), max_size=6) | json_values,
         "Id": st.text(min_size=10, max_size=14) | json_values,
         "UserId": st.text(max_size=200) | json_values,
         "Reason": st.text(max_size=300) | json_values,
+        "Limit": st.integers(-5, 200) | json_values,
+        "After": st.text(min_size=11, max_size=13) | json_values,
     },
 )
 
@@ -47,7 +50,10 @@ def _check(data: str | bytes) -> None:
         assert error.code in CODES
         assert error.request_id is None or isinstance(error.request_id, str)
     else:
-        assert action.frame_id and action.room_id == "room00000001"
+        if isinstance(action, ClientRequest):  # GET_HISTORY, answered by the gateway itself
+            assert action.limit >= 1
+        else:
+            assert action.frame_id and action.room_id == "room00000001"
 
 
 @settings(max_examples=400, deadline=None)

@@ -273,3 +273,40 @@ async def test_keys_are_namespaced_and_destroy_removes_them(redis_url: str, name
         for closable in (store, other):
             await closable.close()
         await client.aclose()
+
+
+# --- room history ---------------------------------------------------------------------------
+async def test_history_keeps_the_newest_in_order(store: Store) -> None:
+    day = 86_400_000
+    await store.history_append("r1", [(f"m{n}", f"frame{n}".encode()) for n in range(5)], 4, day)
+    await store.history_append("r1", [("m5", b"frame5")], 4, day)
+    assert [mid for mid, _ in await store.history_latest("r1", 10, day)] == ["m5", "m4", "m3", "m2"]
+    assert await store.history_latest("r1", 2, day) == [("m5", b"frame5"), ("m4", b"frame4")]
+    assert [mid for mid, _ in await store.history_latest("r1", 2, day, before="m4")] == ["m3", "m2"]
+    assert await store.history_latest("r1", 2, day, before="m0") == []  # trimmed cursor
+    assert await store.history_latest("other", 5, day) == []
+
+
+async def test_history_after_reports_gaps(store: Store) -> None:
+    day = 86_400_000
+    await store.history_append("r1", [(f"m{n}", b"x") for n in range(6)], 3, day)  # keeps m3..m5
+    page, found = await store.history_after("r1", "m3", 10, day)
+    assert found and [mid for mid, _ in page] == ["m4", "m5"]
+    page, found = await store.history_after("r1", "m5", 10, day)
+    assert found and page == []
+    page, found = await store.history_after("r1", "m1", 10, day)  # trimmed: a gap
+    assert not found and [mid for mid, _ in page] == ["m3", "m4", "m5"]
+    page, found = await store.history_after("r1", "m3", 1, day)
+    assert [mid for mid, _ in page] == ["m4"]
+
+
+async def test_history_remove_age_and_clear(store: Store) -> None:
+    await store.history_append("r1", [("a", b"1"), ("b", b"2"), ("c", b"3")], 10, 300)
+    assert await store.history_remove("r1", "b") is True
+    assert await store.history_remove("r1", "b") is False
+    assert [mid for mid, _ in await store.history_latest("r1", 10, 300)] == ["c", "a"]
+    await asyncio.sleep(0.35)
+    assert await store.history_latest("r1", 10, 300) == []  # aged out
+    await store.history_append("r1", [("d", b"4")], 10, 60_000)
+    await store.history_clear("r1")
+    assert await store.history_latest("r1", 10, 60_000) == []

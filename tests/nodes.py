@@ -1,0 +1,64 @@
+"""Data-plane test nodes: an embedded Node on the memory or the real backends, and helpers to
+create rooms and mint tokens directly (no control plane needed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from parley.embedded import Node
+from shared import tokens
+from shared.clock import now_ms
+from shared.config import Settings
+from shared.ids import new_id, room_arn
+from shared.memory import MemoryBus, MemoryStore
+from shared.models import Room
+from shared.store import ROOM
+
+
+@pytest.fixture(params=["memory", pytest.param("real", marks=pytest.mark.integration)])
+async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Node]:
+    if request.param == "memory":
+        store, bus = MemoryStore(), MemoryBus(settings.shards)
+    else:
+        from parley.runtime import real_backends
+
+        settings = settings.with_(
+            redis_url=request.getfixturevalue("redis_url"), amqp_url=request.getfixturevalue("amqp_url")
+        )
+        store, bus = real_backends(settings)
+    node = Node(settings, store, bus, api=False, router_all_shards=True)
+    await node.start(gateway_port=0)
+    yield node
+    await node.stop(close_backends=False)
+    if request.param == "real":
+        await bus.destroy()  # type: ignore[attr-defined]
+        await store.destroy()  # type: ignore[attr-defined]
+    await bus.close()
+    await store.close()
+
+
+async def make_room(node: Node, **kw: object) -> Room:
+    room_id = new_id()
+    room = Room(id=room_id, arn=room_arn("us-east-1", "123456789012", room_id), **kw)  # type: ignore[arg-type]
+    await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 100)
+    return room
+
+
+def mint_token(node: Node, room: Room, user: str, caps: tuple[str, ...] = ("SEND_MESSAGE",), minutes: int = 60) -> str:
+    token, _ = tokens.mint(
+        node.settings.token_secret_bytes,
+        room_id=room.id,
+        user_id=user,
+        capabilities=list(caps),
+        attributes={"displayName": user.title()},
+        now_ms=now_ms(),
+        session_minutes=minutes,
+    )
+    return token
+
+
+def ws_url(node: Node) -> str:
+    assert node.gateway is not None
+    return f"ws://127.0.0.1:{node.gateway.port}/"
