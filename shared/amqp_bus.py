@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aio_pika
+import msgpack
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -105,16 +106,20 @@ class _AmqpShardConsumer(ShardConsumer):
             if self._stopping:
                 return  # left unacked: closing the channel gives it back to the broker
             try:
-                action = ActionEnvelope.decode(message.body)
+                actions = decode_actions(message)
             except Exception as exc:  # noqa: BLE001 - any garbage must not stop the shard
                 self.malformed += 1
                 log.warning("amqp.malformed_action", shard=self.shard, size=len(message.body), error=repr(exc))
                 with contextlib.suppress(AMQPError, ChannelInvalidStateError, MessageProcessError):
                     await message.reject(requeue=False)
                 continue
+            # A batch is acked to the broker once every action in it is acked by the handler.
+            ack = _acker(message, self.shard) if len(actions) == 1 else _batch_acker(message, self.shard, len(actions))
+            redelivered = bool(message.redelivered)
             self._in_handler = True
             try:
-                await self._handler(action, _acker(message, self.shard), bool(message.redelivered))
+                for action in actions:
+                    await self._handler(action, ack, redelivered)
             except Exception:
                 # The message stays unacked (the handler owns the ack); it comes back when the
                 # channel closes.
@@ -147,6 +152,34 @@ class _AmqpShardConsumer(ShardConsumer):
                 await asyncio.wait_for(self._channel.close(), CLOSE_TIMEOUT)
         finally:
             self._stopped.set_result(None)
+
+
+BATCH_TYPE = "parley.actions.batch"  # AMQP ``type`` of a message carrying several actions
+MAX_BATCH_ACTIONS = 512
+
+
+def encode_batch(encoded_actions: list[bytes]) -> bytes:
+    return msgpack.packb(encoded_actions)
+
+
+def decode_actions(message: AbstractIncomingMessage) -> list[ActionEnvelope]:
+    """The actions one broker message carries: one, or a batch in publish order."""
+    if message.type == BATCH_TYPE:
+        return [ActionEnvelope.decode(item) for item in msgpack.unpackb(message.body)]
+    return [ActionEnvelope.decode(message.body)]
+
+
+def _batch_acker(message: AbstractIncomingMessage, shard: int, parts: int) -> Ack:
+    remaining = parts
+    ack_message = _acker(message, shard)
+
+    async def ack() -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0:
+            await ack_message()
+
+    return ack
 
 
 def _acker(message: AbstractIncomingMessage, shard: int) -> Ack:
@@ -450,6 +483,8 @@ class AmqpRedisBus(Bus):
         self._redis: Redis | None = None
         self._hub: _PubSubHub | None = None
         self._consumers: list[_AmqpShardConsumer] = []
+        self._outgoing: dict[int, list[tuple[bytes, asyncio.Future[None]]]] = {}  # shard → this turn's actions
+        self._flushing: set[asyncio.Task[None]] = set()
         self.log_queue_max_bytes = 1 << 30  # x-max-length-bytes of the log queue; all processes must agree
         self._log_channel: AbstractChannel | None = None
         self._log_consumers: list[_AmqpLogConsumer] = []
@@ -559,11 +594,48 @@ class AmqpRedisBus(Bus):
 
     # --- actions ------------------------------------------------------------------------
     async def publish_action(self, action: ActionEnvelope) -> None:
+        """Actions published in the same event-loop turn for one shard travel as one broker
+        message (one frame, one confirm, one ack): under load that multiplies what a gateway
+        and a router can move, and an idle system still sends each action at once."""
         await self._ensure()
+        shard = self.shard_of(action.room_id)
+        confirmed = asyncio.get_running_loop().create_future()
+        pending = self._outgoing.get(shard)
+        if pending is None:
+            pending = self._outgoing[shard] = []
+            asyncio.get_running_loop().call_soon(self._flush_soon, shard)
+        pending.append((action.encode(), confirmed))
+        if len(pending) >= MAX_BATCH_ACTIONS:
+            self._flush_soon(shard)
+        await confirmed
+
+    def _flush_soon(self, shard: int) -> None:
+        batch = self._outgoing.pop(shard, None)
+        if batch:
+            task = asyncio.create_task(self._publish_batch(shard, batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _publish_batch(self, shard: int, batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
         assert self._exchange is not None
-        message = aio_pika.Message(action.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight together.
-        await self._exchange.publish(message, routing_key=str(self.shard_of(action.room_id)))
+        if len(batch) == 1:
+            message = aio_pika.Message(batch[0][0], delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        else:
+            body = encode_batch([encoded for encoded, _ in batch])
+            message = aio_pika.Message(body, type=BATCH_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        try:
+            # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight.
+            await self._exchange.publish(message, routing_key=str(shard))
+        except BaseException as exc:
+            for _, confirmed in batch:
+                if not confirmed.done():
+                    confirmed.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            for _, confirmed in batch:
+                if not confirmed.done():
+                    confirmed.set_result(None)
 
     async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
         await self._ensure()

@@ -456,3 +456,29 @@ async def test_close_is_idempotent_and_prompt(amqp_bus_factory) -> None:  # type
     await asyncio.wait_for(bus.close(), 1)
     with pytest.raises(RuntimeError):
         await bus.start()
+
+
+@pytest.mark.integration
+async def test_actions_published_together_travel_as_one_batch(amqp_bus_factory, amqp_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Concurrent publishes of one shard coalesce into one broker message; the consumer still
+    sees every action, in publish order, and the broker message is acked only when all are."""
+    bus = await amqp_bus_factory()
+    shard = bus.shard_of("room-b")
+    sent = [action("room-b", i) for i in range(300)]
+    await asyncio.gather(*(bus.publish_action(envelope) for envelope in sent))
+    assert await _queue_depth(amqp_url, bus.queue_name(shard)) == 1  # one broker message, not 300
+
+    first = Recorder(auto_ack=False)
+    consumer = await bus.consume_shard(shard, first)
+    await first.inbox.wait(300)
+    assert first.ids == [e.frame_id for e in sent]
+    for ack in first.acks[:299]:  # all but one: the batch must stay unacked
+        await ack()
+    await consumer.stop()
+
+    second = Recorder()
+    consumer = await bus.consume_shard(shard, second)
+    await second.inbox.wait(300)  # the whole batch comes back (de-duplication is the router's)
+    assert second.ids == [e.frame_id for e in sent]
+    await consumer.stop()
+    assert await _queue_depth(amqp_url, bus.queue_name(shard)) == 0
