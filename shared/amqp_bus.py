@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import math
 import secrets
@@ -62,6 +63,7 @@ from shared.bus import (
     ShardConsumer,
     Subscription,
 )
+from shared.coalesce import TurnBatcher
 from shared.envelope import ActionEnvelope
 
 log = structlog.get_logger(__name__)
@@ -483,8 +485,8 @@ class AmqpRedisBus(Bus):
         self._redis: Redis | None = None
         self._hub: _PubSubHub | None = None
         self._consumers: list[_AmqpShardConsumer] = []
-        self._outgoing: dict[int, list[tuple[bytes, asyncio.Future[None]]]] = {}  # shard → this turn's actions
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._outgoing: dict[int, TurnBatcher[bytes]] = {}  # shard → its actions of this loop turn
+        self._channel_batcher: TurnBatcher[tuple[bytes, bytes]] = TurnBatcher(self._publish_channels)
         self.log_queue_max_bytes = 1 << 30  # x-max-length-bytes of the log queue; all processes must agree
         self._log_channel: AbstractChannel | None = None
         self._log_consumers: list[_AmqpLogConsumer] = []
@@ -599,43 +601,23 @@ class AmqpRedisBus(Bus):
         and a router can move, and an idle system still sends each action at once."""
         await self._ensure()
         shard = self.shard_of(action.room_id)
-        confirmed = asyncio.get_running_loop().create_future()
-        pending = self._outgoing.get(shard)
-        if pending is None:
-            pending = self._outgoing[shard] = []
-            asyncio.get_running_loop().call_soon(self._flush_soon, shard)
-        pending.append((action.encode(), confirmed))
-        if len(pending) >= MAX_BATCH_ACTIONS:
-            self._flush_soon(shard)
-        await confirmed
+        batcher = self._outgoing.get(shard)
+        if batcher is None:
+            batcher = self._outgoing[shard] = TurnBatcher(
+                functools.partial(self._publish_batch, shard), max_items=MAX_BATCH_ACTIONS
+            )
+        await batcher.submit([action.encode()])
 
-    def _flush_soon(self, shard: int) -> None:
-        batch = self._outgoing.pop(shard, None)
-        if batch:
-            task = asyncio.create_task(self._publish_batch(shard, batch))
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
-
-    async def _publish_batch(self, shard: int, batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
+    async def _publish_batch(self, shard: int, batch: list[bytes]) -> None:
         assert self._exchange is not None
         if len(batch) == 1:
-            message = aio_pika.Message(batch[0][0], delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            message = aio_pika.Message(batch[0], delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         else:
-            body = encode_batch([encoded for encoded, _ in batch])
-            message = aio_pika.Message(body, type=BATCH_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        try:
-            # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight.
-            await self._exchange.publish(message, routing_key=str(shard))
-        except BaseException as exc:
-            for _, confirmed in batch:
-                if not confirmed.done():
-                    confirmed.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            for _, confirmed in batch:
-                if not confirmed.done():
-                    confirmed.set_result(None)
+            message = aio_pika.Message(
+                encode_batch(batch), type=BATCH_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            )
+        # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight.
+        await self._exchange.publish(message, routing_key=str(shard))
 
     async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
         await self._ensure()
@@ -713,16 +695,19 @@ class AmqpRedisBus(Bus):
         if not deliveries:
             return
         await self._ensure()
+        # Every room's deliveries of this loop turn go out in one pipeline (see shared.coalesce).
+        await self._channel_batcher.submit([(self.room_channel(room_id), data) for room_id, data in deliveries])
+
+    async def _publish_channels(self, messages: list[tuple[bytes, bytes]]) -> None:
         assert self._redis is not None
         async with self._redis.pipeline(transaction=False) as pipe:
-            for room_id, data in deliveries:
-                pipe.publish(self.room_channel(room_id), data)
+            for channel, data in messages:
+                pipe.publish(channel, data)
             await pipe.execute()
 
     async def publish_gateway(self, gateway_id: str, data: bytes) -> None:
         await self._ensure()
-        assert self._redis is not None
-        await self._redis.publish(self.gateway_channel(gateway_id), data)
+        await self._channel_batcher.submit([(self.gateway_channel(gateway_id), data)])
 
     async def publish_control(self, data: bytes) -> None:
         await self._ensure()

@@ -14,13 +14,18 @@ Must not import any component, and must behave exactly like ``shared.memory.Memo
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
+from shared.coalesce import TurnBatcher
 from shared.store import QuotaExceeded, Record, Store
 
 # The count check and the insert must be one atomic step, or concurrent creates on several api
@@ -101,6 +106,10 @@ return 0
 REDIS_POOL_SIZE = 64
 
 
+def _set_mark(key: str, ttl_ms: int, pipe: Pipeline) -> None:
+    pipe.set(key, b"1", px=ttl_ms)
+
+
 def _encode(record: Record) -> bytes:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -124,6 +133,7 @@ class RedisStore(Store):
         self._reports = self._redis.register_script(_REPORTS)
         self._history_append = self._redis.register_script(_HISTORY_APPEND)
         self._history_remove = self._redis.register_script(_HISTORY_REMOVE)
+        self._writes: TurnBatcher[Callable[[Pipeline], Any]] = TurnBatcher(self._write_pipeline)
 
     # --- keys -------------------------------------------------------------------------------
     def _rec(self, kind: str, rid: str) -> str:
@@ -218,9 +228,15 @@ class RedisStore(Store):
     async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
         if not keys:
             return
+        await self._writes.submit([functools.partial(_set_mark, self._mark(key), ttl_ms) for key in keys])
+
+    async def _write_pipeline(self, commands: list[Callable[[Pipeline], Any]]) -> None:
+        """Writes many tasks made in one loop turn (router batches of many rooms), one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.set(self._mark(key), b"1", px=ttl_ms)
+            for command in commands:
+                queued = command(pipe)
+                if inspect.iscoroutine(queued):  # scripts queue themselves asynchronously
+                    await queued
             await pipe.execute()
 
     async def release(self, key: str) -> bool:
@@ -244,7 +260,8 @@ class RedisStore(Store):
         flat: list[Any] = [max_messages, max_age_ms]
         for message_id, frame in items:
             flat += [message_id, frame]
-        await self._history_append(keys=[self._hist(room_id)], args=flat)
+        key = self._hist(room_id)
+        await self._writes.submit([lambda pipe: self._history_append(keys=[key], args=flat, client=pipe)])
 
     async def history_remove(self, room_id: str, message_id: str) -> bool:
         return bool(await self._history_remove(keys=[self._hist(room_id)], args=[message_id]))

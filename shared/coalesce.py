@@ -1,0 +1,63 @@
+"""Turn batching: work submitted by many tasks in one event-loop turn goes out as one request.
+
+A router drains hundreds of rooms concurrently and each room's batch makes the same few calls
+(publish its frames, mark its actions done, append history). Sent one by one, every call pays
+a round trip's worth of Python (command packing, a socket write, a future, a timeout). A
+:class:`TurnBatcher` collects what is submitted until the loop comes back to it (``call_soon``,
+or after ``linger`` seconds) and flushes it with one call; each submitter awaits that shared
+flush and sees its result or its exception. An idle system pays nothing: a lone submission is
+flushed on the very next turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class TurnBatcher(Generic[T]):
+    def __init__(
+        self, flush: Callable[[list[T]], Awaitable[None]], *, linger: float = 0.0, max_items: int = 1000
+    ) -> None:
+        self._flush = flush
+        self._linger = linger
+        self._max_items = max_items
+        self._pending: tuple[list[T], asyncio.Future[None]] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def submit(self, items: list[T]) -> None:
+        """Queue ``items`` (kept together and in order) and wait until their flush is done."""
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = ([], loop.create_future())
+            if self._linger > 0:
+                loop.call_later(self._linger, self._fire)
+            else:
+                loop.call_soon(self._fire)
+        batch, done = self._pending
+        batch.extend(items)
+        if len(batch) >= self._max_items:
+            self._fire()
+        await done
+
+    def _fire(self) -> None:
+        if self._pending is None:
+            return  # already flushed early (max_items); this was its timer
+        batch, done = self._pending
+        self._pending = None
+        task = asyncio.get_running_loop().create_task(self._run(batch, done))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[T], done: asyncio.Future[None]) -> None:
+        try:
+            await self._flush(batch)
+        except BaseException as exc:  # every submitter must learn of the failure
+            done.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            done.set_result(None)
