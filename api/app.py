@@ -148,8 +148,8 @@ async def healthz(request: web.Request) -> web.Response:
 def _observe(operation: str | None, error_code: str | None, seconds: float, path: str) -> None:
     """parley_api_requests{operation,code} and parley_api_request_seconds{operation}."""
     if operation is None:
-        if path in ("/healthz", "/metrics"):
-            return  # probes and scrapes are not API traffic
+        if path in ("/healthz", "/metrics") or error_code is None:
+            return  # probes, scrapes and other routes (the dev demo page) are not API traffic
         operation = "Unknown"
     metrics.API_REQUESTS.labels(operation, error_code or "OK").inc()
     metrics.API_REQUEST_SECONDS.labels(operation).observe(seconds)

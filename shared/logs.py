@@ -17,7 +17,7 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
         numeric = logging.INFO
     logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
     # Libraries log through stdlib logging; keep their chatter at warning and above.
-    for noisy in ("websockets", "aio_pika", "aiormq", "aiohttp.access"):
+    for noisy in ("websockets", "aio_pika", "aiormq", "aiohttp.access", "botocore"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
