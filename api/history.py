@@ -27,6 +27,7 @@ def room_extensions(room: Room) -> dict[str, Any]:
         "arn": room.arn,
         "historyMaxMessages": room.history_max_messages,
         "historyMaxAgeSeconds": room.history_max_age_seconds,
+        "approvalRequired": room.approval_required,
     }
 
 
@@ -50,6 +51,7 @@ async def update_room_extensions(ctx: ApiContext, params: dict[str, Any]) -> dic
     room = await load_room(ctx, params["identifier"])
     room.history_max_messages = member(params, "historyMaxMessages", room.history_max_messages)
     room.history_max_age_seconds = member(params, "historyMaxAgeSeconds", room.history_max_age_seconds)
+    room.approval_required = member(params, "approvalRequired", room.approval_required)
     room.update_ms = max(now_ms(), room.update_ms + 1)
     if not await ctx.store.put(ROOM, room.id, room.to_record(), room.update_ms):
         raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api import bans, chat_tokens, history, logging_configurations, moderation, rooms, tags
+from api import approval, bans, chat_tokens, history, logging_configurations, moderation, rooms, tags
 from api.context import ApiContext
 
 Handler = Callable[[ApiContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -40,4 +40,5 @@ OPERATIONS: dict[str, Handler] = {
     "UpdateRoomExtensions": history.update_room_extensions,
     "ListRoomMessages": history.list_room_messages,
     "GetLastMessages": history.get_last_messages,
+    "ApproveConnection": approval.approve_connection,
 }

@@ -28,6 +28,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from api.errors import ValidationException
 from shared.frames import MAX_ATTRIBUTES_BYTES, attributes_size
 from shared.ids import parse_arn
+from shared.tokens import Capability
 
 FieldErrors = list[tuple[str, str]]
 MAX_TAGS = 50
@@ -77,6 +78,11 @@ def check_review_uri(value: str) -> str | None:
     return "Member must be empty, a Lambda function ARN, an http(s) URL or a parley: URI"
 
 
+# parley extensions to IVS enums (boto3 does not check enums client-side, so it sends them as is).
+EXTRA_ENUM_VALUES: dict[str, tuple[str, ...]] = {
+    "ChatTokenCapability": Capability.EXTENSIONS,  # SEND_EVENT: client events over the socket
+}
+
 SHAPE_CHECKS: dict[str, Callable[[str], str | None]] = {
     "ResourceArn": _check_resource_arn,
     "LambdaArn": check_review_uri,
@@ -107,7 +113,7 @@ def _check_string(shape: Shape, value: str, path: str, errors: FieldErrors) -> N
             errors.append((path, problem))
     elif "pattern" in shape.metadata and re.fullmatch(shape.metadata["pattern"], value) is None:
         errors.append((path, f"Member must satisfy regular expression pattern: {shape.metadata['pattern']}"))
-    if shape.enum and value not in shape.enum:
+    if shape.enum and value not in shape.enum and value not in EXTRA_ENUM_VALUES.get(shape.name, ()):
         errors.append((path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 import structlog
@@ -19,7 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from gateway.wire import text_frame, write_frame
 from shared import metrics
 from shared.bus import Subscription
-from shared.envelope import ConnectionNotice, RoomDelivery
+from shared.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
 
 log = structlog.get_logger("gateway")
 
@@ -43,6 +44,11 @@ class RoomFanout:
         self._closing: set[asyncio.Task[None]] = set()
         # Connections catching up on history: live frames wait here, (frame id, wire bytes).
         self._holding: dict[ServerConnection, list[tuple[str, bytes]]] = {}
+        # parley extensions: moderators per room (targets of only_moderators items), and
+        # connections awaiting approval (they get nothing until approved) → their room.
+        self._moderators: dict[str, set[ServerConnection]] = {}
+        self._pending: dict[ServerConnection, str] = {}
+        self.on_approved: Callable[[ServerConnection], None] | None = None
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -63,9 +69,25 @@ class RoomFanout:
         else:
             room.add(ws)
 
+    def add_moderator(self, room_id: str, ws: ServerConnection) -> None:
+        self._moderators.setdefault(room_id, set()).add(ws)
+
+    def set_pending(self, room_id: str, ws: ServerConnection) -> None:
+        """Deliver nothing to ``ws`` until an item approves it (call before :meth:`join`)."""
+        self._pending[ws] = room_id
+
+    def is_pending(self, ws: ServerConnection) -> bool:
+        return ws in self._pending
+
     async def leave(self, member: Member) -> None:
         ws = member.websocket
         self._holding.pop(ws, None)
+        self._pending.pop(ws, None)
+        moderators = self._moderators.get(member.room_id)
+        if moderators is not None:
+            moderators.discard(ws)
+            if not moderators:
+                del self._moderators[member.room_id]
         self._by_id.pop(member.connection_id, None)
         key = (member.room_id, member.user_id)
         users = self._users.get(key)
@@ -88,14 +110,21 @@ class RoomFanout:
             room = self._rooms.get(room_id)
             if not room:
                 return
+            targeted = item.only_users or item.only_moderators or item.approve_connection
+            audience = self._audience(room_id, room, item) if targeted else room
             raw = text_frame(item.frame)
-            holding = self._holding
-            targets = [ws for ws in room if ws not in holding] if holding else room
+            holding, pending = self._holding, self._pending
+            if holding or pending:
+                targets: Collection[ServerConnection] = [
+                    ws for ws in audience if ws not in holding and ws not in pending
+                ]
+            else:
+                targets = audience
             sent, slow = write_frame(targets, raw, self.max_send_buffer)
             for ws in slow:
                 self._drop_slow(ws)
             if holding:
-                self._keep_for_catch_up(room, item.frame_id, raw)
+                self._keep_for_catch_up(audience, item.frame_id, raw)
             metrics.MESSAGING_DELIVERIES.inc(sent)
             metrics.DELIVERIES_BY_ACTION[item.kind].inc(sent)
             if item.received_ms:
@@ -103,6 +132,23 @@ class RoomFanout:
             if item.close_user_id:
                 for ws in list(self._users.get((room_id, item.close_user_id), ())):
                     self.close_soon(ws, 1000, item.close_reason)
+
+    def _audience(self, room_id: str, room: set[ServerConnection], item: DeliveryItem) -> set[ServerConnection]:
+        """The connections a targeted item goes to: the named users' (direct messages and
+        events), and/or the room's moderators plus the connection it approves."""
+        targets: set[ServerConnection] = set()
+        for user_id in item.only_users or ():
+            targets.update(self._users.get((room_id, user_id), ()))
+        if item.only_moderators:
+            targets.update(self._moderators.get(room_id, ()))
+        if item.approve_connection:
+            ws = self._by_id.get(item.approve_connection)
+            if ws is not None and self._pending.get(ws) == room_id:
+                del self._pending[ws]  # approved: from now on it receives like everyone else
+                targets.add(ws)
+                if self.on_approved is not None:
+                    self.on_approved(ws)
+        return targets
 
     # --- catch-up: history first, then the live frames that arrived meanwhile, without repeats --
     def hold(self, ws: ServerConnection) -> None:

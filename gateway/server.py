@@ -16,12 +16,13 @@ from websockets.http11 import Request, Response
 from gateway.admission import Rejection, admit, offered_token
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
+from gateway.lifecycle import Lifecycle, TrackedConnection
 from gateway.session import ChatSession
 from shared import closecodes, frames, metrics
 from shared.bus import Bus
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.frames import ClientRequest, ErrorCode, FrameError
+from shared.frames import Action, ClientRequest, ErrorCode, FrameError
 from shared.ids import new_id
 from shared.ratelimit import SlidingWindow
 from shared.store import Store
@@ -51,6 +52,7 @@ class Gateway:
         self.bus = bus
         self.gateway_id = gateway_id or settings.gateway_id or secrets.token_hex(4)
         self.fanout = RoomFanout(settings.max_send_buffer)
+        self.lifecycle = Lifecycle(self)  # parley extensions: PING, idle timeout, approval
         self._others_connections = 0  # other gateways' last reported counts
         self._server: Server | None = None
         self._reporter: asyncio.Task[None] | None = None
@@ -79,6 +81,7 @@ class Gateway:
             max_size=HARD_MAX_FRAME,
             ping_interval=self.settings.ping_interval,
             ping_timeout=self.settings.ping_interval,
+            create_connection=TrackedConnection,  # last activity, for the idle timeout
         )
         log.info("gateway listening", gateway_id=self.gateway_id, port=self.port)
 
@@ -156,20 +159,24 @@ class Gateway:
             ip=peer[0] if peer else "",
             max_frame_bytes=self.settings.max_frame_bytes,
             rate=SlidingWindow(self.settings.connection_rate_per_second),
+            event_rate=SlidingWindow(self.settings.event_rate_per_second),
         )
         conn = Connection(connection_id, token.room_id, token.user_id, ws, session)
+        await self.lifecycle.before_join(conn)
         await self.fanout.join(conn)
         metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
         metrics.CONNECTIONS_RESOURCE_COUNT.inc()
         delay = max(token.session_expires_ms - now_ms(), 0) / 1000
         self._expiry[connection_id] = asyncio.get_running_loop().call_later(delay, self._expire, ws)
         try:
+            await self.lifecycle.joined(conn)
             async for data in ws:
                 await self._on_frame(ws, session, data)
         except ConnectionClosed:
             pass
         finally:
             self._expiry.pop(connection_id).cancel()
+            self.lifecycle.left(ws)
             metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
             metrics.CONNECTIONS_RESOURCE_COUNT.dec()
             await self.fanout.leave(conn)
@@ -178,6 +185,9 @@ class Gateway:
         try:
             action = session.request(data, now_ms())
             if isinstance(action, ClientRequest):  # answered here, not by a router
+                if action.action is not Action.GET_HISTORY:
+                    await self.lifecycle.answer(ws, session.token.room_id, action)
+                    return
                 await answer_history(self.store, self.fanout, ws, session.token.room_id, action)
                 return
         except FrameError as error:

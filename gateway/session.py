@@ -19,6 +19,13 @@ _KIND = {
     Action.SEND_MESSAGE: Kind.SEND_MESSAGE,
     Action.DELETE_MESSAGE: Kind.DELETE_MESSAGE,
     Action.DISCONNECT_USER: Kind.DISCONNECT_USER,
+    Action.SEND_EVENT: Kind.SEND_EVENT,
+}
+# parley extensions answered by the gateway itself, and the capability each needs (None: any token)
+_LOCAL: dict[Action, str | None] = {
+    Action.GET_HISTORY: None,
+    Action.PING: None,
+    Action.APPROVE_CONNECTION: "DISCONNECT_USER",  # moderators approve
 }
 
 
@@ -30,23 +37,41 @@ class ChatSession:
     ip: str
     max_frame_bytes: int = 8192
     rate: SlidingWindow = field(default_factory=lambda: SlidingWindow(10))
+    # parley extensions: SEND_EVENT and PING have their own window, apart from the messaging quota
+    event_rate: SlidingWindow = field(default_factory=lambda: SlidingWindow(5))
+    pending: bool = False  # awaiting a moderator's approval: only PING is served
 
     def request(self, data: str | bytes, now_ms: int) -> ActionEnvelope | ClientRequest:
         """Turn one client frame into an action for the router, a request the gateway answers
-        itself (GET_HISTORY), or raise :class:`FrameError`."""
+        itself (GET_HISTORY, PING, APPROVE_CONNECTION), or raise :class:`FrameError`."""
         if _too_large(data, self.max_frame_bytes):
             raise FrameError(ErrorCode.TOO_LARGE, f"Frames must be at most {self.max_frame_bytes} bytes")
-        allowed = self.rate.allow(now_ms)  # every frame counts, valid or not
         try:
             request = frames.parse_client_frame(data)
         except FrameError as error:
-            if not allowed:
+            if not self.rate.allow(now_ms):  # every frame counts, valid or not
                 error.code, error.message = ErrorCode.TOO_MANY_REQUESTS, self._rate_message()
             raise
-        if not allowed:
+        if request.action in (Action.SEND_EVENT, Action.PING):
+            if not self.event_rate.allow(now_ms):
+                raise FrameError(
+                    ErrorCode.TOO_MANY_REQUESTS,
+                    f"Too many requests: at most {self.event_rate.limit} events and pings per second per connection",
+                    request.request_id,
+                )
+        elif not self.rate.allow(now_ms):
             raise FrameError(ErrorCode.TOO_MANY_REQUESTS, self._rate_message(), request.request_id)
-        if request.action is Action.GET_HISTORY:
-            return request  # reading is always allowed, like receiving
+        if self.pending and request.action is not Action.PING:
+            raise FrameError(
+                ErrorCode.FORBIDDEN, "The connection awaits a moderator's approval; only PING", request.request_id
+            )
+        if request.action in _LOCAL:
+            needed = _LOCAL[request.action]
+            if needed is not None and needed not in self.token.capabilities:
+                raise FrameError(
+                    ErrorCode.FORBIDDEN, f"The chat token lacks the {needed} capability", request.request_id
+                )
+            return request  # reading (GET_HISTORY) is always allowed, like receiving
         if request.action.value not in self.token.capabilities:
             raise FrameError(
                 ErrorCode.FORBIDDEN, f"The chat token lacks the {request.action.value} capability", request.request_id
@@ -66,6 +91,10 @@ class ChatSession:
         if request.action is Action.SEND_MESSAGE:
             action.content = request.content
             action.attributes = request.attributes
+            action.recipient = request.recipient
+        elif request.action is Action.SEND_EVENT:
+            action.target, action.attributes = request.event_name, request.attributes
+            action.recipient = request.recipient
         elif request.action is Action.DELETE_MESSAGE:
             action.target, action.reason = request.message_id, request.reason
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared import frames
-from shared.envelope import ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
+from shared.envelope import NOT_LOGGED, ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
 from shared.models import Room
 from shared.ratelimit import SlidingWindow
 from shared.review import Verdict
@@ -80,6 +80,8 @@ def decide(action: ActionEnvelope, state: RoomState) -> Outcome:
         return Outcome(item)
 
     if action.kind == Kind.SEND_EVENT:
+        if action.gateway_id:  # parley extension: a client's SEND_EVENT (typing, receipts, app:*)
+            return Outcome(_client_event(action))
         return Outcome(_event(action, action.target, action.attributes))
 
     return reject(action, frames.ErrorCode.BAD_REQUEST, "Unknown action")
@@ -102,10 +104,30 @@ def _message(action: ActionEnvelope, content: str, attributes: dict[str, str] | 
         send_ms=action.received_ms,
         sender_user_id=action.user_id,
         sender_attributes=action.user_attributes,
+        recipient=action.recipient,
     )
-    return Outcome(
-        DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms, frame_id=action.frame_id)
+    item = DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms, frame_id=action.frame_id)
+    if action.recipient:  # a direct message: every connection of the two parties, nobody else
+        item.only_users = [action.user_id, action.recipient]
+    return Outcome(item)
+
+
+def _client_event(action: ActionEnvelope) -> DeliveryItem:
+    """Ephemeral: not reviewed, never in history, not logged (``log_type`` empty)."""
+    frame = frames.event_frame(
+        frame_id=action.frame_id,
+        event_name=action.target,
+        attributes=action.attributes,
+        send_ms=action.received_ms,
+        request_id=action.request_id,
+        sender_user_id=action.user_id,
+        sender_attributes=action.user_attributes,
+        recipient=action.recipient,
     )
+    item = DeliveryItem(action.kind, frame, NOT_LOGGED, received_ms=action.received_ms, frame_id=action.frame_id)
+    if action.recipient:
+        item.only_users = [action.user_id, action.recipient]
+    return item
 
 
 def _event(action: ActionEnvelope, name: str, attributes: dict[str, str] | None) -> DeliveryItem:

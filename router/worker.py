@@ -22,7 +22,15 @@ from router.shards import owned_shards
 from shared import metrics
 from shared.bus import Ack, Bus, ShardConsumer, Subscription
 from shared.config import Settings
-from shared.envelope import ActionEnvelope, ConnectionNotice, ControlNotice, DeliveryItem, Kind, RoomDelivery
+from shared.envelope import (
+    NOT_LOGGED,
+    ActionEnvelope,
+    ConnectionNotice,
+    ControlNotice,
+    DeliveryItem,
+    Kind,
+    RoomDelivery,
+)
 from shared.models import Room
 from shared.review import FallbackReviewer, Reviewer
 from shared.store import Store
@@ -216,7 +224,12 @@ class Router:
             await self.bus.publish_rooms([(room_id, delivery)])
             if room is not None and room.logging_configuration_identifiers:
                 # Chat logs: queued durably (publisher confirm) before the actions are acked below.
-                await self.bus.publish_log(room_id, delivery)
+                # Client events (parley extension) are never logged.
+                logged = [item for item in items if item.log_type != NOT_LOGGED]
+                if len(logged) != len(items):
+                    delivery = RoomDelivery(room_id, logged).encode() if logged else b""
+                if delivery:
+                    await self.bus.publish_log(room_id, delivery)
         for gateway_id, notice in errors:
             await self.bus.publish_gateway(gateway_id, notice.encode())
         await self.store.claim_many(done_keys, DONE_TTL_MS)
@@ -231,7 +244,7 @@ class Router:
         for action, outcome in decided:
             if outcome.delivery is None:
                 continue
-            if action.kind == Kind.SEND_MESSAGE:
+            if action.kind == Kind.SEND_MESSAGE and not action.recipient:  # direct messages: never kept
                 appended.append((action.frame_id, outcome.delivery.frame))
             elif action.kind == Kind.DELETE_MESSAGE:
                 # Deleted messages leave the history (in batch order, so a delete of a message

@@ -47,6 +47,7 @@ class ActionEnvelope:
     attributes: dict[str, str] | None = None
     target: str = ""  # message id to delete, user id to disconnect, or event name
     reason: str | None = None
+    recipient: str = ""  # parley extension: a direct message/event to this user (and the sender)
 
     def encode(self) -> bytes:
         return msgpack.packb(_row(self))
@@ -54,6 +55,9 @@ class ActionEnvelope:
     @classmethod
     def decode(cls, data: bytes) -> ActionEnvelope:
         return cls(*msgpack.unpackb(data))
+
+
+NOT_LOGGED = ""  # DeliveryItem.log_type of frames kept out of chat logs (client events, approvals)
 
 
 @dataclass(slots=True)
@@ -65,6 +69,10 @@ class DeliveryItem:
     close_reason: str = ""
     received_ms: int = 0  # when the request was accepted, for send-to-deliver latency
     frame_id: str = ""  # the frame's Id (catch-up de-duplicates live frames against history)
+    # parley extensions (issue 6). Targeting: none set = every (approved) connection in the room.
+    only_users: list[str] | None = None  # direct message/event: only these users' connections
+    only_moderators: bool = False  # only connections whose token has DISCONNECT_USER
+    approve_connection: str = ""  # admit this pending connection; it gets this frame too
 
 
 @dataclass(slots=True)

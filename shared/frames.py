@@ -14,6 +14,7 @@ Pure functions only: no sockets, no clocks, no randomness.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,6 +28,9 @@ class Action(StrEnum):
     DELETE_MESSAGE = "DELETE_MESSAGE"
     DISCONNECT_USER = "DISCONNECT_USER"
     GET_HISTORY = "GET_HISTORY"  # parley extension: answered with a HISTORY frame
+    SEND_EVENT = "SEND_EVENT"  # parley extension: ephemeral client events (typing, receipts, app:*)
+    PING = "PING"  # parley extension: answered by the gateway with a PONG frame
+    APPROVE_CONNECTION = "APPROVE_CONNECTION"  # parley extension: a moderator admits a pending connection
 
 
 class ErrorCode:
@@ -56,6 +60,19 @@ MAX_HISTORY_PAGE = 100
 EVENT_DELETE_MESSAGE = "aws:DELETE_MESSAGE"
 EVENT_DISCONNECT_USER = "aws:DISCONNECT_USER"
 
+# parley extension events. Clients send the first four with SEND_EVENT (plus their own names
+# under ``app:``); the connection-approval events come from parley itself.
+EVENT_TYPING_START = "parley:TYPING_START"
+EVENT_TYPING_STOP = "parley:TYPING_STOP"
+EVENT_DELIVERED = "parley:DELIVERED"  # Attributes.MessageId: the message the sender received
+EVENT_READ = "parley:READ"  # Attributes.MessageId: the message the sender read
+EVENT_CONNECTION_PENDING = "parley:CONNECTION_PENDING"  # to moderators: {ConnectionId, UserId}
+EVENT_CONNECTION_APPROVED = "parley:CONNECTION_APPROVED"  # to moderators and the admitted connection
+CLIENT_EVENT_NAMES = frozenset({EVENT_TYPING_START, EVENT_TYPING_STOP, EVENT_DELIVERED, EVENT_READ})
+RECEIPT_EVENT_NAMES = frozenset({EVENT_DELIVERED, EVENT_READ})  # need Attributes.MessageId
+APP_EVENT_PREFIX = "app:"
+_APP_EVENT_RE = re.compile(r"app:[A-Za-z0-9_.:/-]{1,96}")
+
 
 class FrameError(Exception):
     """A client frame that cannot be served; becomes an ERROR frame to that client only."""
@@ -77,6 +94,9 @@ class ClientRequest:
     user_id: str = ""  # DISCONNECT_USER target
     reason: str | None = None
     limit: int = 0  # GET_HISTORY page size
+    recipient: str = ""  # SEND_MESSAGE / SEND_EVENT: direct to this user only (parley extension)
+    event_name: str = ""  # SEND_EVENT
+    connection_id: str = ""  # APPROVE_CONNECTION target
 
 
 def attributes_size(attributes: dict[str, str]) -> int:
@@ -139,7 +159,10 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
                 ErrorCode.BAD_REQUEST, f"Messages must be at most {MAX_MESSAGE_LENGTH} characters", request_id
             )
         attributes = check_attributes(body.get("Attributes"), "Attributes", request_id)
-        return ClientRequest(Action.SEND_MESSAGE, request_id, content=content, attributes=attributes)
+        recipient = _recipient(body, request_id)
+        return ClientRequest(
+            Action.SEND_MESSAGE, request_id, content=content, attributes=attributes, recipient=recipient
+        )
     if action == Action.DELETE_MESSAGE:
         message_id = _required_str(body, "Id", request_id)
         if not ID12_RE.match(message_id):
@@ -160,9 +183,52 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         if after is not None and (not isinstance(after, str) or not ID12_RE.match(after)):
             raise FrameError(ErrorCode.BAD_REQUEST, "After must be a message Id", request_id)
         return ClientRequest(Action.GET_HISTORY, request_id, message_id=after or "", limit=limit)
+    if action == Action.SEND_EVENT:
+        return _parse_send_event(body, request_id)
+    if action == Action.PING:
+        return ClientRequest(Action.PING, request_id)
+    if action == Action.APPROVE_CONNECTION:
+        connection_id = _required_str(body, "ConnectionId", request_id)
+        if not ID12_RE.match(connection_id):
+            raise FrameError(ErrorCode.BAD_REQUEST, "ConnectionId must be 12 characters of [a-zA-Z0-9]", request_id)
+        return ClientRequest(Action.APPROVE_CONNECTION, request_id, connection_id=connection_id)
     if action is None:
         raise FrameError(ErrorCode.BAD_REQUEST, "Action is required", request_id)
     raise FrameError(ErrorCode.BAD_REQUEST, f"Unknown Action: {str(action)[:64]}", request_id)
+
+
+def _recipient(body: dict[str, Any], request_id: str | None) -> str:
+    """Optional ``Recipient`` (parley extension): a UserId; absent means the whole room."""
+    if body.get("Recipient") is None:
+        return ""
+    recipient = _required_str(body, "Recipient", request_id)
+    if len(recipient) > MAX_USER_ID_LENGTH:
+        raise FrameError(ErrorCode.TOO_LARGE, f"Recipient must be at most {MAX_USER_ID_LENGTH} characters", request_id)
+    return recipient
+
+
+def check_client_event_name(name: str) -> bool:
+    """Names clients may send: parley's typing/receipt events, or their own under ``app:``."""
+    return name in CLIENT_EVENT_NAMES or _APP_EVENT_RE.fullmatch(name) is not None
+
+
+def _parse_send_event(body: dict[str, Any], request_id: str | None) -> ClientRequest:
+    name = _required_str(body, "EventName", request_id)
+    if not check_client_event_name(name):
+        raise FrameError(
+            ErrorCode.BAD_REQUEST,
+            "EventName must be parley:TYPING_START, parley:TYPING_STOP, parley:DELIVERED, parley:READ "
+            "or app: followed by 1 to 96 characters of [A-Za-z0-9_.:/-]",
+            request_id,
+        )
+    attributes = check_attributes(body.get("Attributes"), "Attributes", request_id)
+    if name in RECEIPT_EVENT_NAMES:
+        message_id = (attributes or {}).get("MessageId", "")
+        if not ID12_RE.match(message_id):
+            raise FrameError(ErrorCode.BAD_REQUEST, f"{name} needs Attributes.MessageId, a message Id", request_id)
+    return ClientRequest(
+        Action.SEND_EVENT, request_id, attributes=attributes, event_name=name, recipient=_recipient(body, request_id)
+    )
 
 
 # --- server → client -------------------------------------------------------------------------
@@ -181,6 +247,7 @@ def message_frame(
     send_ms: int,
     sender_user_id: str,
     sender_attributes: dict[str, str] | None,
+    recipient: str = "",
 ) -> bytes:
     frame: dict[str, Any] = {"Type": "MESSAGE", "Id": frame_id}
     if request_id is not None:
@@ -189,6 +256,8 @@ def message_frame(
     frame["Attributes"] = attributes or {}
     frame["SendTime"] = iso_ms(send_ms)
     frame["Sender"] = {"UserId": sender_user_id, "Attributes": sender_attributes or {}}
+    if recipient:  # parley extension: a direct message, delivered to sender and recipient only
+        frame["Recipient"] = recipient
     return _encode(frame)
 
 
@@ -199,12 +268,28 @@ def event_frame(
     attributes: dict[str, str] | None,
     send_ms: int,
     request_id: str | None = None,
+    sender_user_id: str = "",
+    sender_attributes: dict[str, str] | None = None,
+    recipient: str = "",
 ) -> bytes:
     frame: dict[str, Any] = {"Type": "EVENT", "Id": frame_id}
     if request_id is not None:
         frame["RequestId"] = request_id
     frame["EventName"] = event_name
     frame["Attributes"] = attributes or {}
+    frame["SendTime"] = iso_ms(send_ms)
+    if sender_user_id:  # parley extension: client events (SEND_EVENT) say who sent them
+        frame["Sender"] = {"UserId": sender_user_id, "Attributes": sender_attributes or {}}
+    if recipient:  # parley extension: a direct event, delivered to sender and recipient only
+        frame["Recipient"] = recipient
+    return _encode(frame)
+
+
+def pong_frame(*, frame_id: str, request_id: str | None, send_ms: int) -> bytes:
+    """parley extension: the gateway's answer to a PING."""
+    frame: dict[str, Any] = {"Type": "PONG", "Id": frame_id}
+    if request_id is not None:
+        frame["RequestId"] = request_id
     frame["SendTime"] = iso_ms(send_ms)
     return _encode(frame)
 

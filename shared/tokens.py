@@ -25,6 +25,8 @@ class Capability:
     DELETE_MESSAGE = "DELETE_MESSAGE"
     DISCONNECT_USER = "DISCONNECT_USER"
     ALL = (SEND_MESSAGE, DELETE_MESSAGE, DISCONNECT_USER)
+    SEND_EVENT = "SEND_EVENT"  # parley extension (not in IVS's enum): client events over the socket
+    EXTENSIONS = (SEND_EVENT,)
 
 
 class TokenError(Exception):
