@@ -6,7 +6,7 @@ from typing import Any
 
 from api.context import ApiContext, load_room, member
 from api.errors import AccessDeniedException
-from shared import bans, tokens
+from shared import bans, membership, tokens
 from shared.clock import iso_ms, now_ms
 
 DEFAULT_SESSION_MINUTES = 60
@@ -16,6 +16,8 @@ async def create_chat_token(ctx: ApiContext, params: dict[str, Any]) -> dict[str
     room = await load_room(ctx, params["roomIdentifier"])
     if await bans.is_banned(ctx.store, room.id, params["userId"]):
         raise AccessDeniedException("The user is banned from this room")
+    if room.members_only and not await membership.is_member(ctx.store, room.id, params["userId"]):
+        raise AccessDeniedException(membership.NOT_A_MEMBER)
     token, claims = tokens.mint(
         ctx.settings.token_secret_bytes,
         room_id=room.id,

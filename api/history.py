@@ -28,6 +28,8 @@ def room_extensions(room: Room) -> dict[str, Any]:
         "historyMaxMessages": room.history_max_messages,
         "historyMaxAgeSeconds": room.history_max_age_seconds,
         "approvalRequired": room.approval_required,
+        "presenceEvents": room.presence_events,
+        "membersOnly": room.members_only,
     }
 
 
@@ -52,6 +54,8 @@ async def update_room_extensions(ctx: ApiContext, params: dict[str, Any]) -> dic
     room.history_max_messages = member(params, "historyMaxMessages", room.history_max_messages)
     room.history_max_age_seconds = member(params, "historyMaxAgeSeconds", room.history_max_age_seconds)
     room.approval_required = member(params, "approvalRequired", room.approval_required)
+    room.presence_events = member(params, "presenceEvents", room.presence_events)
+    room.members_only = member(params, "membersOnly", room.members_only)
     room.update_ms = max(now_ms(), room.update_ms + 1)
     if not await ctx.store.put(ROOM, room.id, room.to_record(), room.update_ms):
         raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api import approval, bans, chat_tokens, history, logging_configurations, moderation, rooms, tags
+from api import approval, bans, chat_tokens, history, logging_configurations, members, moderation, presence, rooms, tags
 from api.context import ApiContext
 
 Handler = Callable[[ApiContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -40,5 +40,9 @@ OPERATIONS: dict[str, Handler] = {
     "UpdateRoomExtensions": history.update_room_extensions,
     "ListRoomMessages": history.list_room_messages,
     "GetLastMessages": history.get_last_messages,
+    "GetRoomPresence": presence.get_room_presence,
+    "AddRoomMembers": members.add_room_members,
+    "RemoveRoomMembers": members.remove_room_members,
+    "ListRoomMembers": members.list_room_members,
     "ApproveConnection": approval.approve_connection,
 }

@@ -104,6 +104,7 @@ async def delete_room(ctx: ApiContext, params: dict[str, Any]) -> None:
     if not await ctx.store.delete(ROOM, room.id):
         raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
     await ctx.store.history_clear(room.id)
+    await ctx.store.members_clear(room.id)  # parley extension: a new room never inherits members
     # Live connections stay (spec §1.3); the notice only drops cached configuration.
     await publish_room_changed(ctx, room.id)
 

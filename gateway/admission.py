@@ -1,7 +1,8 @@
 """The handshake decision: may this WebSocket upgrade become a chat connection?
 
 Order of checks: a token is offered → its signature and connect-by time are good → its room
-still exists → its user is not banned from the room → the account's connection quota has room →
+still exists → its user is not banned from the room (and is a member, if the room is members-only)
+→ the account's connection quota has room →
 the token was never used (consumed last, so a refusal for another reason does not burn it).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from shared import bans, tokens
+from shared import bans, membership, tokens
 from shared.store import ROOM, Store
 
 CLAIM_SLACK_MS = 60_000
@@ -46,8 +47,11 @@ async def admit(
         claims = tokens.verify(secret, token, now_ms=now_ms)
     except tokens.TokenError as exc:
         return Rejection(HTTPStatus.UNAUTHORIZED, "invalid_token", str(exc))
-    if await store.get(ROOM, claims.room_id) is None:
+    room = await store.get(ROOM, claims.room_id)
+    if room is None:
         return Rejection(HTTPStatus.NOT_FOUND, "room_not_found", "The token's room does not exist")
+    if room.get("members_only") and not await membership.is_member(store, claims.room_id, claims.user_id):
+        return Rejection(HTTPStatus.FORBIDDEN, "not_member", membership.NOT_A_MEMBER)
     if await bans.is_banned(store, claims.room_id, claims.user_id):
         return Rejection(HTTPStatus.FORBIDDEN, "banned", "The user is banned from this room")
     if connections_in_use >= max_connections:

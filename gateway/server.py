@@ -17,6 +17,7 @@ from gateway.admission import Rejection, admit, offered_token
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
+from gateway.presence import GatewayPresence, answer_presence
 from gateway.session import ChatSession
 from shared import closecodes, frames, metrics
 from shared.bus import Bus
@@ -53,6 +54,7 @@ class Gateway:
         self.gateway_id = gateway_id or settings.gateway_id or secrets.token_hex(4)
         self.fanout = RoomFanout(settings.max_send_buffer)
         self.lifecycle = Lifecycle(self)  # parley extensions: PING, idle timeout, approval
+        self.presence = GatewayPresence(store, bus, self.gateway_id, settings.presence_ttl_seconds)
         self._others_connections = 0  # other gateways' last reported counts
         self._server: Server | None = None
         self._reporter: asyncio.Task[None] | None = None
@@ -108,11 +110,14 @@ class Gateway:
                 await self._reporter
         with contextlib.suppress(Exception):
             await self.store.report(CONNECTIONS_GROUP, self.gateway_id, 0, 1)
+        with contextlib.suppress(Exception):
+            await self.presence.stop()
         if self.fanout.subscription is not None:
             await self.fanout.subscription.close()
 
     # --- connection quota --------------------------------------------------------------------
     async def _report(self) -> None:
+        await self.presence.heartbeat()  # parley extension: keeps this gateway's presence entries alive
         await self.store.report(CONNECTIONS_GROUP, self.gateway_id, len(self.fanout), REPORT_TTL_MS)
         counts = await self.store.reports(CONNECTIONS_GROUP)
         self._others_connections = sum(v for k, v in counts.items() if k != self.gateway_id)
@@ -163,6 +168,9 @@ class Gateway:
         )
         conn = Connection(connection_id, token.room_id, token.user_id, ws, session)
         await self.lifecycle.before_join(conn)
+        # Presence first: nothing may delay the frame loop once the room's frames flow (GET_HISTORY
+        # catch-up); the joiner itself may therefore miss its own parley:USER_JOINED.
+        await self.presence.join(connection_id, token)
         await self.fanout.join(conn)
         metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
         metrics.CONNECTIONS_RESOURCE_COUNT.inc()
@@ -180,11 +188,15 @@ class Gateway:
             metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
             metrics.CONNECTIONS_RESOURCE_COUNT.dec()
             await self.fanout.leave(conn)
+            await self.presence.leave(connection_id)
 
     async def _on_frame(self, ws: ServerConnection, session: ChatSession, data: str | bytes) -> None:
         try:
             action = session.request(data, now_ms())
             if isinstance(action, ClientRequest):  # answered here, not by a router
+                if action.action is Action.GET_PRESENCE:
+                    await answer_presence(self.store, ws, session.token.room_id, action, self.fanout.max_send_buffer)
+                    return
                 if action.action is not Action.GET_HISTORY:
                     await self.lifecycle.answer(ws, session.token.room_id, action)
                     return

@@ -24,6 +24,7 @@ _KIND = {
 # parley extensions answered by the gateway itself, and the capability each needs (None: any token)
 _LOCAL: dict[Action, str | None] = {
     Action.GET_HISTORY: None,
+    Action.GET_PRESENCE: None,
     Action.PING: None,
     Action.APPROVE_CONNECTION: "DISCONNECT_USER",  # moderators approve
 }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from shared import frames
 from shared.envelope import NOT_LOGGED, ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
 from shared.models import Room
+from shared.presence import event_attributes as presence_attributes
 from shared.ratelimit import SlidingWindow
 from shared.review import Verdict
 
@@ -82,6 +83,14 @@ def decide(action: ActionEnvelope, state: RoomState) -> Outcome:
     if action.kind == Kind.SEND_EVENT:
         if action.gateway_id:  # parley extension: a client's SEND_EVENT (typing, receipts, app:*)
             return Outcome(_client_event(action))
+        return Outcome(_event(action, action.target, action.attributes))
+
+    if action.kind == Kind.PRESENCE:  # parley extension: parley:USER_JOINED / parley:USER_LEFT
+        if not room.presence_events:
+            return Outcome()
+        return Outcome(_event(action, action.target, presence_attributes(action.user_id, action.user_attributes)))
+
+    if action.kind == Kind.MEMBERSHIP:  # parley extension: parley:MEMBER_ADDED / parley:MEMBER_REMOVED
         return Outcome(_event(action, action.target, action.attributes))
 
     return reject(action, frames.ErrorCode.BAD_REQUEST, "Unknown action")

@@ -17,6 +17,8 @@ from collections import deque
 import structlog
 
 from router.decide import Outcome, RoomState, decide, reviewed
+from router.members import MemberCache
+from router.presence import PresenceSweeper
 from router.rooms import RoomCache
 from router.shards import owned_shards
 from shared import metrics
@@ -62,6 +64,8 @@ class Router:
         self._all_shards = all_shards  # embedded mode: one router, no membership to agree on
         self.reviewer = reviewer or FallbackReviewer()
         self._rooms = RoomCache(store)
+        self._members = MemberCache(store)  # parley extension: members-only rooms
+        self._sweeper = PresenceSweeper(store, bus)  # parley extension: LEFT for dead gateways
         self._states: dict[str, RoomState] = {}
         self._pending: dict[str, deque[tuple[ActionEnvelope, Ack, bool]]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
@@ -73,6 +77,7 @@ class Router:
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         self._control = await self.bus.subscribe(self.router_id, None, None, self._on_control)
+        self._sweeper.start()
         if self._all_shards:
             await self._rebalance(set(range(self.bus.shards)))
         else:
@@ -86,6 +91,7 @@ class Router:
             self._membership.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._membership
+        await self._sweeper.stop()
         await self._rebalance(set())
         with contextlib.suppress(Exception):  # leave at once so others take the shards now
             await self.store.report(ROUTERS_GROUP, self.router_id, 0, 1)
@@ -140,6 +146,8 @@ class Router:
             return
         if notice.topic == ControlNotice.ROOM_CHANGED:
             self._rooms.invalidate(notice.subject)
+        elif notice.topic == ControlNotice.MEMBERS_CHANGED:
+            self._members.invalidate(notice.subject)
 
     # --- per-room ordering ----------------------------------------------------------------
     async def _on_action(self, action: ActionEnvelope, ack: Ack, redelivered: bool) -> None:
@@ -195,6 +203,7 @@ class Router:
             already = [False] * len(batch)
 
         decided: list[tuple[ActionEnvelope, Outcome]] = []
+        refused = await self._members.refusals(room, [action for action, _, _ in batch])  # members-only rooms
         for (action, _, _), seen in zip(batch, already, strict=True):
             if seen:
                 continue
@@ -202,7 +211,7 @@ class Router:
             metrics.REQUESTS_BY_ACTION[action.kind].inc()
             if action.received_ms:
                 metrics.ROUTER_ACTION_AGE_SECONDS.observe(max(time.time() * 1000 - action.received_ms, 0) / 1000)
-            decided.append((action, decide(action, state)))
+            decided.append((action, refused.get(action.frame_id) or decide(action, state)))
         if room is not None and any(outcome.needs_review for _, outcome in decided):
             decided = await self._review(room, decided)
 

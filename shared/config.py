@@ -65,6 +65,7 @@ class Settings:
     connection_rate_per_second: int = 10  # messaging requests per connection (IVS quota, not adjustable)
     api_throttling: bool = True  # per-operation TPS limits of IVS (spec §10)
     ping_interval: float = 30.0
+    presence_ttl_seconds: float = 10.0  # a dead gateway's connections leave presence within this
     # parley extensions (issue 6): client events, idle timeout, connection approval
     event_rate_per_second: int = 5  # SEND_EVENT and PING per connection, apart from the messaging quota
     idle_timeout: float = 0.0  # seconds without a client frame or pong before close 4003; 0 = off

@@ -28,6 +28,11 @@ class Kind:
     DELETE_MESSAGE = "DeleteMessage"
     DISCONNECT_USER = "DisconnectUser"
     SEND_EVENT = "SendEvent"
+    # parley extensions: a user's first connection / last disconnection in a room (target: the
+    # event name, user_id/user_attributes: who), and membership changes (target: the event name,
+    # user_id: the member) — through the room's shard so they are ordered with its messages
+    PRESENCE = "Presence"
+    MEMBERSHIP = "Membership"
     ALL = (SEND_MESSAGE, DELETE_MESSAGE, DISCONNECT_USER, SEND_EVENT)
 
 
@@ -112,6 +117,7 @@ class ControlNotice:
 
     ROOM_CHANGED = "room_changed"
     LOGGING_CONFIGURATION_CHANGED = "logging_configuration_changed"  # subject: the configuration id
+    MEMBERS_CHANGED = "members_changed"  # subject: the room id whose member list changed
 
     def encode(self) -> bytes:
         return msgpack.packb([self.topic, self.subject])

@@ -28,6 +28,7 @@ class Action(StrEnum):
     DELETE_MESSAGE = "DELETE_MESSAGE"
     DISCONNECT_USER = "DISCONNECT_USER"
     GET_HISTORY = "GET_HISTORY"  # parley extension: answered with a HISTORY frame
+    GET_PRESENCE = "GET_PRESENCE"  # parley extension: answered with a PRESENCE frame
     SEND_EVENT = "SEND_EVENT"  # parley extension: ephemeral client events (typing, receipts, app:*)
     PING = "PING"  # parley extension: answered by the gateway with a PONG frame
     APPROVE_CONNECTION = "APPROVE_CONNECTION"  # parley extension: a moderator admits a pending connection
@@ -56,6 +57,8 @@ MAX_EVENT_NAME_LENGTH = 100
 
 DEFAULT_HISTORY_PAGE = 50
 MAX_HISTORY_PAGE = 100
+DEFAULT_PRESENCE_PAGE = 100  # GET_PRESENCE users per frame
+MAX_PRESENCE_PAGE = 500
 
 EVENT_DELETE_MESSAGE = "aws:DELETE_MESSAGE"
 EVENT_DISCONNECT_USER = "aws:DISCONNECT_USER"
@@ -192,6 +195,16 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         if not ID12_RE.match(connection_id):
             raise FrameError(ErrorCode.BAD_REQUEST, "ConnectionId must be 12 characters of [a-zA-Z0-9]", request_id)
         return ClientRequest(Action.APPROVE_CONNECTION, request_id, connection_id=connection_id)
+    if action == Action.GET_PRESENCE:
+        limit = body.get("Limit", DEFAULT_PRESENCE_PAGE)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PRESENCE_PAGE:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, f"Limit must be an integer from 1 to {MAX_PRESENCE_PAGE}", request_id
+            )
+        after = body.get("After")  # a UserId: the page starts after it
+        if after is not None and (not isinstance(after, str) or not 1 <= len(after) <= MAX_USER_ID_LENGTH):
+            raise FrameError(ErrorCode.BAD_REQUEST, "After must be a UserId", request_id)
+        return ClientRequest(Action.GET_PRESENCE, request_id, user_id=after or "", limit=limit)
     if action is None:
         raise FrameError(ErrorCode.BAD_REQUEST, "Action is required", request_id)
     raise FrameError(ErrorCode.BAD_REQUEST, f"Unknown Action: {str(action)[:64]}", request_id)
@@ -318,6 +331,22 @@ def history_frame(*, frame_id: str, request_id: str | None, messages: list[bytes
     head["Gap"] = gap
     # The stored frames are JSON already: splice them in rather than decode and re-encode.
     return _encode(head)[:-1] + b',"Messages":[' + b",".join(messages) + b"]}"
+
+
+def presence_frame(
+    *, frame_id: str, request_id: str | None, users: list[dict[str, Any]], connection_count: int, next_after: str
+) -> bytes:
+    """parley extension: who is in the room now. ``Users`` are ``{UserId, Attributes,
+    Connections}`` in UserId order; ``ConnectionCount`` counts every live connection in the room;
+    ``NextAfter`` (when present) is the ``After`` that reads the next page."""
+    frame: dict[str, Any] = {"Type": "PRESENCE", "Id": frame_id}
+    if request_id is not None:
+        frame["RequestId"] = request_id
+    frame["Users"] = users
+    frame["ConnectionCount"] = connection_count
+    if next_after:
+        frame["NextAfter"] = next_after
+    return _encode(frame)
 
 
 def error_frame(*, frame_id: str, request_id: str | None, code: int, message: str) -> bytes:

@@ -79,6 +79,13 @@ class MemoryStore(Store):
         self._windows: dict[tuple[str, int], int] = {}
         self._reports: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
         self._history: dict[str, list[tuple[int, str, bytes]]] = {}  # (appended at ms, id, frame)
+        # presence: room -> connection -> (holder, user, attributes); per-(room, user) counts;
+        # holder -> its (room, connection) entries; holder -> deadline (monotonic ms)
+        self._presence: dict[str, dict[str, tuple[str, str, dict[str, str]]]] = defaultdict(dict)
+        self._presence_counts: dict[tuple[str, str], int] = {}
+        self._presence_held: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._presence_deadlines: dict[str, int] = {}
+        self._members: dict[str, set[str]] = defaultdict(set)
 
     async def create(self, kind: str, rid: str, record: Record, updated_ms: int, limit: int) -> None:
         table = self._records[kind]
@@ -189,6 +196,100 @@ class MemoryStore(Store):
 
     async def history_clear(self, room_id: str) -> None:
         self._history.pop(room_id, None)
+
+    # --- presence ----------------------------------------------------------------------------
+    async def presence_add(
+        self, room_id: str, connection_id: str, holder: str, user_id: str, attributes: dict[str, str] | None
+    ) -> bool:
+        entries = self._presence[room_id]
+        if connection_id in entries:
+            return False
+        entries[connection_id] = (holder, user_id, dict(attributes or {}))
+        self._presence_held[holder].add((room_id, connection_id))
+        key = (room_id, user_id)
+        self._presence_counts[key] = self._presence_counts.get(key, 0) + 1
+        return self._presence_counts[key] == 1
+
+    def _presence_drop(self, room_id: str, connection_id: str) -> tuple[str, dict[str, str]] | None:
+        """Remove one entry; (user, attributes) if it was the user's last in the room."""
+        entries = self._presence.get(room_id)
+        entry = entries.pop(connection_id, None) if entries is not None else None
+        if entry is None:
+            return None
+        if not entries:
+            del self._presence[room_id]
+        holder, user_id, attributes = entry
+        self._presence_held[holder].discard((room_id, connection_id))
+        key = (room_id, user_id)
+        self._presence_counts[key] -= 1
+        if self._presence_counts[key] > 0:
+            return None
+        del self._presence_counts[key]
+        return user_id, attributes
+
+    async def presence_remove(self, room_id: str, connection_id: str) -> bool:
+        return self._presence_drop(room_id, connection_id) is not None
+
+    async def presence_refresh(self, holder: str, ttl_ms: int) -> bool:
+        known = holder in self._presence_deadlines
+        if ttl_ms > 0:
+            self._presence_deadlines[holder] = _monotonic_ms() + ttl_ms
+        else:
+            self._presence_deadlines.pop(holder, None)
+        return known
+
+    async def presence_list(self, room_id: str) -> list[tuple[str, str, dict[str, str]]]:
+        now = _monotonic_ms()
+        return [
+            (connection_id, user_id, dict(attributes))
+            for connection_id, (holder, user_id, attributes) in self._presence.get(room_id, {}).items()
+            if self._presence_deadlines.get(holder, 0) > now
+        ]
+
+    async def presence_sweep(self) -> list[tuple[str, str, dict[str, str]]]:
+        now = _monotonic_ms()
+        left: list[tuple[str, str, dict[str, str]]] = []
+        for holder in [h for h, deadline in self._presence_deadlines.items() if deadline <= now]:
+            del self._presence_deadlines[holder]
+            for room_id, connection_id in sorted(self._presence_held.pop(holder, set())):
+                gone = self._presence_drop(room_id, connection_id)
+                if gone is not None:
+                    left.append((room_id, gone[0], gone[1]))
+        return left
+
+    # --- members -----------------------------------------------------------------------------
+    async def members_add(self, room_id: str, user_ids: list[str]) -> list[str]:
+        members = self._members[room_id]
+        added = []
+        for user_id in user_ids:
+            if user_id not in members:
+                members.add(user_id)
+                added.append(user_id)
+        return added
+
+    async def members_remove(self, room_id: str, user_ids: list[str]) -> list[str]:
+        members = self._members.get(room_id, set())
+        removed = []
+        for user_id in user_ids:
+            if user_id in members:
+                members.discard(user_id)
+                removed.append(user_id)
+        if not members:
+            self._members.pop(room_id, None)
+        return removed
+
+    async def members_check(self, room_id: str, user_ids: list[str]) -> list[bool]:
+        members = self._members.get(room_id, set())
+        return [user_id in members for user_id in user_ids]
+
+    async def members_page(self, room_id: str, after: str | None, limit: int) -> list[str]:
+        ordered = sorted(self._members.get(room_id, set()), key=lambda user_id: user_id.encode())
+        if after is not None:
+            ordered = [user_id for user_id in ordered if user_id.encode() > after.encode()]
+        return ordered[: max(limit, 0)]
+
+    async def members_clear(self, room_id: str) -> None:
+        self._members.pop(room_id, None)
 
     async def hit(self, key: str, window_ms: int) -> int:
         window = int(time.time() * 1000) // window_ms

@@ -46,6 +46,10 @@ REQUESTS_BY_ACTION = {
     action: REQUESTS.labels(action) for action in ("SendMessage", "DeleteMessage", "DisconnectUser", "SendEvent")
 }
 DELIVERIES_BY_ACTION = {action: DELIVERIES.labels(action) for action in REQUESTS_BY_ACTION}
+# parley extension actions (presence and membership events) under their own Action label
+for _action in ("Presence", "Membership"):
+    REQUESTS_BY_ACTION[_action] = REQUESTS.labels(_action)
+    DELIVERIES_BY_ACTION[_action] = DELIVERIES.labels(_action)
 
 ROUTER_ACTION_AGE_SECONDS = Histogram(
     "parley_router_action_age_seconds",

@@ -34,6 +34,8 @@ class Room:
     # parley extensions (UpdateRoomExtensions); never part of IVS's response shapes
     history_max_messages: int = DEFAULT_HISTORY_MAX_MESSAGES
     history_max_age_seconds: int = DEFAULT_HISTORY_MAX_AGE_SECONDS
+    presence_events: bool = False  # parley:USER_JOINED / parley:USER_LEFT events to the room
+    members_only: bool = False  # only members (AddRoomMembers) get tokens, connect and act
     approval_required: bool = False  # new connections wait for a moderator's APPROVE_CONNECTION
 
     def to_record(self) -> dict[str, Any]:

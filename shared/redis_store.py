@@ -7,6 +7,11 @@ Owns the Redis key layout under ``{namespace}:`` (nothing else writes these keys
 - ``{ns}:mark:{key}``        one-shot marks (``claim``), ``SET NX PX``
 - ``{ns}:hit:{key}:{win}``   fixed-window counters (``hit``)
 - ``{ns}:rep:{group}`` / ``{ns}:repx:{group}``  reported values (hash) and their deadlines (zset)
+- ``{ns}:pres:{room}``      presence: hash connection id → JSON ``{"h": holder, "u": user, "a": attributes}``
+- ``{ns}:presn:{room}``     presence: hash user id → that user's connection count in the room
+- ``{ns}:presh:{holder}``   presence: set of ``"{room} {connection}"`` a holder (gateway incarnation) holds
+- ``{ns}:presx``            presence: zset holder → deadline (server ms); past it the holder is dead
+- ``{ns}:mem:{room}``       room members: zset of user ids, all score 0 (ordered by bytes)
 
 Must not import any component, and must behave exactly like ``shared.memory.MemoryStore``:
 ``tests/test_store.py`` runs the same tests against both.
@@ -103,6 +108,122 @@ return 0
 """
 
 
+# Presence: all steps of one connection's add/remove (entry, holder set, per-user count) are
+# one script, so "first connection" / "last connection" is decided exactly once per user.
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_PRESENCE_ADD = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[5] .. ' ' .. ARGV[1])
+return redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 and 1 or 0
+"""
+
+# KEYS: pres:room, presn:room; ARGV: connection, room, holder-set key prefix
+_PRESENCE_REMOVE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local e = cjson.decode(raw)
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', ARGV[3] .. e.h, ARGV[2] .. ' ' .. ARGV[1])
+if redis.call('HINCRBY', KEYS[2], e.u, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], e.u)
+  return 1
+end
+return 0
+"""
+
+_PRESENCE_REFRESH = (
+    _NOW
+    + """
+local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return known and 1 or 0
+"""
+)
+
+# KEYS: pres:room, presx -> flat [connection, raw entry, ...] of live holders only
+_PRESENCE_LIST = (
+    _NOW
+    + """
+local all = redis.call('HGETALL', KEYS[1])
+local alive = {}
+local out = {}
+for i = 1, #all, 2 do
+  local h = cjson.decode(all[i + 1]).h
+  if alive[h] == nil then
+    local deadline = redis.call('ZSCORE', KEYS[2], h)
+    alive[h] = deadline ~= false and tonumber(deadline) > now
+  end
+  if alive[h] then
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+"""
+)
+
+# KEYS: presx; ARGV: key prefix "{ns}:" -> flat [room, raw entry, ...] of users who left
+_PRESENCE_SWEEP = (
+    _NOW
+    + """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 20)
+local out = {}
+for _, h in ipairs(dead) do
+  local held = ARGV[1] .. 'presh:' .. h
+  for _, m in ipairs(redis.call('SMEMBERS', held)) do
+    local room, conn = string.match(m, '^(.*) ([^ ]*)$')
+    local pk = ARGV[1] .. 'pres:' .. room
+    local raw = redis.call('HGET', pk, conn)
+    if raw then
+      redis.call('HDEL', pk, conn)
+      local e = cjson.decode(raw)
+      local nk = ARGV[1] .. 'presn:' .. room
+      if redis.call('HINCRBY', nk, e.u, -1) <= 0 then
+        redis.call('HDEL', nk, e.u)
+        out[#out + 1] = room
+        out[#out + 1] = raw
+      end
+    end
+  end
+  redis.call('DEL', held)
+  redis.call('ZREM', KEYS[1], h)
+end
+return out
+"""
+)
+
+_MEMBERS_ADD = """
+local out = {}
+for _, user in ipairs(ARGV) do
+  if redis.call('ZADD', KEYS[1], 0, user) == 1 then out[#out + 1] = user end
+end
+return out
+"""
+
+_MEMBERS_REMOVE = """
+local out = {}
+for _, user in ipairs(ARGV) do
+  if redis.call('ZREM', KEYS[1], user) == 1 then out[#out + 1] = user end
+end
+return out
+"""
+
+
+def _presence_entry(raw: bytes) -> tuple[str, dict[str, str]]:
+    entry = json.loads(raw)
+    attributes = entry.get("a")
+    return entry["u"], attributes if isinstance(attributes, dict) else {}
+
+
 REDIS_POOL_SIZE = 64
 
 
@@ -134,6 +255,13 @@ class RedisStore(Store):
         self._history_append = self._redis.register_script(_HISTORY_APPEND)
         self._history_remove = self._redis.register_script(_HISTORY_REMOVE)
         self._writes: TurnBatcher[Callable[[Pipeline], Any]] = TurnBatcher(self._write_pipeline)
+        self._presence_add = self._redis.register_script(_PRESENCE_ADD)
+        self._presence_remove = self._redis.register_script(_PRESENCE_REMOVE)
+        self._presence_refresh = self._redis.register_script(_PRESENCE_REFRESH)
+        self._presence_list = self._redis.register_script(_PRESENCE_LIST)
+        self._presence_sweep = self._redis.register_script(_PRESENCE_SWEEP)
+        self._members_add = self._redis.register_script(_MEMBERS_ADD)
+        self._members_remove = self._redis.register_script(_MEMBERS_REMOVE)
 
     # --- keys -------------------------------------------------------------------------------
     def _rec(self, kind: str, rid: str) -> str:
@@ -286,6 +414,64 @@ class RedisStore(Store):
 
     async def history_clear(self, room_id: str) -> None:
         await self._redis.delete(self._hist(room_id))
+
+    # --- presence ---------------------------------------------------------------------------
+    def _pres(self, room_id: str) -> list[str]:
+        return [f"{self._ns}:pres:{room_id}", f"{self._ns}:presn:{room_id}"]
+
+    async def presence_add(
+        self, room_id: str, connection_id: str, holder: str, user_id: str, attributes: dict[str, str] | None
+    ) -> bool:
+        entry = _encode({"h": holder, "u": user_id, "a": attributes or {}})
+        keys = [*self._pres(room_id), f"{self._ns}:presh:{holder}"]
+        return bool(await self._presence_add(keys=keys, args=[connection_id, holder, user_id, entry, room_id]))
+
+    async def presence_remove(self, room_id: str, connection_id: str) -> bool:
+        args = [connection_id, room_id, f"{self._ns}:presh:"]
+        return bool(await self._presence_remove(keys=self._pres(room_id), args=args))
+
+    async def presence_refresh(self, holder: str, ttl_ms: int) -> bool:
+        return bool(await self._presence_refresh(keys=[f"{self._ns}:presx"], args=[holder, ttl_ms]))
+
+    async def presence_list(self, room_id: str) -> list[tuple[str, str, dict[str, str]]]:
+        flat = await self._presence_list(keys=[f"{self._ns}:pres:{room_id}", f"{self._ns}:presx"])
+        return [(flat[i].decode(), *_presence_entry(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def presence_sweep(self) -> list[tuple[str, str, dict[str, str]]]:
+        flat = await self._presence_sweep(keys=[f"{self._ns}:presx"], args=[f"{self._ns}:"])
+        return [(flat[i].decode(), *_presence_entry(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    # --- members -----------------------------------------------------------------------------
+    def _members_key(self, room_id: str) -> str:
+        return f"{self._ns}:mem:{room_id}"
+
+    async def members_add(self, room_id: str, user_ids: list[str]) -> list[str]:
+        if not user_ids:
+            return []
+        added = await self._members_add(keys=[self._members_key(room_id)], args=user_ids)
+        return [user_id.decode() for user_id in added]
+
+    async def members_remove(self, room_id: str, user_ids: list[str]) -> list[str]:
+        if not user_ids:
+            return []
+        removed = await self._members_remove(keys=[self._members_key(room_id)], args=user_ids)
+        return [user_id.decode() for user_id in removed]
+
+    async def members_check(self, room_id: str, user_ids: list[str]) -> list[bool]:
+        if not user_ids:
+            return []
+        scores = await self._redis.zmscore(self._members_key(room_id), user_ids)
+        return [score is not None for score in scores]
+
+    async def members_page(self, room_id: str, after: str | None, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        low = b"(" + after.encode() if after is not None else b"-"
+        rows = await self._redis.zrangebylex(self._members_key(room_id), low, b"+", start=0, num=limit)
+        return [user_id.decode() for user_id in rows]
+
+    async def members_clear(self, room_id: str) -> None:
+        await self._redis.delete(self._members_key(room_id))
 
     # --- counters ---------------------------------------------------------------------------
     async def hit(self, key: str, window_ms: int) -> int:

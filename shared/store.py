@@ -102,6 +102,55 @@ class Store(ABC):
     @abstractmethod
     async def history_clear(self, room_id: str) -> None: ...
 
+    # --- presence (a parley extension) ------------------------------------------------------
+    # Who is connected to a room now. Each connection's entry belongs to a *holder* (one gateway
+    # process incarnation) and is live while the holder's deadline (``presence_refresh``) is in
+    # the future; a dead holder's entries are hidden at once and removed by ``presence_sweep``.
+    @abstractmethod
+    async def presence_add(
+        self, room_id: str, connection_id: str, holder: str, user_id: str, attributes: dict[str, str] | None
+    ) -> bool:
+        """Record a connection; True if the user had no other connection in the room (counting
+        those of holders that died but were not swept yet). Adding a connection twice is a no-op."""
+
+    @abstractmethod
+    async def presence_remove(self, room_id: str, connection_id: str) -> bool:
+        """Forget a connection; True if it was there and was the user's last in the room."""
+
+    @abstractmethod
+    async def presence_refresh(self, holder: str, ttl_ms: int) -> bool:
+        """Keep ``holder``'s entries live for ``ttl_ms`` more (``ttl_ms`` 0: forget the holder).
+        False if the holder was unknown (new, or swept as dead: its entries are gone)."""
+
+    @abstractmethod
+    async def presence_list(self, room_id: str) -> list[tuple[str, str, dict[str, str]]]:
+        """The room's live connections as ``(connection_id, user_id, attributes)``."""
+
+    @abstractmethod
+    async def presence_sweep(self) -> list[tuple[str, str, dict[str, str]]]:
+        """Remove every entry of holders whose deadline passed; return ``(room_id, user_id,
+        attributes)`` for each user whose last connection in a room went with them. Atomic: each
+        removed entry is returned to exactly one caller."""
+
+    # --- room members (a parley extension) ----------------------------------------------------
+    @abstractmethod
+    async def members_add(self, room_id: str, user_ids: list[str]) -> list[str]:
+        """Add members; return those that were not members yet, in the given order."""
+
+    @abstractmethod
+    async def members_remove(self, room_id: str, user_ids: list[str]) -> list[str]:
+        """Remove members; return those that were members, in the given order."""
+
+    @abstractmethod
+    async def members_check(self, room_id: str, user_ids: list[str]) -> list[bool]: ...
+
+    @abstractmethod
+    async def members_page(self, room_id: str, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` members in ascending UTF-8 byte order, strictly after ``after``."""
+
+    @abstractmethod
+    async def members_clear(self, room_id: str) -> None: ...
+
     # --- counters ------------------------------------------------------------------------
     @abstractmethod
     async def hit(self, key: str, window_ms: int) -> int:

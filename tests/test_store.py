@@ -310,3 +310,72 @@ async def test_history_remove_age_and_clear(store: Store) -> None:
     await store.history_append("r1", [("d", b"4")], 10, 60_000)
     await store.history_clear("r1")
     assert await store.history_latest("r1", 10, 60_000) == []
+
+
+# --- presence (parley extension) ------------------------------------------------------------
+async def test_presence_first_and_last_connection_per_user(store: Store) -> None:
+    assert await store.presence_refresh("gwA", 10_000) is False  # a new holder
+    assert await store.presence_refresh("gwA", 10_000) is True
+    assert await store.presence_add("r1", "c1", "gwA", "alice", {"name": "Alice ☕"}) is True
+    assert await store.presence_add("r1", "c1", "gwA", "alice", {"name": "Alice ☕"}) is False  # idempotent
+    assert await store.presence_add("r1", "c2", "gwA", "alice", None) is False  # second connection
+    assert await store.presence_add("r1", "c3", "gwA", "bob", {}) is True
+    assert await store.presence_add("r2", "c4", "gwA", "alice", {}) is True  # rooms are separate
+    listed = sorted(await store.presence_list("r1"))
+    assert listed == [("c1", "alice", {"name": "Alice ☕"}), ("c2", "alice", {}), ("c3", "bob", {})]
+    assert await store.presence_remove("r1", "c1") is False  # alice still has c2
+    assert await store.presence_remove("r1", "c1") is False  # not there any more
+    assert await store.presence_remove("r1", "c2") is True  # her last one
+    assert await store.presence_remove("r1", "nope") is False
+    assert await store.presence_list("r1") == [("c3", "bob", {})]
+    assert await store.presence_add("r1", "c5", "gwA", "alice", {}) is True  # back: first again
+
+
+async def test_presence_dead_holder_is_hidden_then_swept_once(store: Store) -> None:
+    await store.presence_refresh("live", 10_000)
+    await store.presence_refresh("dying", 150)
+    await store.presence_add("r1", "a1", "live", "alice", {})
+    await store.presence_add("r1", "a2", "dying", "alice", {})
+    await store.presence_add("r1", "b1", "dying", "bob", {"k": "v"})
+    await store.presence_add("r2", "b2", "dying", "bob", {})
+    assert await store.presence_sweep() == []  # nobody is dead yet
+    assert len(await store.presence_list("r1")) == 3
+    await asyncio.sleep(0.3)
+    assert await store.presence_list("r1") == [("a1", "alice", {})]  # the dead holder's entries are hidden
+    # two sweepers at once: every departure is reported exactly once
+    first, second = await asyncio.gather(store.presence_sweep(), store.presence_sweep())
+    assert sorted(first + second) == [("r1", "bob", {"k": "v"}), ("r2", "bob", {})]  # alice is still on "live"
+    assert await store.presence_sweep() == []
+    assert await store.presence_list("r2") == []
+    assert await store.presence_refresh("dying", 10_000) is False  # swept: it must re-add its entries
+    assert await store.presence_remove("r1", "b1") is False  # already gone
+    assert await store.presence_remove("r1", "a1") is True  # alice's count forgot the swept a2
+
+
+async def test_presence_refresh_keeps_a_holder_alive_and_zero_forgets_it(store: Store) -> None:
+    await store.presence_refresh("gw", 200)
+    await store.presence_add("r", "c", "gw", "u", {})
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        await store.presence_refresh("gw", 200)
+    assert await store.presence_list("r") == [("c", "u", {})]
+    assert await store.presence_sweep() == []
+    await store.presence_refresh("gw", 0)
+    assert await store.presence_list("r") == []
+
+
+# --- room members (parley extension) --------------------------------------------------------
+async def test_members_add_remove_check_and_page(store: Store) -> None:
+    assert await store.members_add("r", ["bob", "alice", "bob", "zoë"]) == ["bob", "alice", "zoë"]
+    assert await store.members_add("r", ["alice", "carol"]) == ["carol"]
+    assert await store.members_check("r", ["alice", "dave", "zoë"]) == [True, False, True]
+    assert await store.members_check("other", ["alice"]) == [False]
+    assert await store.members_page("r", None, 10) == ["alice", "bob", "carol", "zoë"]
+    assert await store.members_page("r", None, 2) == ["alice", "bob"]
+    assert await store.members_page("r", "bob", 2) == ["carol", "zoë"]
+    assert await store.members_page("r", "zoë", 2) == []
+    assert await store.members_remove("r", ["bob", "dave", "bob"]) == ["bob"]
+    assert await store.members_page("r", None, 10) == ["alice", "carol", "zoë"]
+    await store.members_clear("r")
+    assert await store.members_page("r", None, 10) == []
+    assert await store.members_check("r", ["alice"]) == [False]

@@ -1,0 +1,73 @@
+"""AddRoomMembers / RemoveRoomMembers / ListRoomMembers (parley extensions, ``parleychat`` model).
+
+The member list is kept for any room; it matters when the room is ``membersOnly``
+(UpdateRoomExtensions): then only members get chat tokens and connect, and the router refuses
+anyone else's actions (``shared/membership.py``). Every change is announced to the room, in order
+with its messages, as ``parley:MEMBER_ADDED`` / ``parley:MEMBER_REMOVED`` events (one per user
+actually added or removed). A member removed from a members-only room is then disconnected like
+DisconnectUser (``aws:DISCONNECT_USER`` event, close 1000).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.context import ApiContext, load_room, member
+from api.errors import ValidationException
+from shared import membership, presence
+from shared.clock import now_ms
+from shared.envelope import ActionEnvelope, ControlNotice, Kind
+from shared.ids import new_id
+
+DEFAULT_PAGE = 50
+
+
+async def _changed(ctx: ApiContext, room_id: str) -> None:
+    await ctx.bus.publish_control(ControlNotice(ControlNotice.MEMBERS_CHANGED, room_id).encode())
+
+
+async def add_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
+    room = await load_room(ctx, params["roomIdentifier"])
+    added = await ctx.store.members_add(room.id, list(params["userIds"]))
+    if added:
+        await _changed(ctx, room.id)
+    for user_id in added:
+        await ctx.bus.publish_action(membership.membership_action(room.id, membership.EVENT_MEMBER_ADDED, user_id))
+    return {"addedUserIds": added}
+
+
+async def remove_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
+    room = await load_room(ctx, params["roomIdentifier"])
+    removed = await ctx.store.members_remove(room.id, list(params["userIds"]))
+    if removed:
+        await _changed(ctx, room.id)  # the router refuses their in-flight actions from now on
+    for user_id in removed:
+        await ctx.bus.publish_action(membership.membership_action(room.id, membership.EVENT_MEMBER_REMOVED, user_id))
+        if room.members_only:
+            await ctx.bus.publish_action(
+                ActionEnvelope(
+                    kind=Kind.DISCONNECT_USER,
+                    frame_id=new_id(),
+                    room_id=room.id,
+                    received_ms=now_ms(),
+                    target=user_id,
+                    reason="Removed from the room's members",
+                )
+            )
+    return {"removedUserIds": removed}
+
+
+async def list_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
+    room = await load_room(ctx, params["roomIdentifier"])
+    limit = member(params, "maxResults", DEFAULT_PAGE)
+    token = member(params, "nextToken") or None
+    after = None
+    if token is not None:
+        after = presence.decode_token(token)
+        if after is None:
+            raise ValidationException.field("nextToken", "The pagination token is invalid")
+    rows = await ctx.store.members_page(room.id, after, limit + 1)
+    result: dict[str, Any] = {"userIds": rows[:limit]}
+    if len(rows) > limit:
+        result["nextToken"] = presence.encode_token(rows[limit - 1])
+    return result

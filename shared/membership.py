@@ -1,0 +1,37 @@
+"""Room membership (a parley extension): members-only rooms and their participant lists.
+
+A room with ``membersOnly`` admits only its members (``Store.members_*``, managed with
+AddRoomMembers / RemoveRoomMembers): CreateChatToken refuses others (AccessDeniedException), the
+gateway refuses their upgrade (HTTP 403) and the router refuses every action of a non-member
+(ERROR 403; ``router/members.py``), so a member removed while connected can do nothing more even
+before their disconnect arrives. Member changes are announced to the room as
+``parley:MEMBER_ADDED`` / ``parley:MEMBER_REMOVED`` events (``Kind.MEMBERSHIP`` actions through the
+room's shard, ordered with its messages).
+"""
+
+from __future__ import annotations
+
+from shared.clock import now_ms
+from shared.envelope import ActionEnvelope, Kind
+from shared.ids import new_id
+from shared.store import Store
+
+EVENT_MEMBER_ADDED = "parley:MEMBER_ADDED"
+EVENT_MEMBER_REMOVED = "parley:MEMBER_REMOVED"
+NOT_A_MEMBER = "The user is not a member of this members-only room"
+
+
+async def is_member(store: Store, room_id: str, user_id: str) -> bool:
+    return (await store.members_check(room_id, [user_id]))[0]
+
+
+def membership_action(room_id: str, event_name: str, user_id: str) -> ActionEnvelope:
+    return ActionEnvelope(
+        kind=Kind.MEMBERSHIP,
+        frame_id=new_id(),
+        room_id=room_id,
+        received_ms=now_ms(),
+        user_id=user_id,
+        attributes={"UserId": user_id},
+        target=event_name,
+    )
