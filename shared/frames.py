@@ -1,12 +1,15 @@
 """The IVS Chat messaging protocol: the one definition of every client and server frame.
 
 Client → server: JSON text frames with ``Action`` SEND_MESSAGE, DELETE_MESSAGE or
-DISCONNECT_USER. :func:`parse_client_frame` turns one into a :class:`ClientRequest` or raises
-:class:`FrameError` carrying the IVS ``ErrorCode`` the client must see.
+DISCONNECT_USER (IVS), and the parley extensions GET_HISTORY, GET_PRESENCE, SEND_EVENT, PING
+and APPROVE_CONNECTION, which IVS SDKs never send. :func:`parse_client_frame` turns one into a
+:class:`ClientRequest` or raises :class:`FrameError` carrying the IVS ``ErrorCode`` the client
+must see.
 
-Server → client: MESSAGE, EVENT and ERROR frames, encoded once to UTF-8 JSON bytes by
-:func:`message_frame`, :func:`event_frame` and :func:`error_frame`. Every component that emits a
-frame calls these; nobody builds the dicts by hand.
+Server → client: MESSAGE, EVENT and ERROR frames (IVS), plus HISTORY, PRESENCE and PONG frames
+that only answer extension requests; each is encoded once to UTF-8 JSON bytes by the
+``*_frame`` functions here. Every component that emits a frame calls these; nobody builds the
+dicts by hand.
 
 Pure functions only: no sockets, no clocks, no randomness.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,10 +12,13 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
+from api.validation import EXTENSIONS_DATA_PATH
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +105,21 @@ class Cluster:
     def ws_url(self, gateway: str) -> str:
         return f"ws://127.0.0.1:{self.ports[gateway]}/"
 
+    def destroy(self) -> None:
+        destroy_namespace(self.settings, self.redis_url, self.amqp_url)
+
+    def parleychat(self) -> Any:
+        return parleychat_client(f"http://127.0.0.1:{self.ports['api']}", self.settings)
+
+    def token(self, arn: str, user: str, caps: list[str] | None = None) -> str:
+        """A chat token minted through the control plane (SEND_MESSAGE unless ``caps`` says)."""
+        return self.ivschat().create_chat_token(
+            roomIdentifier=arn,
+            userId=user,
+            capabilities=caps if caps is not None else ["SEND_MESSAGE"],
+            attributes={"displayName": user},
+        )["token"]
+
     def ivschat(self):  # type: ignore[no-untyped-def]
         return boto3.client(
             "ivschat",
@@ -110,3 +129,35 @@ class Cluster:
             aws_secret_access_key=self.settings.secret_access_key,
             config=Config(retries={"max_attempts": 1}),
         )
+
+
+def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None = None) -> Any:
+    """boto3 client for parley's extension model (``parleychat``), as the README shows users."""
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(EXTENSIONS_DATA_PATH))
+    return boto3.Session(botocore_session=session).client(
+        "parleychat",
+        region_name=settings.region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=settings.access_key_id,
+        aws_secret_access_key=secret or settings.secret_access_key,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None:
+    """Delete a test namespace's queues, exchanges and keys."""
+    from shared.amqp_bus import AmqpRedisBus
+    from shared.redis_store import RedisStore
+
+    async def destroy() -> None:
+        bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
+        store = RedisStore(redis_url, settings.namespace)
+        await bus.start()
+        await store.start()
+        await bus.destroy()
+        await store.destroy()
+        await bus.close()
+        await store.close()
+
+    asyncio.run(destroy())

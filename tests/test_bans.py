@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import boto3
-import botocore.config
-import botocore.session
 import pytest
 
-from api.validation import EXTENSIONS_DATA_PATH
 from shared.clock import now_ms
 from shared.envelope import Kind
+from tests.cluster import parleychat_client
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer
@@ -20,17 +17,7 @@ pytest_plugins = ["api_helpers"]
 
 
 def parley_client(api: ApiServer, secret: str | None = None) -> Any:
-    """boto3 client for the ``parleychat`` extension model, as the README shows users."""
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(EXTENSIONS_DATA_PATH))
-    return boto3.Session(botocore_session=session).client(
-        "parleychat",
-        region_name=api.settings.region,
-        endpoint_url=api.url,
-        aws_access_key_id=api.settings.access_key_id,
-        aws_secret_access_key=secret or api.settings.secret_access_key,
-        config=botocore.config.Config(retries={"max_attempts": 1}),
-    )
+    return parleychat_client(api.url, api.settings, secret)
 
 
 def test_ban_disconnects_and_refuses_tokens_until_unbanned(api: ApiServer, ivs: Any) -> None:

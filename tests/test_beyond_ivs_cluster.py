@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
-import boto3
-import botocore.session
 import pytest
-from botocore.config import Config
 
-from api.validation import EXTENSIONS_DATA_PATH
 from shared import frames
 from shared.config import Settings
 from tests.chatclient import ChatClient
 from tests.cluster import Cluster
-from tests.test_distributed import _destroy, _token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -49,29 +43,16 @@ def cluster(module_settings: Settings, redis_url: str, amqp_url: str) -> Iterato
         yield cluster
     finally:
         cluster.stop()
-        _destroy(module_settings, redis_url, amqp_url)
-
-
-def _parley(cluster: Cluster) -> Any:
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(EXTENSIONS_DATA_PATH))
-    return boto3.Session(botocore_session=session).client(
-        "parleychat",
-        region_name=cluster.settings.region,
-        endpoint_url=f"http://127.0.0.1:{cluster.ports['api']}",
-        aws_access_key_id=cluster.settings.access_key_id,
-        aws_secret_access_key=cluster.settings.secret_access_key,
-        config=Config(retries={"max_attempts": 1}),
-    )
+        cluster.destroy()
 
 
 async def test_direct_messages_and_events_across_gateways(cluster: Cluster) -> None:
     room = cluster.ivschat().create_room(name="dm", maximumMessageRatePerSecond=100)
     caps = ["SEND_MESSAGE", "SEND_EVENT"]
-    alice = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "alice", caps))
-    bob_b = await ChatClient.open(cluster.ws_url("gwB"), _token(cluster, room["arn"], "bob", caps))
-    bob_a = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "bob", caps))
-    carol = await ChatClient.open(cluster.ws_url("gwB"), _token(cluster, room["arn"], "carol", caps))
+    alice = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "alice", caps))
+    bob_b = await ChatClient.open(cluster.ws_url("gwB"), cluster.token(room["arn"], "bob", caps))
+    bob_a = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "bob", caps))
+    carol = await ChatClient.open(cluster.ws_url("gwB"), cluster.token(room["arn"], "carol", caps))
     await asyncio.sleep(0.2)  # let both gateways' room subscriptions settle
 
     rid = await alice.send_message("just for bob", Recipient="bob")
@@ -89,22 +70,22 @@ async def test_direct_messages_and_events_across_gateways(cluster: Cluster) -> N
     typing = await carol.expect(Type="EVENT", timeout=10)  # a room event crosses gateways too
     assert typing["EventName"] == "parley:TYPING_START" and typing["Sender"]["UserId"] == "alice"
     assert not [f for f in carol.frames if f["Type"] == "MESSAGE" or f.get("Recipient")]  # nothing direct leaked
-    assert _parley(cluster).list_room_messages(roomIdentifier=room["arn"])["messages"] == []
+    assert cluster.parleychat().list_room_messages(roomIdentifier=room["arn"])["messages"] == []
     for client in (alice, bob_a, bob_b, carol):
         await client.close()
 
 
 async def test_approval_across_gateways(cluster: Cluster) -> None:
-    parley = _parley(cluster)
+    parley = cluster.parleychat()
     room = cluster.ivschat().create_room(name="gated")
     ext = parley.update_room_extensions(identifier=room["arn"], approvalRequired=True)
     assert ext["approvalRequired"] is True
     assert parley.get_room_extensions(identifier=room["arn"])["approvalRequired"] is True
     await asyncio.sleep(0.1)
     mod = await ChatClient.open(
-        cluster.ws_url("gwA"), _token(cluster, room["arn"], "mod", ["SEND_MESSAGE", "DISCONNECT_USER"])
+        cluster.ws_url("gwA"), cluster.token(room["arn"], "mod", ["SEND_MESSAGE", "DISCONNECT_USER"])
     )
-    guest = await ChatClient.open(cluster.ws_url("gwB"), _token(cluster, room["arn"], "guest"))
+    guest = await ChatClient.open(cluster.ws_url("gwB"), cluster.token(room["arn"], "guest"))
     pending = await mod.expect(Type="EVENT", EventName=frames.EVENT_CONNECTION_PENDING, timeout=10)
     assert pending["Attributes"]["UserId"] == "guest"
 
@@ -118,7 +99,7 @@ async def test_approval_across_gateways(cluster: Cluster) -> None:
     assert (await guest.expect(Type="MESSAGE", timeout=10))["Content"] == "welcome"
 
     # The control plane approves too, whichever gateway holds the connection.
-    late = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "late"))
+    late = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "late"))
     pending = await mod.expect(Type="EVENT", EventName=frames.EVENT_CONNECTION_PENDING, timeout=10)
     assert pending["Attributes"]["UserId"] == "late"
     assert parley.approve_connection(roomIdentifier=room["arn"], connectionId=pending["Attributes"]["ConnectionId"])

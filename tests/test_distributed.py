@@ -27,41 +27,15 @@ def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Clust
         yield cluster
     finally:
         cluster.stop()
-        _destroy(settings, redis_url, amqp_url)
-
-
-def _destroy(settings: Settings, redis_url: str, amqp_url: str) -> None:
-    from shared.amqp_bus import AmqpRedisBus
-    from shared.redis_store import RedisStore
-
-    async def destroy() -> None:
-        bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
-        store = RedisStore(redis_url, settings.namespace)
-        await bus.start()
-        await store.start()
-        await bus.destroy()
-        await store.destroy()
-        await bus.close()
-        await store.close()
-
-    asyncio.run(destroy())
-
-
-def _token(cluster: Cluster, arn: str, user: str, caps: list[str] | None = None) -> str:
-    return cluster.ivschat().create_chat_token(
-        roomIdentifier=arn,
-        userId=user,
-        capabilities=caps if caps is not None else ["SEND_MESSAGE"],
-        attributes={"displayName": user},
-    )["token"]
+        cluster.destroy()
 
 
 async def test_clients_on_two_gateways_see_each_other(cluster: Cluster) -> None:
     ivschat = cluster.ivschat()
     room = ivschat.create_room(name="across", maximumMessageRatePerSecond=100)
-    alice = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "alice"))
+    alice = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "alice"))
     bob = await ChatClient.open(
-        cluster.ws_url("gwB"), _token(cluster, room["arn"], "bob", ["SEND_MESSAGE", "DELETE_MESSAGE"])
+        cluster.ws_url("gwB"), cluster.token(room["arn"], "bob", ["SEND_MESSAGE", "DELETE_MESSAGE"])
     )
     await asyncio.sleep(0.2)  # let both gateways' room subscriptions settle
     rid = await alice.send_message("hi bob")
@@ -93,8 +67,8 @@ async def test_killed_router_loses_no_accepted_message(cluster: Cluster) -> None
     Every message the gateway accepted is delivered, once per Id, in send order."""
     ivschat = cluster.ivschat()
     room = ivschat.create_room(name="crash", maximumMessageRatePerSecond=100)
-    sender = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "sender"))
-    reader = await ChatClient.open(cluster.ws_url("gwB"), _token(cluster, room["arn"], "reader", []))
+    sender = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "sender"))
+    reader = await ChatClient.open(cluster.ws_url("gwB"), cluster.token(room["arn"], "reader", []))
     await asyncio.sleep(0.2)
 
     total = 300
@@ -147,8 +121,8 @@ async def test_two_routers_split_the_shards_and_keep_each_rooms_order(cluster: C
     senders, readers = [], []
     for index, room in enumerate(rooms):
         gateway_in, gateway_out = ("gwA", "gwB") if index % 2 else ("gwB", "gwA")
-        senders.append(await ChatClient.open(cluster.ws_url(gateway_in), _token(cluster, room["arn"], "s")))
-        readers.append(await ChatClient.open(cluster.ws_url(gateway_out), _token(cluster, room["arn"], "r", [])))
+        senders.append(await ChatClient.open(cluster.ws_url(gateway_in), cluster.token(room["arn"], "s")))
+        readers.append(await ChatClient.open(cluster.ws_url(gateway_out), cluster.token(room["arn"], "r", [])))
     await asyncio.sleep(0.2)
     for n in range(30):
         for sender in senders:

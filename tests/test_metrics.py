@@ -110,7 +110,7 @@ async def test_embedded_node_counts_ivs_metrics(node: Node, settings: Settings) 
 # --- distributed: each process exports its own series; sums across processes are exact ----------
 @pytest.fixture
 def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Cluster]:
-    from tests.test_distributed import _destroy
+    from tests.cluster import destroy_namespace as _destroy
 
     cluster = Cluster(settings, redis_url, amqp_url, extra_env={"PARLEY_LOG_LEVEL": "warning"})
     try:

@@ -10,13 +10,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import botocore.config
-import botocore.session
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from api.validation import EXTENSIONS_DATA_PATH
 from shared import tokens
 from shared.clock import now_ms
 from shared.config import Settings
@@ -24,7 +20,6 @@ from shared.membership import EVENT_MEMBER_REMOVED
 from shared.presence import EVENT_USER_JOINED, EVENT_USER_LEFT
 from tests.chatclient import ChatClient
 from tests.cluster import Cluster
-from tests.test_distributed import _destroy, _token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -43,20 +38,7 @@ def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Clust
         yield cluster
     finally:
         cluster.stop()
-        _destroy(settings, redis_url, amqp_url)
-
-
-def _parley(cluster: Cluster) -> Any:
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(EXTENSIONS_DATA_PATH))
-    return boto3.Session(botocore_session=session).client(
-        "parleychat",
-        region_name=cluster.settings.region,
-        endpoint_url=f"http://127.0.0.1:{cluster.ports['api']}",
-        aws_access_key_id=cluster.settings.access_key_id,
-        aws_secret_access_key=cluster.settings.secret_access_key,
-        config=botocore.config.Config(retries={"max_attempts": 1}),
-    )
+        cluster.destroy()
 
 
 def _users(presence: dict[str, Any]) -> list[tuple[str, int]]:
@@ -68,14 +50,14 @@ def _events(client: ChatClient) -> list[tuple[str, str]]:
 
 
 async def test_killed_gateway_leaves_presence_within_the_ttl_and_left_is_sent_once(cluster: Cluster) -> None:
-    ivschat, parley = cluster.ivschat(), _parley(cluster)
+    ivschat, parley = cluster.ivschat(), cluster.parleychat()
     room = ivschat.create_room(name="presence")
     parley.update_room_extensions(identifier=room["arn"], presenceEvents=True)
-    observer = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "observer", []))
+    observer = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "observer", []))
     await asyncio.sleep(0.3)  # (the joiner itself may or may not see its own USER_JOINED)
-    alice_b = await ChatClient.open(cluster.ws_url("gwB"), _token(cluster, room["arn"], "alice"))
-    alice_a = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "alice"))
-    bob_b = await ChatClient.open(cluster.ws_url("gwB"), _token(cluster, room["arn"], "bob"))
+    alice_b = await ChatClient.open(cluster.ws_url("gwB"), cluster.token(room["arn"], "alice"))
+    alice_a = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "alice"))
+    bob_b = await ChatClient.open(cluster.ws_url("gwB"), cluster.token(room["arn"], "bob"))
     await asyncio.sleep(0.5)
 
     present = parley.get_room_presence(roomIdentifier=room["arn"])
@@ -111,7 +93,7 @@ async def test_killed_gateway_leaves_presence_within_the_ttl_and_left_is_sent_on
 
 
 async def test_members_only_room_across_gateways(cluster: Cluster) -> None:
-    ivschat, parley = cluster.ivschat(), _parley(cluster)
+    ivschat, parley = cluster.ivschat(), cluster.parleychat()
     room = ivschat.create_room(name="club")
     parley.update_room_extensions(identifier=room["arn"], membersOnly=True)
     parley.add_room_members(roomIdentifier=room["arn"], userIds=["alice", "bob"])
@@ -130,8 +112,8 @@ async def test_members_only_room_across_gateways(cluster: Cluster) -> None:
         await ChatClient.open(cluster.ws_url("gwB"), forged)
     assert refused.value.response.status_code == 403
 
-    alice = await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, room["arn"], "alice"))
-    bob = await ChatClient.open(cluster.ws_url("gwB"), _token(cluster, room["arn"], "bob"))
+    alice = await ChatClient.open(cluster.ws_url("gwA"), cluster.token(room["arn"], "alice"))
+    bob = await ChatClient.open(cluster.ws_url("gwB"), cluster.token(room["arn"], "bob"))
     await asyncio.sleep(0.3)
     rid = await bob.send_message("hi from a member")
     assert (await alice.expect(Type="MESSAGE", timeout=10))["Content"] == "hi from a member"

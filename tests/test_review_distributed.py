@@ -13,7 +13,6 @@ from aiohttp import web
 from shared.config import Settings
 from tests.chatclient import ChatClient
 from tests.cluster import Cluster, free_port
-from tests.test_distributed import _destroy, _token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -51,7 +50,7 @@ def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Clust
         yield cluster
     finally:
         cluster.stop()
-        _destroy(settings, redis_url, amqp_url)
+        cluster.destroy()
 
 
 async def test_killed_reviewer_loses_no_accepted_message(cluster: Cluster, handler_url: str) -> None:
@@ -68,11 +67,9 @@ async def test_killed_reviewer_loses_no_accepted_message(cluster: Cluster, handl
         )
         for fallback in ("ALLOW", "DENY")
     }
-    senders = {
-        f: await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, r["arn"], "s")) for f, r in rooms.items()
-    }
+    senders = {f: await ChatClient.open(cluster.ws_url("gwA"), cluster.token(r["arn"], "s")) for f, r in rooms.items()}
     readers = {
-        f: await ChatClient.open(cluster.ws_url("gwA"), _token(cluster, r["arn"], "r", [])) for f, r in rooms.items()
+        f: await ChatClient.open(cluster.ws_url("gwA"), cluster.token(r["arn"], "r", [])) for f, r in rooms.items()
     }
     await asyncio.sleep(0.3)
 
