@@ -154,7 +154,9 @@ def test_two_pages_chat_with_sender_names_and_escaping(open_page, room: str) -> 
     say(ben, markup)
     expect(message(ana, "bold").locator(".content")).to_have_text(markup)
     assert ana.locator("#messages img, #messages b").count() == 0
-    expect(ana.locator("#people")).to_contain_text("Ben")  # the recently-active placeholder
+    # presence (parley extension): both are listed as connected, with their display names
+    expect(ana.locator("#people")).to_contain_text("Ben")
+    expect(ana.locator("#people")).to_contain_text("Ana (you)")
 
 
 def test_moderator_deletes_a_message_on_every_page(open_page, room: str) -> None:

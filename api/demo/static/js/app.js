@@ -9,7 +9,7 @@ import { markDeleted, messageItem, renderPeople, systemItem } from './views.js';
 const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const DISPLAY_NAME = /^[\p{L}\p{N}_ .'-]{1,32}$/u; // what the server accepts (Python's \w plus " .'-")
 const MAX_LIST_ITEMS = 500; // older messages are dropped from the page so a long session stays light
-const RECENT_MS = 5 * 60_000;
+const PRESENCE_EVERY_MS = 10_000;
 const MOD_REASON = 'Against the room rules'; // sent as Reason; a real app would ask the moderator
 
 const $ = (id) => document.getElementById(id);
@@ -80,13 +80,26 @@ function nameOf(userId) {
   return session.names.get(userId) || userId;
 }
 
+// Who is here comes from parley's presence extension (GET_PRESENCE → PRESENCE frame), asked on
+// connect and every PRESENCE_EVERY_MS; it is one request, well inside the 10 requests/s quota.
 function refreshPeople() {
-  if (!session) return;
-  const now = Date.now();
-  const people = [...session.recent.entries()]
-    .filter(([, seen]) => now - seen < RECENT_MS)
-    .sort((a, b) => b[1] - a[1])
-    .map(([userId]) => ({ name: nameOf(userId), mine: userId === session.userId }));
+  if (!session || !session.connection || session.connection.state !== State.CONNECTED) return;
+  try {
+    session.connection.getPresence();
+  } catch {
+    // not connected after all: the next connect asks again
+  }
+}
+
+function onPresence({ frame }) {
+  const users = Array.isArray(frame.Users) ? frame.Users : [];
+  session.present = new Set(users.map((user) => String(user.UserId || '')));
+  const people = users.map((user) => {
+    const userId = String(user.UserId || '');
+    const name = (user.Attributes && user.Attributes.displayName) || userId;
+    session.names.set(userId, name);
+    return { name, mine: userId === session.userId };
+  });
   renderPeople(ui.people, people);
 }
 
@@ -97,7 +110,7 @@ function onMessage({ frame }) {
   const userId = String(sender.UserId || '');
   const displayName = (sender.Attributes && sender.Attributes.displayName) || userId || 'unknown';
   session.names.set(userId, displayName);
-  session.recent.set(userId, Date.now());
+  if (!session.present.has(userId)) refreshPeople(); // someone new is talking: ask who is here
   const m = {
     id: frame.Id,
     userId,
@@ -127,7 +140,6 @@ function onEvent({ frame }) {
     } else {
       append(systemItem(`${nameOf(userId)} was disconnected by a moderator${reason}.`));
     }
-    session.recent.delete(userId);
     refreshPeople();
   } else {
     append(systemItem(`Event ${frame.EventName}`));
@@ -147,6 +159,7 @@ function onState({ state, reason }) {
   const where = `${session.roomName} as ${session.displayName}`;
   if (state === State.CONNECTED) {
     setStatus(state, `Connected to ${where}`);
+    refreshPeople();
     setSendEnabled(true);
     ui.leave.textContent = 'Leave';
     if (!session.joinedOnce) {
@@ -241,7 +254,7 @@ function startSession(first) {
     maxLength: first.maximumMessageLength,
     messages: new Map(), // message Id -> <li>
     names: new Map(), // userId -> display name, learnt from messages (events carry only the id)
-    recent: new Map(), // userId -> last time seen sending
+    present: new Set(), // userIds in the last PRESENCE frame
     kicked: false,
     joinedOnce: false,
     connection: null,
@@ -264,6 +277,7 @@ function startSession(first) {
   connection.addEventListener('state', current(onState));
   connection.addEventListener('message', current(onMessage));
   connection.addEventListener('event', current(onEvent));
+  connection.addEventListener('presence', current(onPresence));
   connection.addEventListener('chaterror', current(onChatError));
   connection.connect();
 }
@@ -306,7 +320,7 @@ function init() {
   ui.send.addEventListener('submit', send);
   ui.message.addEventListener('input', updateCounter);
   ui.leave.addEventListener('click', leave);
-  setInterval(refreshPeople, 30_000);
+  setInterval(refreshPeople, PRESENCE_EVERY_MS);
   updateCounter();
   (ui.name.value ? ui.joinButton : ui.name).focus();
 }

@@ -78,6 +78,11 @@ export class ChatConnection extends EventTarget {
     return this.#send({ Action: 'DELETE_MESSAGE', Id: id, ...(reason ? { Reason: reason } : {}) });
   }
 
+  /** parley extension: who is connected to the room now (answered with a PRESENCE frame). */
+  getPresence() {
+    return this.#send({ Action: 'GET_PRESENCE' });
+  }
+
   disconnectUser(userId, reason) {
     return this.#send({ Action: 'DISCONNECT_USER', UserId: userId, ...(reason ? { Reason: reason } : {}) });
   }
@@ -181,6 +186,9 @@ export class ChatConnection extends EventTarget {
         break;
       case 'EVENT':
         this.dispatchEvent(new CustomEvent('event', { detail: { frame } }));
+        break;
+      case 'PRESENCE':
+        this.dispatchEvent(new CustomEvent('presence', { detail: { frame } }));
         break;
       case 'ERROR':
         if (frame.ErrorCode === 401) {

@@ -62,8 +62,8 @@ export function systemItem(text) {
   return el('li', 'msg system', text);
 }
 
-/** @param {Array<{name: string, mine: boolean}>} people most recent first */
+/** @param {Array<{name: string, mine: boolean}>} people in the room, in UserId order */
 export function renderPeople(list, people) {
   list.replaceChildren(...people.map((p) => el('li', '', p.mine ? `${p.name} (you)` : p.name)));
-  if (!people.length) list.append(el('li', 'hint', 'Nobody has written yet.'));
+  if (!people.length) list.append(el('li', 'hint', 'Nobody is connected.'));
 }
