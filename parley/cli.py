@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         loadtest.main(args)
         return
     settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_json)
+    # A newcomer's `make run` reads logs in a terminal: readable lines unless JSON is asked for.
+    log_json = settings.log_json and (args.command != "dev" or "PARLEY_LOG_JSON" in os.environ)
+    configure_logging(settings.log_level, log_json)
     if args.command == "logs":
         from logger_sink import readback
 
