@@ -8,7 +8,7 @@ numbers do not depend on the load generator keeping up), each process's peak RSS
 ``--profile`` a py-spy top-functions summary of gateway 0 and router 0 during the run.
 
     .venv/bin/python bench/cluster_bench.py --clients 1000 --rooms 1 --rate 100 --duration 20
-    .venv/bin/python bench/cluster_bench.py --clients 2000 --rooms 100 --rate 5000 --duration 20
+    .venv/bin/python bench/cluster_bench.py --clients 2000 --rooms 100 --rate 5000 --duration 20 --procs 2
     .venv/bin/python bench/cluster_bench.py --clients 15000 --rooms 150 --rate 0 --duration 10   # idle
 
 The load generator is Python too and shares the machine's cores with the cluster; see
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +44,56 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a live process."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a live process plus its live children (the load generator's workers)."""
+    total = cpu_seconds(pid)
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            for child in children.read().split():
+                try:
+                    total += cpu_seconds(int(child))
+                except OSError:
+                    pass
+    return total
+
+
+def service_pids() -> dict[str, int]:
+    """Redis and RabbitMQ of this machine, if visible (their CPU counts against the same cores)."""
+    pids: dict[str, int] = {}
+    for name, exe in (("redis", "redis-server"), ("rabbitmq", "beam.smp")):
+        try:
+            found = subprocess.run(["pidof", "-s", exe], capture_output=True, text=True, timeout=5).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if found:
+            pids[name] = int(found[0])
+    return pids
+
+
+def busiest_window(samples: list[tuple[float, dict[str, float]]], seconds: float = 5.0) -> dict[str, float]:
+    """Cores used per process over the ``seconds`` window with the most CPU in total."""
+    best: dict[str, float] = {}
+    best_total = -1.0
+    j = 0
+    for t0, cpu0 in samples:
+        while j < len(samples) and samples[j][0] - t0 < seconds:
+            j += 1
+        if j >= len(samples):
+            break
+        t1, cpu1 = samples[j]
+        cores = {k: (cpu1[k] - cpu0[k]) / (t1 - t0) for k in cpu0 if k in cpu1}
+        if sum(cores.values()) > best_total:
+            best_total, best = sum(cores.values()), cores
+    return {k: round(v, 2) for k, v in best.items()} | ({"total": round(best_total, 2)} if best else {})
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -98,6 +149,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=0)
     parser.add_argument("--latency-clients", type=int, default=0)
     parser.add_argument("--connect-concurrency", type=int, default=200)
+    parser.add_argument("--procs", type=int, default=1, help="load generator worker processes (loadtest --procs)")
     parser.add_argument("--connection-rate", type=int, default=10, help="PARLEY_CONNECTION_RATE_PER_SECOND")
     parser.add_argument("--profile", action="store_true", help="py-spy gateway 0 and router 0 while sending")
     parser.add_argument("--redis-url", default=os.environ.get("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -155,18 +207,34 @@ def main() -> None:
             str(args.latency_clients),
             "--connect-concurrency",
             str(args.connect_concurrency),
+            "--procs",
+            str(args.procs),
         ]
         for name in gateways:
             command += ["--gateway", cluster.ws_url(name)]
         env = dict(os.environ, PARLEY_ACCESS_KEY_ID="AKIDBENCH", PARLEY_SECRET_ACCESS_KEY="bench-secret")
         before = {name: scrape(cluster.ports[name]) for name in gateways}
         rss_before = {name: rss_mib(cluster.processes[name].pid) for name in gateways}
+        services = service_pids()
         loadgen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+        cpu_samples: list[tuple[float, dict[str, float]]] = []
+
+        def sample_cpu() -> None:
+            cpu: dict[str, float] = {}
+            with contextlib.suppress(OSError):
+                for name, process in cluster.processes.items():
+                    cpu[name] = cpu_seconds(process.pid)
+                for name, pid in services.items():
+                    cpu[name] = cpu_seconds(pid)
+                cpu["loadgen"] = tree_cpu_seconds(loadgen.pid)
+                cpu_samples.append((time.monotonic(), cpu))
+
         peak = dict.fromkeys(cluster.processes, 0.0)
         idle_rss: dict[str, float] = {}
         profilers: dict[str, subprocess.Popen[bytes] | None] = {}
         started = time.monotonic()
         while loadgen.poll() is None:
+            sample_cpu()
             for name, process in cluster.processes.items():
                 peak[name] = max(peak[name], rss_mib(process.pid))
             if args.profile and not profilers and time.monotonic() - started > 3:
@@ -180,6 +248,8 @@ def main() -> None:
                 if connections >= args.clients * 0.99:
                     idle_rss = {n: rss_mib(cluster.processes[n].pid) for n in gateways}
             time.sleep(0.5)
+        # where the machine's cores went in the busiest 5 s of the run (normally the sending phase)
+        result["cores_used_busiest_5s"] = busiest_window(cpu_samples)
         report = json.loads(loadgen.stdout.read() if loadgen.stdout else b"{}")
         after = {name: scrape(cluster.ports[name]) for name in gateways}
         result["loadtest"] = report

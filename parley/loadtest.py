@@ -11,6 +11,16 @@ receive through gateway, bus, router, bus, gateway). Every client of a room, the
 included, must get every accepted message of the room; what did not arrive after a drain
 period is reported as lost. Errors are counted by ErrorCode (a rejected message is not lost).
 
+``--procs N`` splits the clients (client i goes to worker i mod N, so every worker holds clients
+of every room) and the senders with their share of the rate over N spawned worker processes, each
+with its own event loop (uvloop); this process keeps the control plane, starts the workers'
+connects and sends together, decides the drain from the workers' snapshots (a message sent
+through one worker must reach the clients of its room in every worker) and merges their reports:
+counts and errors are summed, latency histograms merged, connects/s and sent/s taken over the
+slowest worker. ``--procs 1`` runs the same worker coroutine in this process. The receive path
+keeps frames as bytes: MESSAGE and ERROR are matched by prefix, the send time is sliced out of
+MESSAGE frames of timing clients (``--latency-clients``) and only ERROR frames are JSON-decoded.
+
 Only loopback targets unless ``--allow-remote``; the run is bounded (``--duration`` at most
 ``MAX_DURATION_S``, plus bounded setup and drain). One progress line per second on stderr; a
 final report on stdout, as JSON with ``--json``.
@@ -37,6 +47,9 @@ SETUP_TIMEOUT_S = 300.0
 MESSAGE_MARK = '{"Type":"MESSAGE"'
 ERROR_MARK = '{"Type":"ERROR"'
 LATENCY_MARK = "lt|"
+MESSAGE_PREFIX = MESSAGE_MARK.encode()
+ERROR_PREFIX = ERROR_MARK.encode()
+LATENCY_PREFIX = LATENCY_MARK.encode()
 
 
 # --- latency histogram: 1% log buckets, constant memory --------------------------------------
@@ -153,6 +166,7 @@ class Options:
     secret_key: str = ""
     region: str = "us-east-1"
     progress: bool = True
+    procs: int = 1  # worker processes sharing the clients and the rate
 
 
 @dataclass
@@ -162,6 +176,8 @@ class ClientState:
     ws: Any = None
     received: int = 0
     measure: bool = True
+    token: str = ""
+    sender: bool = False
 
 
 @dataclass
@@ -195,21 +211,243 @@ def check_targets(urls: list[str], allow_remote: bool) -> None:
                 )
 
 
-class LoadTest:
-    def __init__(self, options: Options) -> None:
-        self.o = options
+def _count(counter: dict[str, int], key: str, n: int = 1) -> None:
+    counter[key] = counter.get(key, 0) + n
+
+
+def _merge_counts(into: dict[str, int], other: dict[str, int]) -> None:
+    for key, n in other.items():
+        _count(into, key, n)
+
+
+# --- one worker: its share of the clients and of the rate, on its own event loop ------------
+# The coordinator and the workers talk through a queue (worker → coordinator: tuples
+# ``(kind, worker_id, payload)``) and three events (connect, start, stop). Within one process
+# (``--procs 1``) these are a SimpleQueue and threading.Events; across processes the
+# multiprocessing equivalents. Both are polled, so the same coroutine serves both cases.
+SNAPSHOT_INTERVAL_S = 0.25
+
+
+@dataclass
+class WorkerSpec:
+    worker: int
+    gateways: list[str]
+    rooms: int
+    clients: list[tuple[int, int, str, bool, bool]]  # index, room, token, measure, sender
+    rate: float  # this worker's share
+    duration: float
+    message_bytes: int
+    connect_concurrency: int
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec, out: Any, connect: Any, start: Any, stop: Any) -> None:
+        self.spec = spec
+        self.out, self.connect_event, self.start_event, self.stop_event = out, connect, start, stop
         self.stats = Stats()
-        self.clients: list[ClientState] = []
-        self.room_arns: list[str] = []
-        self.room_sent = [0] * options.rooms
-        self.room_rejected = [0] * options.rooms
-        self.room_clients = [0] * options.rooms
-        self.request_room: dict[str, int] = {}
+        self.clients = [
+            ClientState(index, room, token=token, measure=measure, sender=sender)
+            for index, room, token, measure, sender in spec.clients
+        ]
+        self.room_sent = [0] * spec.rooms
+        self.room_rejected = [0] * spec.rooms
         self.open_connections = 0
         self.connect_seconds = 0.0
         self.send_seconds = 0.0
+        self.delivered_in_window = 0
 
-    # --- setup ---------------------------------------------------------------------------
+    def _put(self, kind: str, payload: Any) -> None:
+        self.out.put((kind, self.spec.worker, payload))
+
+    @staticmethod
+    async def _wait(event: Any) -> None:
+        while not event.is_set():
+            await asyncio.sleep(0.01)
+
+    async def _connect_all(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        limit = asyncio.Semaphore(max(self.spec.connect_concurrency, 1))
+        gateways = self.spec.gateways
+
+        async def open_one(client: ClientState) -> None:
+            url = gateways[client.index % len(gateways)]
+            async with limit:
+                try:
+                    client.ws = await connect(
+                        url,
+                        subprotocols=[client.token],  # type: ignore[list-item]
+                        open_timeout=30,
+                        compression=None,
+                        ping_interval=None,
+                        max_queue=None,
+                    )
+                except InvalidStatus as exc:
+                    _count(self.stats.connect_failures, str(exc.response.status_code))
+                    return
+                except (OSError, TimeoutError) as exc:
+                    _count(self.stats.connect_failures, type(exc).__name__)
+                    return
+            self.open_connections += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_one(c) for c in self.clients))
+        self.connect_seconds = time.perf_counter() - started
+
+    async def _read(self, client: ClientState) -> None:
+        """Receive path kept cheap: frames stay bytes, MESSAGE is matched by prefix and only the
+        latency mark is sliced out (no JSON decoding); only ERROR frames are decoded."""
+        from websockets.exceptions import ConnectionClosedOK
+
+        ws, stats = client.ws, self.stats
+        recv = ws.recv
+        measure = client.measure
+        try:
+            while True:
+                raw = await recv(decode=False)
+                if raw.startswith(MESSAGE_PREFIX):
+                    client.received += 1
+                    stats.delivered += 1
+                    if measure:
+                        mark = raw.find(LATENCY_PREFIX)
+                        if mark >= 0:
+                            end = raw.find(b"|", mark + 3)
+                            latency = time.time() * 1000 - float(raw[mark + 3 : end])
+                            stats.latency.add(latency)
+                            stats.window.add(latency)
+                elif raw.startswith(ERROR_PREFIX):
+                    frame = json.loads(raw)
+                    _count(stats.errors_by_code, str(frame.get("ErrorCode")))
+                    request_id = frame.get("RequestId") or ""
+                    if request_id.startswith("r") and "." in request_id:  # r<room>.<n>
+                        with contextlib.suppress(ValueError, IndexError):
+                            self.room_rejected[int(request_id[1 : request_id.index(".")])] += 1
+        except ConnectionClosedOK:
+            pass
+        except Exception as exc:  # ConnectionClosedError and friends
+            code = getattr(getattr(exc, "rcvd", None), "code", None)
+            _count(stats.disconnects, str(code) if code else type(exc).__name__)
+        finally:
+            self.open_connections -= 1
+
+    async def _send(self, senders: list[ClientState], deadline: float) -> None:
+        padding = "x" * max(self.spec.message_bytes - 24, 0)
+        interval = 1.0 / self.spec.rate
+        started = time.perf_counter()
+        sent = 0
+        while (now := time.perf_counter()) < deadline:
+            due = min(int((now - started) / interval) + 1, sent + 10_000)
+            while sent < due:
+                client = senders[sent % len(senders)]
+                content = f"{LATENCY_MARK}{time.time() * 1000:.3f}|{padding}"
+                with contextlib.suppress(Exception):  # a closed sender shows up as a disconnect
+                    await client.ws.send(
+                        f'{{"Action":"SEND_MESSAGE","RequestId":"r{client.room}.{sent}","Content":"{content}"}}'
+                    )
+                    self.room_sent[client.room] += 1
+                sent += 1
+                self.stats.sent += 1
+            await asyncio.sleep(0.001)
+        self.send_seconds = time.perf_counter() - started
+
+    def _snapshot(self) -> dict[str, Any]:
+        s = self.stats
+        window, s.window = s.window, LatencyHistogram()
+        min_received: dict[int, int] = {}
+        for c in self.clients:
+            if c.ws is not None and c.received < min_received.get(c.room, c.received + 1):
+                min_received[c.room] = c.received
+        return {
+            "open": self.open_connections,
+            "sent": s.sent,
+            "delivered": s.delivered,
+            "errors": sum(s.errors_by_code.values()) + sum(s.disconnects.values()),
+            "window": (window.counts, window.total, window.max_ms),
+            "room_sent": self.room_sent,
+            "room_rejected": self.room_rejected,
+            "min_received": min_received,
+        }
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            self._put("snapshot", self._snapshot())
+
+    async def run(self) -> None:
+        self._put("ready", None)
+        await self._wait(self.connect_event)
+        await self._connect_all()
+        readers = [asyncio.create_task(self._read(c)) for c in self.clients if c.ws is not None]
+        senders = [c for c in self.clients if c.sender and c.ws is not None]
+        self._put("connected", {"connect_seconds": self.connect_seconds})
+        reporter = asyncio.create_task(self._report())
+        try:
+            await self._wait(self.start_event)
+            if senders and self.spec.rate > 0:
+                await self._send(senders, time.perf_counter() + min(self.spec.duration, MAX_DURATION_S))
+            else:
+                await asyncio.sleep(min(self.spec.duration, MAX_DURATION_S))
+                self.send_seconds = min(self.spec.duration, MAX_DURATION_S)
+            self.delivered_in_window = self.stats.delivered
+            self._put("sent", self._snapshot())
+            await self._wait(self.stop_event)
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+            still_open = self.open_connections
+            await asyncio.gather(*(c.ws.close() for c in self.clients if c.ws is not None), return_exceptions=True)
+            await asyncio.gather(*readers, return_exceptions=True)
+        s = self.stats
+        self._put(
+            "final",
+            {
+                "senders": len(senders),
+                "connections": sum(1 for c in self.clients if c.ws is not None),
+                "open_at_end": still_open,
+                "connect_failures": s.connect_failures,
+                "connect_seconds": self.connect_seconds,
+                "send_seconds": self.send_seconds,
+                "sent": s.sent,
+                "delivered": s.delivered,
+                "delivered_in_window": self.delivered_in_window,
+                "room_sent": self.room_sent,
+                "room_rejected": self.room_rejected,
+                "received": [(c.room, c.received) for c in self.clients if c.ws is not None],
+                "latency": (s.latency.counts, s.latency.total, s.latency.max_ms),
+                "errors_by_code": s.errors_by_code,
+                "disconnects": s.disconnects,
+            },
+        )
+
+
+def _histogram(state: tuple[dict[int, int], int, float]) -> LatencyHistogram:
+    histogram = LatencyHistogram()
+    histogram.counts, histogram.total, histogram.max_ms = dict(state[0]), state[1], state[2]
+    return histogram
+
+
+def _worker_process(spec: WorkerSpec, out: Any, connect: Any, start: Any, stop: Any) -> None:
+    """Entry point of a spawned worker process: its own (uv)loop, errors reported, not lost."""
+    from parley.runtime import run as run_loop
+
+    _raise_nofile(len(spec.clients) + 256)
+    worker = Worker(spec, out, connect, start, stop)
+    try:
+        run_loop(worker.run())
+    except BaseException as exc:  # noqa: BLE001 - report anything to the coordinator
+        out.put(("failed", spec.worker, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+# --- the coordinator: control plane, workers, merged report --------------------------------
+class LoadTest:
+    def __init__(self, options: Options) -> None:
+        self.o = options
+        self.room_arns: list[str] = []
+        self.snapshots: dict[int, dict[str, Any]] = {}
+
     async def _create_rooms(self, api: IvsChatApi) -> None:
         async def create(index: int) -> str:
             room = await api.call(
@@ -224,10 +462,10 @@ class LoadTest:
 
         self.room_arns = list(await asyncio.gather(*(create(i) for i in range(self.o.rooms))))
 
-    async def _tokens(self, api: IvsChatApi) -> list[str]:
+    async def _tokens(self, api: IvsChatApi, clients: list[ClientState]) -> None:
         limit = asyncio.Semaphore(50)
 
-        async def token(client: ClientState) -> str:
+        async def token(client: ClientState) -> None:
             async with limit:
                 result = await api.call(
                     "CreateChatToken",
@@ -238,197 +476,242 @@ class LoadTest:
                         "sessionDurationInMinutes": 180,
                     },
                 )
-                return result["token"]
+                client.token = result["token"]
 
-        return list(await asyncio.gather(*(token(c) for c in self.clients)))
+        await asyncio.gather(*(token(c) for c in clients))
 
-    async def _connect_all(self, tokens: list[str]) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus
-
-        limit = asyncio.Semaphore(self.o.connect_concurrency)
-
-        async def open_one(client: ClientState, token: str) -> None:
-            url = self.o.gateways[client.index % len(self.o.gateways)]
-            async with limit:
-                try:
-                    client.ws = await connect(
-                        url,
-                        subprotocols=[token],  # type: ignore[list-item]
-                        open_timeout=30,
-                        compression=None,
-                        ping_interval=None,
-                        max_queue=None,
-                    )
-                except InvalidStatus as exc:
-                    self._count(self.stats.connect_failures, str(exc.response.status_code))
-                    return
-                except (OSError, TimeoutError) as exc:
-                    self._count(self.stats.connect_failures, type(exc).__name__)
-                    return
-            self.open_connections += 1
-            self.room_clients[client.room] += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(open_one(c, t) for c, t in zip(self.clients, tokens, strict=True)))
-        self.connect_seconds = time.perf_counter() - started
-
-    @staticmethod
-    def _count(counter: dict[str, int], key: str, n: int = 1) -> None:
-        counter[key] = counter.get(key, 0) + n
-
-    # --- traffic -------------------------------------------------------------------------
-    async def _read(self, client: ClientState) -> None:
-        ws, stats = client.ws, self.stats
-        try:
-            async for raw in ws:
-                if raw.startswith(MESSAGE_MARK):
-                    client.received += 1
-                    stats.delivered += 1
-                    if client.measure:
-                        mark = raw.find(LATENCY_MARK)
-                        if mark >= 0:
-                            end = raw.find("|", mark + 3)
-                            latency = time.time() * 1000 - float(raw[mark + 3 : end])
-                            stats.latency.add(latency)
-                            stats.window.add(latency)
-                elif raw.startswith(ERROR_MARK):
-                    frame = json.loads(raw)
-                    self._count(stats.errors_by_code, str(frame.get("ErrorCode")))
-                    room = self.request_room.get(frame.get("RequestId") or "")
-                    if room is not None:
-                        self.room_rejected[room] += 1
-        except Exception as exc:  # ConnectionClosed and friends
-            code = getattr(getattr(exc, "rcvd", None), "code", None)
-            self._count(stats.disconnects, str(code) if code else type(exc).__name__)
-        finally:
-            self.open_connections -= 1
-
-    async def _send(self, senders: list[ClientState], deadline: float) -> None:
-        padding = "x" * max(self.o.message_bytes - 24, 0)
-        interval = 1.0 / self.o.rate
-        started = time.perf_counter()
-        sent = 0
-        while (now := time.perf_counter()) < deadline:
-            due = min(int((now - started) / interval) + 1, sent + 10_000)
-            while sent < due:
-                client = senders[sent % len(senders)]
-                request_id = f"m{sent}"
-                content = f"{LATENCY_MARK}{time.time() * 1000:.3f}|{padding}"
-                self.request_room[request_id] = client.room
-                with contextlib.suppress(Exception):  # a closed sender shows up as a disconnect
-                    await client.ws.send(
-                        f'{{"Action":"SEND_MESSAGE","RequestId":"{request_id}","Content":"{content}"}}'
-                    )
-                    self.room_sent[client.room] += 1
-                sent += 1
-                self.stats.sent += 1
-            await asyncio.sleep(0.001)
-        self.send_seconds = time.perf_counter() - started
-
-    async def _progress(self) -> None:
-        tty = sys.stderr.isatty()
-        last_sent = last_delivered = 0
-        while True:
-            await asyncio.sleep(1.0)
-            s = self.stats
-            window, s.window = s.window, LatencyHistogram()
-            p99 = window.percentile(99)
-            line = (
-                f"conns {self.open_connections:>6}  sent/s {s.sent - last_sent:>7}  "
-                f"delivered/s {s.delivered - last_delivered:>8}  "
-                f"p99 {'-' if p99 is None else f'{p99:.1f} ms':>9}  "
-                f"errors {sum(s.errors_by_code.values()) + sum(s.disconnects.values()):>5}"
+    def _specs(self, clients: list[ClientState]) -> list[WorkerSpec]:
+        o = self.o
+        procs = max(1, min(o.procs, len(clients)))
+        total_senders = sum(1 for c in clients if c.sender)
+        specs = []
+        for w in range(procs):
+            mine = clients[w::procs]
+            senders = sum(1 for c in mine if c.sender)
+            specs.append(
+                WorkerSpec(
+                    worker=w,
+                    gateways=o.gateways,
+                    rooms=o.rooms,
+                    clients=[(c.index, c.room, c.token, c.measure, c.sender) for c in mine],
+                    rate=o.rate * senders / total_senders if total_senders else 0.0,
+                    duration=o.duration,
+                    message_bytes=o.message_bytes,
+                    connect_concurrency=math.ceil(o.connect_concurrency / procs),
+                )
             )
-            last_sent, last_delivered = s.sent, s.delivered
-            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        return specs
 
-    def _expected(self, client: ClientState) -> int:
-        return self.room_sent[client.room] - self.room_rejected[client.room]
+    async def _collect(self, queue: Any, until: str, count: int, alive: Any, timeout: float) -> dict[int, Any]:
+        """Poll the workers' queue (recording snapshots, printing progress) until ``count``
+        messages of kind ``until`` arrived."""
+        import queue as queue_module
 
-    def _all_delivered(self) -> bool:
-        return all(c.received >= self._expected(c) for c in self.clients if c.ws is not None)
+        got: dict[int, Any] = {}
+        deadline = time.perf_counter() + timeout
+        while len(got) < count:
+            try:
+                kind, worker, payload = queue.get_nowait()
+            except queue_module.Empty:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(
+                        f"parley loadtest: workers did not report {until!r} in {timeout:.0f} s"
+                    ) from None
+                alive()
+                self._tick()
+                await asyncio.sleep(0.01)
+                continue
+            if kind == "failed":
+                raise RuntimeError(f"parley loadtest: worker {worker} failed: {payload}")
+            if kind in ("snapshot", "sent"):
+                self.snapshots[worker] = payload
+                self._window.merge(_histogram(payload["window"]))
+            if kind == until:
+                got[worker] = payload
+        return got
+
+    def _tick(self) -> None:
+        if not self.o.progress or not self.snapshots or time.perf_counter() < self._next_progress:
+            return
+        self._next_progress += 1.0
+        snaps = self.snapshots.values()
+        sent, delivered = sum(s["sent"] for s in snaps), sum(s["delivered"] for s in snaps)
+        window, self._window = self._window, LatencyHistogram()
+        p99 = window.percentile(99)
+        line = (
+            f"conns {sum(s['open'] for s in snaps):>6}  sent/s {sent - self._last[0]:>7}  "
+            f"delivered/s {delivered - self._last[1]:>8}  "
+            f"p99 {'-' if p99 is None else f'{p99:.1f} ms':>9}  "
+            f"errors {sum(s['errors'] for s in snaps):>5}"
+        )
+        self._last = (sent, delivered)
+        tty = sys.stderr.isatty()
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    def _all_delivered(self, procs: int) -> bool:
+        if len(self.snapshots) < procs:
+            return False
+        snaps = list(self.snapshots.values())
+        for room in range(self.o.rooms):
+            expected = sum(s["room_sent"][room] - s["room_rejected"][room] for s in snaps)
+            for s in snaps:
+                if s["min_received"].get(room, expected) < expected:
+                    return False
+        return True
 
     async def run(self) -> dict[str, Any]:
         o = self.o
         if o.rooms < 1 or o.clients < o.rooms:
             raise SystemExit("parley loadtest: need --rooms >= 1 and --clients >= --rooms")
-        self.clients = [ClientState(i, i % o.rooms) for i in range(o.clients)]
-        for client in self.clients[o.latency_clients or o.clients :]:
+        clients = [ClientState(i, i % o.rooms) for i in range(o.clients)]
+        for client in clients[o.latency_clients or o.clients :]:
             client.measure = False
         senders_wanted = o.senders or max(o.rooms, math.ceil(o.rate / 5))
-        senders = self.clients[: min(senders_wanted, o.clients)]
+        for client in clients[: min(senders_wanted, o.clients)]:
+            client.sender = True
+        self._window = LatencyHistogram()
+        self._last = (0, 0)
+        self._next_progress = math.inf
 
         async with IvsChatApi(o.api, o.access_key, o.secret_key, o.region) as api:
             setup_started = time.perf_counter()
-            async with asyncio.timeout(SETUP_TIMEOUT_S):
-                await self._create_rooms(api)
-                tokens = await self._tokens(api)
-                token_seconds = time.perf_counter() - setup_started
-                await self._connect_all(tokens)
-            readers = [asyncio.create_task(self._read(c)) for c in self.clients if c.ws is not None]
-            senders = [c for c in senders if c.ws is not None]
-            progress = asyncio.create_task(self._progress()) if o.progress else None
             try:
-                await asyncio.sleep(0.5)  # let gateways finish subscribing the rooms
-                if senders and o.rate > 0:
-                    await self._send(senders, time.perf_counter() + min(o.duration, MAX_DURATION_S))
-                else:
-                    await asyncio.sleep(min(o.duration, MAX_DURATION_S))
-                    self.send_seconds = min(o.duration, MAX_DURATION_S)
-                delivered_in_window = self.stats.delivered
-                drain_deadline = time.perf_counter() + o.drain
-                while not self._all_delivered() and time.perf_counter() < drain_deadline:
-                    await asyncio.sleep(0.05)
-                drain_seconds = o.drain - max(drain_deadline - time.perf_counter(), 0)
+                async with asyncio.timeout(SETUP_TIMEOUT_S):
+                    await self._create_rooms(api)
+                    await self._tokens(api, clients)
+                token_seconds = time.perf_counter() - setup_started
+                specs = self._specs(clients)
+                del clients
+                report = await self._drive(specs, token_seconds)
             finally:
-                if progress is not None:
-                    progress.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await progress
-                    if sys.stderr.isatty():
-                        print(file=sys.stderr)
-                still_open = self.open_connections
-                await asyncio.gather(*(c.ws.close() for c in self.clients if c.ws is not None), return_exceptions=True)
-                await asyncio.gather(*readers, return_exceptions=True)
                 if not o.keep_rooms:
                     for arn in self.room_arns:
                         with contextlib.suppress(Exception):
                             await api.call("DeleteRoom", {"identifier": arn})
+        return report
 
-        s = self.stats
-        expected = sum(self._expected(c) for c in self.clients if c.ws is not None)
-        lost = sum(max(self._expected(c) - c.received, 0) for c in self.clients if c.ws is not None)
-        connected = sum(1 for c in self.clients if c.ws is not None)
+    async def _drive(self, specs: list[WorkerSpec], token_seconds: float) -> dict[str, Any]:
+        import queue as queue_module
+        import threading
+
+        o, procs = self.o, len(specs)
+        processes: list[Any] = []
+        tasks: list[asyncio.Task[None]] = []
+        if procs == 1:  # in this process and loop: no spawn cost, same code path
+            out: Any = queue_module.SimpleQueue()
+            connect, start, stop = threading.Event(), threading.Event(), threading.Event()
+            tasks = [asyncio.create_task(Worker(specs[0], out, connect, start, stop).run())]
+        else:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            out = ctx.Queue()
+            connect, start, stop = ctx.Event(), ctx.Event(), ctx.Event()
+            processes = [
+                ctx.Process(target=_worker_process, args=(spec, out, connect, start, stop), daemon=True)
+                for spec in specs
+            ]
+            for process in processes:
+                process.start()
+
+        def alive() -> None:
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            for process in processes:
+                if process.exitcode not in (None, 0):
+                    raise RuntimeError(f"parley loadtest: worker process exited with {process.exitcode}")
+
+        duration = min(o.duration, MAX_DURATION_S)
+        try:
+            await self._collect(out, "ready", procs, alive, SETUP_TIMEOUT_S)
+            connect.set()
+            connected = await self._collect(out, "connected", procs, alive, SETUP_TIMEOUT_S)
+            await asyncio.sleep(0.5)  # let gateways finish subscribing the rooms
+            start.set()
+            self._next_progress = time.perf_counter() + 1.0
+            await self._collect(out, "sent", procs, alive, duration + 60)
+            drain_started = time.perf_counter()
+            drain_deadline = drain_started + o.drain
+            while not self._all_delivered(procs) and time.perf_counter() < drain_deadline:
+                with contextlib.suppress(TimeoutError):  # snapshots arrive every 0.25 s
+                    await self._collect(out, "snapshot", procs, alive, 0.3)
+            drain_seconds = min(time.perf_counter() - drain_started, o.drain)
+            stop.set()
+            finals = await self._collect(out, "final", procs, alive, 120)
+        finally:
+            stop.set()
+            connect.set()
+            start.set()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(task, 120)
+            for process in processes:
+                await asyncio.to_thread(process.join, 30)
+                if process.is_alive():
+                    process.terminate()
+            if o.progress and sys.stderr.isatty():
+                print(file=sys.stderr)
+        return self._merge(list(finals.values()), connected, token_seconds, drain_seconds)
+
+    def _merge(
+        self, finals: list[dict[str, Any]], connected: dict[int, Any], token_seconds: float, drain_seconds: float
+    ) -> dict[str, Any]:
+        o = self.o
+        rooms = o.rooms
+        room_sent = [sum(f["room_sent"][r] for f in finals) for r in range(rooms)]
+        room_rejected = [sum(f["room_rejected"][r] for f in finals) for r in range(rooms)]
+        expected = lost = 0
+        for f in finals:
+            for room, received in f["received"]:
+                want = room_sent[room] - room_rejected[room]
+                expected += want
+                lost += max(want - received, 0)
+        latency = LatencyHistogram()
+        connect_failures: dict[str, int] = {}
+        errors_by_code: dict[str, int] = {}
+        disconnects: dict[str, int] = {}
+        for f in finals:
+            latency.merge(_histogram(f["latency"]))
+            _merge_counts(connect_failures, f["connect_failures"])
+            _merge_counts(errors_by_code, f["errors_by_code"])
+            _merge_counts(disconnects, f["disconnects"])
+        connections = sum(f["connections"] for f in finals)
+        connect_seconds = max(c["connect_seconds"] for c in connected.values())
+        send_seconds = max(f["send_seconds"] for f in finals)
+        sent = sum(f["sent"] for f in finals)
         return {
             "clients": o.clients,
-            "rooms": o.rooms,
+            "rooms": rooms,
             "gateways": len(o.gateways),
-            "senders": len(senders),
-            "connections": connected,
-            "connections_open_at_end": still_open,
-            "connect_failures": s.connect_failures,
+            "procs": len(finals),
+            "senders": sum(f["senders"] for f in finals),
+            "connections": connections,
+            "connections_open_at_end": sum(f["open_at_end"] for f in finals),
+            "connect_failures": connect_failures,
             "token_seconds": round(token_seconds, 3),
-            "connect_seconds": round(self.connect_seconds, 3),
-            "connects_per_s": round(connected / self.connect_seconds, 1) if self.connect_seconds else None,
-            "duration_s": round(self.send_seconds, 3),
+            "connect_seconds": round(connect_seconds, 3),
+            "connects_per_s": round(connections / connect_seconds, 1) if connect_seconds else None,
+            "duration_s": round(send_seconds, 3),
             "target_rate": o.rate,
-            "sent": s.sent,
-            "sent_per_s": round(s.sent / self.send_seconds, 1) if self.send_seconds else 0,
-            "accepted": sum(self.room_sent) - sum(self.room_rejected),
-            "deliveries": s.delivered,
+            "sent": sent,
+            "sent_per_s": round(sent / send_seconds, 1) if send_seconds else 0,
+            "accepted": sum(room_sent) - sum(room_rejected),
+            "deliveries": sum(f["delivered"] for f in finals),
             "deliveries_expected": expected,
-            "deliveries_per_s": round(delivered_in_window / self.send_seconds, 1) if self.send_seconds else 0,
+            "deliveries_per_s": (
+                round(sum(f["delivered_in_window"] for f in finals) / send_seconds, 1) if send_seconds else 0
+            ),
             "drain_s": round(drain_seconds, 3),
             "latency_ms": {
-                "samples": s.latency.total,
-                "p50": s.latency.percentile(50),
-                "p95": s.latency.percentile(95),
-                "p99": s.latency.percentile(99),
-                "max": round(s.latency.max_ms, 2) if s.latency.total else None,
+                "samples": latency.total,
+                "p50": latency.percentile(50),
+                "p95": latency.percentile(95),
+                "p99": latency.percentile(99),
+                "max": round(latency.max_ms, 2) if latency.total else None,
             },
-            "errors_by_code": s.errors_by_code,
-            "disconnects": s.disconnects,
+            "errors_by_code": errors_by_code,
+            "disconnects": disconnects,
             "lost": lost,
         }
 
@@ -465,6 +748,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-remote", action="store_true", help="allow non-loopback targets")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no per-second progress line")
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=Options.procs,
+        help="worker processes sharing the clients and the rate, each with its own event loop (default 1)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -474,6 +763,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
         raise SystemExit(
             "parley loadtest: set PARLEY_ACCESS_KEY_ID and PARLEY_SECRET_ACCESS_KEY (the api's SigV4 keys)"
         )
+    if args.procs < 1:
+        raise SystemExit("parley loadtest: --procs must be >= 1")
     if args.duration <= 0 or args.duration > MAX_DURATION_S:
         raise SystemExit(f"parley loadtest: --duration must be in (0, {MAX_DURATION_S:.0f}]")
     return Options(
@@ -495,6 +786,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         secret_key=secret_key,
         region=os.environ.get("PARLEY_REGION") or os.environ.get("AWS_REGION", "us-east-1"),
         progress=not args.no_progress,
+        procs=args.procs,
     )
 
 

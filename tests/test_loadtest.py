@@ -47,6 +47,36 @@ async def test_short_run_reports_every_delivery(node: Node, settings: Settings) 
     assert "lost          0" in loadtest.format_report(report)
 
 
+async def test_two_worker_processes_merge_their_reports(node: Node, settings: Settings) -> None:
+    """--procs 2: clients and rate are split over two spawned processes; the merged report must
+    count every delivery once, including the cross-worker ones (both workers hold clients of
+    every room, and a worker's senders reach the other worker's clients)."""
+    assert node.api is not None and node.gateway is not None
+    options = loadtest.Options(
+        api=f"http://127.0.0.1:{node.api.port}",
+        gateways=[f"ws://127.0.0.1:{node.gateway.port}"],
+        clients=15,
+        rooms=3,
+        rate=30,
+        duration=1.5,
+        latency_clients=6,
+        access_key=settings.access_key_id,
+        secret_key=settings.secret_access_key,
+        progress=False,
+        procs=2,
+    )
+    report = await loadtest.run(options)
+    assert report["procs"] == 2 and report["connections"] == 15 and not report["connect_failures"]
+    assert report["senders"] == 6  # ceil(30 / 5), split 3 + 3
+    assert 35 <= report["sent"] <= 50
+    assert report["accepted"] == report["sent"] and not report["errors_by_code"] and not report["disconnects"]
+    assert report["deliveries"] == report["deliveries_expected"] == report["sent"] * 5  # 5 clients per room
+    assert report["lost"] == 0
+    # the first 6 clients (2 per room) time every message of their room
+    assert report["latency_ms"]["samples"] == report["sent"] * 2
+    assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
+
+
 async def test_rate_over_the_room_cap_is_reported_as_errors_not_loss(node: Node, settings: Settings) -> None:
     assert node.api is not None and node.gateway is not None
     options = loadtest.Options(
