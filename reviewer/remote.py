@@ -1,5 +1,6 @@
-"""The router's reviewer in every mode: a :class:`~shared.review.Reviewer` that sends each review
-over the Bus to whichever reviewer process takes it, and waits for the verdict.
+"""The router's reviewer in every mode: a :class:`~shared.review.Reviewer` that sends a room
+batch's reviews as ONE request over the Bus to whichever reviewer process takes it, and waits for
+its verdicts (one reply). Each request carries the deadline at which the router stops waiting.
 
 If no verdict comes within the timeout (no reviewer running, one killed mid-review, the broker
 slow), the room's fallback applies here. The router still holds the action unacked meanwhile, so
@@ -17,7 +18,7 @@ from shared import metrics
 from shared.bus import Bus
 from shared.envelope import ActionEnvelope
 from shared.models import Room
-from shared.review import Reviewer, ReviewRequest, Verdict, fallback
+from shared.review import Reviewer, ReviewRequest, Verdict, decode_verdicts, encode_requests, fallback
 
 log = structlog.get_logger("reviewer.remote")
 
@@ -31,17 +32,33 @@ class RemoteReviewer(Reviewer):
         self._warned_at = -WARN_EVERY_S
 
     async def review(self, room: Room, action: ActionEnvelope) -> Verdict:
+        return (await self.review_many(room, [action]))[0]
+
+    async def review_many(self, room: Room, actions: list[ActionEnvelope]) -> list[Verdict]:
+        if not actions:
+            return []
+        verdicts: list[Verdict | None] = [None] * len(actions)
         try:
-            request = ReviewRequest.of(room, action)
-            data = await self.bus.request_review(request.encode(), self.timeout)
-            if data is not None:
-                return Verdict.decode(data)
+            deadline = time.time() + self.timeout
+            data = encode_requests([ReviewRequest.of(room, action, deadline) for action in actions])
+            reply = await self.bus.request_review(data, self.timeout)
+            if reply is not None:
+                answered = decode_verdicts(reply)
+                if len(answered) == len(actions):
+                    verdicts = answered
+                else:
+                    log.warning("review reply does not match its request", sent=len(actions), got=len(answered))
         except Exception:  # noqa: BLE001 - never raise into the router: it would retry the batch
             log.exception("review transport failed", room_id=room.id)
-        # The handler was not reached through us: an invocation error from the room's point of view.
-        metrics.INVOCATION_ERRORS.labels(redact_uri(room.review_uri)).inc()
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY_S:
-            self._warned_at = now
-            log.warning("no verdict from any reviewer in time; fallback applied", timeout_s=self.timeout)
-        return fallback(room, action, "review handler unavailable")
+        missing = sum(verdict is None for verdict in verdicts)
+        if missing:
+            # The handler was not reached through us: an invocation error from the room's point of view.
+            metrics.INVOCATION_ERRORS.labels(redact_uri(room.review_uri)).inc(missing)
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY_S:
+                self._warned_at = now
+                log.warning("no verdict from any reviewer in time; fallback applied", timeout_s=self.timeout)
+        return [
+            fallback(room, action, "review handler unavailable") if verdict is None else verdict
+            for action, verdict in zip(actions, verdicts, strict=True)
+        ]

@@ -4,6 +4,11 @@ and fall back on anything else. Counts the IVS error metrics and the review late
 Runs wherever reviews are served (``parley reviewer``, ``parley dev``); bounded by a semaphore so
 a flood of reviews queues here instead of opening unbounded sockets. Waiting for a slot counts
 against the 200 ms budget: the sender waits for the verdict either way.
+
+A request carries its router's deadline: one already past it when dequeued, or when a slot frees
+up, is dropped without calling the handler (``parley_review_expired_total``) and gets no verdict,
+so an overloaded reviewer spends its time on reviews someone still waits for. The handler gets
+the budget or the time left, whichever is shorter.
 """
 
 from __future__ import annotations
@@ -27,12 +32,16 @@ from reviewer.protocol import (
 )
 from reviewer.webhook import Webhook
 from shared import metrics
-from shared.review import ReviewRequest, Verdict
+from shared.review import ReviewRequest, Verdict, decode_requests, encode_verdicts
 
 log = structlog.get_logger("reviewer")
 
 LAMBDA_PREFIX = "arn:aws:lambda:"
 WARN_EVERY_S = 10.0  # per handler URI: a handler that is down must not flood the log
+
+
+class _Expired(Exception):
+    """The request's deadline passed before its handler was called."""
 
 
 class ReviewService:
@@ -47,29 +56,59 @@ class ReviewService:
         await self._webhook.close()
 
     async def handle(self, data: bytes) -> bytes | None:
-        """The bus-facing entry: ``ReviewRequest`` bytes in, ``Verdict`` bytes out."""
+        """The bus-facing entry: a room batch of requests in, its verdicts out in one reply (a single
+        ``ReviewRequest`` gets a single ``Verdict``); None (no reply) when every one expired."""
         try:
-            request = ReviewRequest.decode(data)
+            requests, batched = decode_requests(data)
         except Exception:  # noqa: BLE001 - no request, no fallback to give: the caller times out
             log.warning("undecodable review request dropped", size=len(data))
             return None
-        return (await self.review(request)).encode()
+        if not batched:
+            verdict = await self.review(requests[0])
+            return None if verdict is None else verdict.encode()
+        verdicts = await asyncio.gather(*(self.review(request) for request in requests))
+        if all(verdict is None for verdict in verdicts):
+            return None
+        return encode_verdicts(verdicts)
 
-    async def review(self, request: ReviewRequest) -> Verdict:
-        """The handler's verdict, or the room's fallback; never raises."""
+    async def review(self, request: ReviewRequest) -> Verdict | None:
+        """The handler's verdict, or the room's fallback; None (dropped, handler not called) when
+        the request's deadline passed first. Never raises."""
         started = time.perf_counter()
+        budget = self.budget
+        if request.deadline:
+            left = request.deadline - time.time()
+            if left <= 0:
+                metrics.REVIEWS_EXPIRED.labels("dequeued").inc()
+                return None
+            budget = min(budget, left)
         outcome = "fallback"
+        invoked = False
         try:
-            async with asyncio.timeout(self.budget):
+            async with asyncio.timeout(budget):
                 async with self._slots:
+                    if request.deadline and time.time() >= request.deadline:
+                        raise _Expired
+                    invoked = True
                     response = await self._invoke(request.uri, handler_request(request))
             verdict = validate_response(response, request)
             outcome = "allow" if verdict.allow else "deny"
+        except _Expired:
+            metrics.REVIEWS_EXPIRED.labels("slot").inc()
+            return None
+        except TimeoutError as exc:
+            if not invoked and request.deadline and time.time() >= request.deadline:
+                # Still waiting for a slot when the router gave up on it.
+                metrics.REVIEWS_EXPIRED.labels("slot").inc()
+                return None
+            metrics.INVOCATION_ERRORS.labels(redact_uri(request.uri)).inc()
+            self._warn("review handler not invoked; fallback applied", request, str(exc) or "timeout")
+            verdict = request.fallback("review handler unavailable")
         except InvalidResponse as exc:
             metrics.RESPONSE_VALIDATION_ERRORS.labels(redact_uri(request.uri)).inc()
             self._warn("review handler response invalid; fallback applied", request, str(exc))
             verdict = request.fallback("invalid review response")
-        except (InvocationError, TimeoutError) as exc:
+        except InvocationError as exc:
             metrics.INVOCATION_ERRORS.labels(redact_uri(request.uri)).inc()
             self._warn("review handler not invoked; fallback applied", request, str(exc) or "timeout")
             verdict = request.fallback("review handler unavailable")

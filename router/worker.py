@@ -266,9 +266,9 @@ class Router:
     async def _review(
         self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]
     ) -> list[tuple[ActionEnvelope, Outcome]]:
-        """Review the batch's messages concurrently; the results keep the batch's order."""
+        """Review the batch's messages together (one bus request); the results keep the batch's order."""
         pending = [(index, action) for index, (action, outcome) in enumerate(decided) if outcome.needs_review]
-        verdicts = await asyncio.gather(*(self.reviewer.review(room, action) for _, action in pending))
+        verdicts = await self.reviewer.review_many(room, [action for _, action in pending])
         result = list(decided)
         for (index, action), verdict in zip(pending, verdicts, strict=True):
             result[index] = (action, reviewed(action, verdict))

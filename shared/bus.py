@@ -36,7 +36,7 @@ ActionHandler = Callable[[ActionEnvelope, Ack, bool], Awaitable[None]]  # (actio
 RoomListener = Callable[[str, bytes], None]  # (room_id, RoomDelivery bytes)
 DataListener = Callable[[bytes], None]
 LogHandler = Callable[[str, bytes, Ack], Awaitable[None]]  # (room_id, RoomDelivery bytes, ack)
-ReviewHandler = Callable[[bytes], Awaitable[bytes | None]]  # ReviewRequest bytes -> Verdict bytes (None: no reply)
+ReviewHandler = Callable[[bytes], Awaitable[bytes | None]]  # review request bytes -> verdict bytes (None: no reply)
 
 
 def shard_of(room_id: str, shards: int) -> int:
@@ -122,8 +122,9 @@ class Bus(ABC):
     # --- reviews ------------------------------------------------------------------------
     @abstractmethod
     async def request_review(self, data: bytes, timeout: float) -> bytes | None:
-        """Send ``ReviewRequest`` bytes to one reviewer and return its ``Verdict`` bytes, or None
-        when no answer came within ``timeout`` seconds (or the bus failed). Never raises."""
+        """Send review request bytes (a room batch of ``ReviewRequest``s, see ``shared.review``) to
+        one reviewer and return its reply bytes (the batch's verdicts), or None when no answer
+        came within ``timeout`` seconds (or the bus failed). Never raises."""
 
     @abstractmethod
     async def serve_reviews(self, handler: ReviewHandler, concurrency: int) -> ShardConsumer:

@@ -22,6 +22,11 @@ REVIEW_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5),
 )
+REVIEWS_EXPIRED = Counter(
+    "parley_review_expired",
+    "Review requests a reviewer dropped unreviewed, past their router's deadline: on dequeue or waiting for a slot",
+    ["stage"],
+)
 
 # --- operational ------------------------------------------------------------------------------
 CONNECT_REJECTIONS = Counter("parley_connect_rejections", "WebSocket upgrades refused, by reason", ["reason"])

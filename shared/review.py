@@ -8,6 +8,7 @@ whatever goes wrong, it answers the room's ``fallbackResult``.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -49,9 +50,13 @@ class ReviewRequest:
     user_id: str
     user_attributes: dict[str, str] | None
     ip: str
+    # Wall-clock (``time.time()``) instant the router stops waiting; 0 = none. A reviewer drops a
+    # request past it unreviewed (nobody would read the verdict). Routers and reviewers need
+    # synchronised clocks (NTP), as for the frames' SendTime.
+    deadline: float = 0.0
 
     @classmethod
-    def of(cls, room: Room, action: ActionEnvelope) -> ReviewRequest:
+    def of(cls, room: Room, action: ActionEnvelope, deadline: float = 0.0) -> ReviewRequest:
         return cls(
             room.review_uri,
             room.review_fallback,
@@ -63,6 +68,7 @@ class ReviewRequest:
             action.user_id,
             action.user_attributes,
             action.ip,
+            deadline,
         )
 
     def fallback(self, reason: str = "") -> Verdict:
@@ -77,6 +83,35 @@ class ReviewRequest:
         return cls(*msgpack.unpackb(data))
 
 
+# A room batch travels as ONE bus request: a msgpack array of request arrays (each in the field
+# order above), answered by one array holding, in the same order, a verdict array or nil (dropped
+# past its deadline). A single request (an array whose first item is the URI string) is still
+# understood, and answered with a single Verdict.
+def encode_requests(requests: list[ReviewRequest]) -> bytes:
+    return msgpack.packb([[getattr(request, name) for name in request.__slots__] for request in requests])
+
+
+def decode_requests(data: bytes) -> tuple[list[ReviewRequest], bool]:
+    """The requests in a batch or single request, and whether it was a batch."""
+    value = msgpack.unpackb(data)
+    if not isinstance(value, list):
+        raise ValueError("a review request is a msgpack array")
+    if value and not isinstance(value[0], list):
+        return [ReviewRequest(*value)], False
+    return [ReviewRequest(*fields) for fields in value], True
+
+
+def encode_verdicts(verdicts: list[Verdict | None]) -> bytes:
+    return msgpack.packb([None if v is None else [v.allow, v.content, v.attributes, v.reason] for v in verdicts])
+
+
+def decode_verdicts(data: bytes) -> list[Verdict | None]:
+    return [
+        None if fields is None else Verdict(bool(fields[0]), fields[1], fields[2], fields[3])
+        for fields in msgpack.unpackb(data)
+    ]
+
+
 def fallback(room: Room, action: ActionEnvelope, reason: str = "") -> Verdict:
     """The room's ``fallbackResult``: an ALLOW fallback delivers the original message."""
     return Verdict(room.review_fallback == "ALLOW", action.content, action.attributes, reason)
@@ -86,6 +121,11 @@ class Reviewer(ABC):
     @abstractmethod
     async def review(self, room: Room, action: ActionEnvelope) -> Verdict:
         """Decide one message within the review budget; never raise."""
+
+    async def review_many(self, room: Room, actions: list[ActionEnvelope]) -> list[Verdict]:
+        """Decide a room batch's messages (verdicts in the same order); never raise. The default
+        reviews them one by one, concurrently; a transport may send them together."""
+        return list(await asyncio.gather(*(self.review(room, action) for action in actions)))
 
 
 class FallbackReviewer(Reviewer):
