@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +99,11 @@ class Cluster:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)
         process.send_signal(sig)
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a graceful stop that hangs must not hang the suite
+            process.kill()
+            process.wait(timeout=5)
 
     def stop(self) -> None:
         for name in list(self.processes):
@@ -131,6 +138,43 @@ class Cluster:
         )
 
 
+@contextlib.contextmanager
+def parley_dev() -> Iterator[dict[str, int]]:
+    """``parley dev`` as a newcomer runs it (``make run``): a process with no PARLEY_* settings on
+    free ports; yields the ports, stops it with Ctrl-C and checks it exited cleanly."""
+    ports = {"api": free_port(), "gateway": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    command = ["-m", "parley", "dev", "--api-port", str(ports["api"]), "--gateway-port", str(ports["gateway"])]
+    process = subprocess.Popen(
+        [sys.executable, *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{ports['api']}/healthz")
+        wait_http(f"http://127.0.0.1:{ports['gateway']}/healthz")
+        yield ports
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0  # graceful shutdown on Ctrl-C
+
+
+@contextlib.contextmanager
+def running_cluster(
+    settings: Settings, redis_url: str, amqp_url: str, *, gateways: int = 2, routers: int = 1, **extra_env: str
+) -> Iterator[Cluster]:
+    """api + gateways gwA, gwB, … + routers router1, … as processes; torn down with the namespace."""
+    cluster = Cluster(settings, redis_url, amqp_url, extra_env=dict(extra_env))
+    try:
+        cluster.start_api()
+        for index in range(gateways):
+            cluster.start_gateway(f"gw{chr(ord('A') + index)}")
+        for index in range(routers):
+            cluster.start_router(f"router{index + 1}")
+        yield cluster
+    finally:
+        cluster.stop()
+        cluster.destroy()
+
+
 def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None = None) -> Any:
     """boto3 client for parley's extension model (``parleychat``), as the README shows users."""
     session = botocore.session.get_session()
@@ -160,4 +204,10 @@ def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None
         await bus.close()
         await store.close()
 
-    asyncio.run(destroy())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(destroy())
+    else:  # called from async code (a test body): run it on a thread with its own loop
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, destroy()).result()

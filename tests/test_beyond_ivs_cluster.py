@@ -12,7 +12,7 @@ import pytest
 from shared import frames
 from shared.config import Settings
 from tests.chatclient import ChatClient
-from tests.cluster import Cluster
+from tests.cluster import Cluster, running_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -34,16 +34,8 @@ def module_settings() -> Settings:
 
 @pytest.fixture(scope="module")
 def cluster(module_settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Cluster]:
-    cluster = Cluster(module_settings, redis_url, amqp_url, extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "1000"})
-    try:
-        cluster.start_api()
-        cluster.start_gateway("gwA")
-        cluster.start_gateway("gwB")
-        cluster.start_router("router1")
+    with running_cluster(module_settings, redis_url, amqp_url, PARLEY_CONNECTION_RATE_PER_SECOND="1000") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        cluster.destroy()
 
 
 async def test_direct_messages_and_events_across_gateways(cluster: Cluster) -> None:

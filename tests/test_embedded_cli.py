@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import boto3
@@ -13,38 +9,15 @@ import pytest
 from botocore.config import Config
 
 from tests.chatclient import ChatClient
-from tests.cluster import ROOT, free_port, wait_http
+from tests.cluster import parley_dev
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def dev() -> Iterator[dict[str, int]]:
-    ports = {"api": free_port(), "gateway": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley",
-            "dev",
-            "--api-port",
-            str(ports["api"]),
-            "--gateway-port",
-            str(ports["gateway"]),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{ports['api']}/healthz")
-        wait_http(f"http://127.0.0.1:{ports['gateway']}/healthz")
+    with parley_dev() as ports:
         yield ports
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0  # graceful shutdown on Ctrl-C
 
 
 async def test_parley_dev_serves_boto3_and_websockets(dev: dict[str, int]) -> None:

@@ -13,16 +13,13 @@ the screenshot test also refreshes the images under ``docs/`` that the README sh
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import ROOT, free_port, wait_http
+from tests.cluster import ROOT, parley_dev
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: run `make install`")
 Browser = playwright_api.Browser
@@ -52,31 +49,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    ports = {"api": free_port(), "gateway": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley",
-            "dev",
-            "--api-port",
-            str(ports["api"]),
-            "--gateway-port",
-            str(ports["gateway"]),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{ports['api']}/healthz")
-        wait_http(f"http://127.0.0.1:{ports['gateway']}/healthz")
+    with parley_dev() as ports:
         yield f"http://127.0.0.1:{ports['api']}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
