@@ -287,6 +287,6 @@ async def test_without_any_reviewer_the_fallback_applies(make_node: NodeFactory,
     t0 = time.monotonic()
     await p_sender.send_message("plain")
     assert (await p_sender.expect(Type="MESSAGE"))["Content"] == "plain"
-    assert time.monotonic() - t0 < 0.2
+    assert time.monotonic() - t0 < 0.28  # a review round would wait for the 300 ms router timeout
     for client in (a_sender, d_sender, p_sender):
         await client.close()
