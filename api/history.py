@@ -12,12 +12,8 @@ import json
 from typing import Any
 
 from api.context import ApiContext, load_room, member
-from api.errors import ROOM as ROOM_TYPE
-from api.errors import ResourceNotFoundException
-from api.rooms import publish_room_changed
-from shared.clock import now_ms
+from api.rooms import publish_room_changed, save_room
 from shared.models import Room
-from shared.store import ROOM
 
 DEFAULT_PAGE = 50
 
@@ -56,9 +52,7 @@ async def update_room_extensions(ctx: ApiContext, params: dict[str, Any]) -> dic
     room.approval_required = member(params, "approvalRequired", room.approval_required)
     room.presence_events = member(params, "presenceEvents", room.presence_events)
     room.members_only = member(params, "membersOnly", room.members_only)
-    room.update_ms = max(now_ms(), room.update_ms + 1)
-    if not await ctx.store.put(ROOM, room.id, room.to_record(), room.update_ms):
-        raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
+    await save_room(ctx, room)
     if room.history_max_messages == 0:
         await ctx.store.history_clear(room.id)
     await publish_room_changed(ctx, room.id)

@@ -44,6 +44,14 @@ def _apply_handler(room: Room, handler: dict[str, Any] | None) -> None:
         room.review_fallback = handler["fallbackResult"]
 
 
+async def save_room(ctx: ApiContext, room: Room) -> None:
+    """Store an updated room. Its updateTime moves strictly later than before, so the room moves
+    to the top of ListRooms even within one ms; a room deleted meanwhile is not resurrected."""
+    room.update_ms = max(now_ms(), room.update_ms + 1)
+    if not await ctx.store.put(ROOM, room.id, room.to_record(), room.update_ms):
+        raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
+
+
 async def publish_room_changed(ctx: ApiContext, room_id: str) -> None:
     await ctx.bus.publish_control(ControlNotice(ControlNotice.ROOM_CHANGED, room_id).encode())
 
@@ -91,10 +99,7 @@ async def update_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]
     if params.get("loggingConfigurationIdentifiers") is not None:
         await _check_logging_configurations(ctx, params["loggingConfigurationIdentifiers"])
         room.logging_configuration_identifiers = list(params["loggingConfigurationIdentifiers"])
-    # Strictly later than before, so the room moves to the top of ListRooms even within one ms.
-    room.update_ms = max(now_ms(), room.update_ms + 1)
-    if not await ctx.store.put(ROOM, room.id, room.to_record(), room.update_ms):
-        raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
+    await save_room(ctx, room)
     await publish_room_changed(ctx, room.id)
     return room.to_api()
 

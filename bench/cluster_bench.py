@@ -18,7 +18,6 @@ bench/README.md for how to read the numbers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -28,14 +27,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.config import Settings  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
+from tests.cluster import Cluster, throwaway_settings  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -156,13 +153,7 @@ def main() -> None:
     parser.add_argument("--amqp-url", default=os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args()
 
-    settings = Settings(
-        namespace="bench" + uuid.uuid4().hex[:8],
-        access_key_id="AKIDBENCH",
-        secret_access_key="bench-secret",
-        token_secret="bench-token-secret",
-        shards=args.shards,
-    )
+    settings = throwaway_settings(args.shards)
     cluster = Cluster(
         settings,
         args.redis_url,
@@ -276,23 +267,9 @@ def main() -> None:
                 result[f"profile_{name}"] = summarize_raw(tmp / f"{name}.raw")
     finally:
         cluster.stop()
-        asyncio.run(_destroy(settings, args.redis_url, args.amqp_url))
+        cluster.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result, indent=1))
-
-
-async def _destroy(settings: Settings, redis_url: str, amqp_url: str) -> None:
-    from shared.amqp_bus import AmqpRedisBus
-    from shared.redis_store import RedisStore
-
-    bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
-    store = RedisStore(redis_url, settings.namespace)
-    await bus.start()
-    await store.start()
-    await bus.destroy()
-    await store.destroy()
-    await bus.close()
-    await store.close()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -102,28 +101,12 @@ def main() -> None:
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     args = parser.parse_args()
 
-    from shared.config import Settings
-    from tests.cluster import Cluster
+    from tests.cluster import BENCH_ENV, running_cluster, throwaway_settings
 
-    settings = Settings(
-        namespace="bench" + uuid.uuid4().hex[:8],
-        access_key_id="AKIDBENCH",
-        secret_access_key="bench-secret",
-        token_secret="bench-token-secret",
-        shards=16,
-    )
-    cluster = Cluster(
-        settings,
-        args.redis_url,
-        args.amqp_url,
-        extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"},
-    )
-    cluster.start_api()
-    cluster.start_gateway("gwA")
-    cluster.start_gateway("gwB")
-    for n in range(args.routers):
-        cluster.start_router(f"router{n}")
-    try:
+    settings = throwaway_settings(16)
+    with running_cluster(
+        settings, args.redis_url, args.amqp_url, gateways=2, routers=args.routers, **BENCH_ENV
+    ) as cluster:
         ivschat = cluster.ivschat()
         work: list[tuple[str, str]] = []
         for i in range(args.rooms):
@@ -172,8 +155,6 @@ def main() -> None:
                 }
             )
         )
-    finally:
-        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.room_e2e import lift_rate_cap, percentile  # noqa: E402
 from shared.clock import parse_iso  # noqa: E402
-from shared.config import Settings  # noqa: E402
 from tests.chatclient import ChatClient  # noqa: E402
-from tests.cluster import Cluster, free_port, wait_http  # noqa: E402
+from tests.cluster import BENCH_ENV, free_port, running_cluster, throwaway_settings, wait_http  # noqa: E402
 
 MARK = "ok:"
 
@@ -53,28 +52,16 @@ def serve_handler(port: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    settings = Settings(
-        namespace="bench" + uuid.uuid4().hex[:8],
-        access_key_id="AKIDBENCH",
-        secret_access_key="bench-secret",
-        token_secret="bench-token-secret",
-        shards=args.shards,
-    )
-    cluster = Cluster(
-        settings,
-        args.redis_url,
-        args.amqp_url,
-        extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"},
-    )
+    settings = throwaway_settings(args.shards)
     handler_port = free_port()
     handler = subprocess.Popen([sys.executable, __file__, "--serve-handler", str(handler_port)])
+    stack = contextlib.ExitStack()
     try:
         wait_http(f"http://127.0.0.1:{handler_port}/healthz")
         uri = args.handler or f"http://127.0.0.1:{handler_port}/review"
-        cluster.start_api()
-        cluster.start_gateway("gwA")
-        for n in range(args.routers):
-            cluster.start_router(f"router{n}")
+        cluster = stack.enter_context(
+            running_cluster(settings, args.redis_url, args.amqp_url, gateways=1, routers=args.routers, **BENCH_ENV)
+        )
         for n in range(args.reviewers):
             cluster.start(f"reviewer{n}", "reviewer")
         ivschat = cluster.ivschat()
@@ -164,7 +151,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "latency_ms_p99": round(percentile(latencies, 99), 1),
         }
     finally:
-        cluster.stop()
+        stack.close()  # the cluster (and its namespace) first, then the handler
         handler.terminate()
         handler.wait(10)
 

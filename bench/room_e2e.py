@@ -18,7 +18,6 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,7 +28,7 @@ from shared.envelope import ControlNotice  # noqa: E402
 from shared.models import Room  # noqa: E402
 from shared.store import ROOM  # noqa: E402
 from tests.chatclient import ChatClient  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
+from tests.cluster import BENCH_ENV, running_cluster, throwaway_settings  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -58,25 +57,10 @@ async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    settings = Settings(
-        namespace="bench" + uuid.uuid4().hex[:8],
-        access_key_id="AKIDBENCH",
-        secret_access_key="bench-secret",
-        token_secret="bench-token-secret",
-        shards=args.shards,
-    )
-    cluster = Cluster(
-        settings,
-        args.redis_url,
-        args.amqp_url,
-        extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"},
-    )
-    cluster.start_api()
-    cluster.start_gateway("gwA")
-    cluster.start_gateway("gwB")
-    for n in range(args.routers):
-        cluster.start_router(f"router{n}")
-    try:
+    settings = throwaway_settings(args.shards)
+    with running_cluster(
+        settings, args.redis_url, args.amqp_url, gateways=2, routers=args.routers, **BENCH_ENV
+    ) as cluster:
         ivschat = cluster.ivschat()
         room = ivschat.create_room(name="bench", maximumMessageRatePerSecond=100)
         await lift_rate_cap(settings, args.redis_url, args.amqp_url, room["id"], 1_000_000)
@@ -163,8 +147,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "latency_ms_p99": round(percentile(latencies, 99), 1),
             "routers": args.routers,
         }
-    finally:
-        cluster.stop()
 
 
 def main() -> None:

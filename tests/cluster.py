@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,20 @@ def running_cluster(
     finally:
         cluster.stop()
         cluster.destroy()
+
+
+BENCH_ENV = {"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"}
+
+
+def throwaway_settings(shards: int = 16) -> Settings:
+    """Settings for a benchmark cluster in a namespace of its own (deleted afterwards)."""
+    return Settings(
+        namespace="bench" + uuid.uuid4().hex[:8],
+        access_key_id="AKIDBENCH",
+        secret_access_key="bench-secret",
+        token_secret="bench-token-secret",
+        shards=shards,
+    )
 
 
 def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None = None) -> Any:
