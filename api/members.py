@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.context import ApiContext, load_room, member
-from api.errors import ValidationException
+from api.presence import user_cursor
 from shared import membership, presence
 from shared.clock import now_ms
 from shared.envelope import ActionEnvelope, ControlNotice, Kind
@@ -60,13 +60,7 @@ async def remove_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[s
 async def list_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
     limit = member(params, "maxResults", DEFAULT_PAGE)
-    token = member(params, "nextToken") or None
-    after = None
-    if token is not None:
-        after = presence.decode_token(token)
-        if after is None:
-            raise ValidationException.field("nextToken", "The pagination token is invalid")
-    rows = await ctx.store.members_page(room.id, after, limit + 1)
+    rows = await ctx.store.members_page(room.id, user_cursor(params), limit + 1)
     result: dict[str, Any] = {"userIds": rows[:limit]}
     if len(rows) > limit:
         result["nextToken"] = presence.encode_token(rows[limit - 1])

@@ -16,15 +16,21 @@ from shared import presence
 DEFAULT_PAGE = 50
 
 
+def user_cursor(params: dict[str, Any]) -> str | None:
+    """The UserId a page starts after, from ``nextToken`` (None on the first page)."""
+    token = member(params, "nextToken") or None
+    if token is None:
+        return None
+    after = presence.decode_token(token)
+    if after is None:
+        raise ValidationException.field("nextToken", "The pagination token is invalid")
+    return after
+
+
 async def get_room_presence(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
     limit = member(params, "maxResults", DEFAULT_PAGE)
-    token = member(params, "nextToken") or None
-    after = None
-    if token is not None:
-        after = presence.decode_token(token)
-        if after is None:
-            raise ValidationException.field("nextToken", "The pagination token is invalid")
+    after = user_cursor(params)
     users, connection_count = presence.group_users(await ctx.store.presence_list(room.id))
     page, next_after = presence.page_after(users, after, limit)
     result: dict[str, Any] = {"users": page, "connectionCount": connection_count}

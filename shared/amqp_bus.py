@@ -619,12 +619,17 @@ class AmqpRedisBus(Bus):
         # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight.
         await self._exchange.publish(message, routing_key=str(shard))
 
-    async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
+    async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
+        """A consumer's own channel: its prefetch window, and closing it requeues its unacked."""
         await self._ensure()
         assert self._connection is not None
-        # A channel per shard: its prefetch window and its close (requeue) are the shard's own.
         channel = await self._connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=self.prefetch)
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
+        # A channel per shard: its prefetch window and its close (requeue) are the shard's own.
+        channel = await self._consumer_channel(self.prefetch)
         queue = await self._declare_queue(channel, shard)
         consumer = _AmqpShardConsumer(shard, channel, queue, handler)
         await consumer.start()
@@ -680,10 +685,7 @@ class AmqpRedisBus(Bus):
             del self._rpc_calls[call_id]
 
     async def serve_reviews(self, handler: ReviewHandler, concurrency: int) -> ShardConsumer:
-        await self._ensure()
-        assert self._connection is not None
-        channel = await self._connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=concurrency)
+        channel = await self._consumer_channel(concurrency)
         queue = await self._declare_review_queue(channel)
         server = _AmqpReviewServer(channel, queue, handler)
         await server.start()
@@ -756,10 +758,7 @@ class AmqpRedisBus(Bus):
             log.warning("amqp.log_queue_full", room_id=room_id)
 
     async def consume_logs(self, handler: LogHandler, prefetch: int = 1000) -> LogConsumer:
-        await self._ensure()
-        assert self._connection is not None
-        channel = await self._connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=prefetch)
+        channel = await self._consumer_channel(prefetch)
         queue = await self._declare_log_queue(channel)
         consumer = _AmqpLogConsumer(channel, queue, handler)
         await consumer.start()
