@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=1, help="load generator worker processes (loadtest --procs)")
     parser.add_argument("--connection-rate", type=int, default=10, help="PARLEY_CONNECTION_RATE_PER_SECOND")
     parser.add_argument("--profile", action="store_true", help="py-spy gateway 0 and router 0 while sending")
+    parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks (gw0.raw, router0.raw) here")
     parser.add_argument("--redis-url", default=os.environ.get("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--amqp-url", default=os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args()
@@ -166,8 +167,10 @@ def main() -> None:
     )
     gateways = [f"gw{i}" for i in range(args.gateways)]
     routers = [f"router{i}" for i in range(args.routers)]
-    result: dict[str, object] = {"args": vars(args)}
-    tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    result: dict[str, object] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    if args.profile_dir is not None:
+        args.profile_dir.mkdir(parents=True, exist_ok=True)
+    tmp = args.profile_dir or Path(tempfile.mkdtemp(prefix="parley-bench-"))
     try:
         cluster.start_api()
         for name in gateways:
@@ -252,6 +255,15 @@ def main() -> None:
         result["server_deliveries_per_s"] = (
             round(deliveries / report["duration_s"], 1) if report.get("duration_s") else None
         )
+        published = {
+            k: sum(after[n].get(k, 0) - before[n].get(k, 0) for n in gateways)
+            for k in ("parley_bus_actions_per_publish_sum", "parley_bus_actions_per_publish_count")
+        }
+        if published["parley_bus_actions_per_publish_count"]:
+            # how well the gateways' shard publishes batched: broker messages per action = 1 / this
+            result["actions_per_broker_message"] = round(
+                published["parley_bus_actions_per_publish_sum"] / published["parley_bus_actions_per_publish_count"], 2
+            )
         result["peak_rss_mib"] = {k: round(v, 1) for k, v in peak.items()}
         if idle_rss:
             per_conn_kib = (sum(idle_rss.values()) - sum(rss_before.values())) * 1024 / max(report["connections"], 1)
@@ -268,7 +280,8 @@ def main() -> None:
     finally:
         cluster.stop()
         cluster.destroy()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.profile_dir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result, indent=1))
 
 

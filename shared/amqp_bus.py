@@ -76,6 +76,71 @@ SUBSCRIBE_TIMEOUT = 5.0
 RECONNECT_MAX_DELAY = 2.0
 
 
+# --- acks ----------------------------------------------------------------------------------------
+class _AckCoalescer:
+    """Acks of one consumer channel, sent once per event-loop turn instead of one frame each.
+
+    Deliveries are registered in arrival (delivery-tag) order; ``ack`` only marks one done. At the
+    end of the turn the longest done prefix is acked with one ``basic.ack(multiple=True)`` and done
+    deliveries behind a still-pending one are acked singly, so a slow room never holds back
+    another's acks (nor the prefetch window). Acks are fire-and-forget in AMQP anyway; one that
+    never reaches the broker (channel lost) means a redelivery, which frame-id de-duplication and
+    the log sink's ``--unique`` already absorb.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        # aiormq channel → {delivery tag: done?} in tag order; a reconnect brings a new channel
+        self._outstanding: dict[Any, dict[int, bool]] = {}
+        self._scheduled = False
+
+    def register(self, message: AbstractIncomingMessage) -> Ack:
+        channel, tag = message.channel, message.delivery_tag
+        assert tag is not None
+        self._outstanding.setdefault(channel, {})[tag] = False
+
+        async def ack() -> None:
+            tags = self._outstanding.get(channel)
+            if tags is None or tags.get(tag) is not False:
+                log.warning("amqp.double_ack", what=self._what)
+                return
+            tags[tag] = True
+            if not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+
+        return ack
+
+    def flush(self) -> None:
+        self._scheduled = False
+        for channel, tags in list(self._outstanding.items()):
+            if channel.is_closed:  # the broker requeued all of them already
+                del self._outstanding[channel]
+                continue
+            frames: list[tuple[int, bool]] = []
+            prefix = None
+            for tag, done in list(tags.items()):
+                if not done:
+                    break
+                prefix = tag
+                del tags[tag]
+            if prefix is not None:
+                frames.append((prefix, True))
+            for tag, done in list(tags.items()):
+                if done:
+                    frames.append((tag, False))
+                    del tags[tag]
+            for tag, multiple in frames:
+                # wait=False: queued on the connection's writer, nothing to await per frame
+                task = asyncio.ensure_future(channel.basic_ack(tag, multiple=multiple, wait=False))
+                task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # The channel is gone: the broker put the messages back and will redeliver them.
+            log.debug("amqp.ack_after_close", what=self._what, error=repr(task.exception()))
+
+
 # --- actions (RabbitMQ) ------------------------------------------------------------------------
 class _AmqpShardConsumer(ShardConsumer):
     """Hands one shard's messages to the handler one at a time, in delivery order."""
@@ -90,6 +155,7 @@ class _AmqpShardConsumer(ShardConsumer):
         # order and lets stop() decide exactly which messages were handed out.
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._tag: str | None = None
+        self._acks = _AckCoalescer(f"shard {shard}")
         self._stopping = False
         self._in_handler = False
         self._pump: asyncio.Task[None] | None = None
@@ -116,7 +182,9 @@ class _AmqpShardConsumer(ShardConsumer):
                     await message.reject(requeue=False)
                 continue
             # A batch is acked to the broker once every action in it is acked by the handler.
-            ack = _acker(message, self.shard) if len(actions) == 1 else _batch_acker(message, self.shard, len(actions))
+            ack = self._acks.register(message)
+            if len(actions) > 1:
+                ack = _all_parts(ack, len(actions))
             redelivered = bool(message.redelivered)
             self._in_handler = True
             try:
@@ -148,6 +216,7 @@ class _AmqpShardConsumer(ShardConsumer):
                     self._pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._pump
+            self._acks.flush()  # acks the handler already gave must not turn into redeliveries
             # Closing the channel makes the broker requeue everything unacked: both what the
             # handler did not ack and what was prefetched but never handed out.
             with contextlib.suppress(Exception):
@@ -171,29 +240,15 @@ def decode_actions(message: AbstractIncomingMessage) -> list[ActionEnvelope]:
     return [ActionEnvelope.decode(message.body)]
 
 
-def _batch_acker(message: AbstractIncomingMessage, shard: int, parts: int) -> Ack:
+def _all_parts(ack_message: Ack, parts: int) -> Ack:
+    """A batch is acked to the broker once every action in it is acked by the handler."""
     remaining = parts
-    ack_message = _acker(message, shard)
 
     async def ack() -> None:
         nonlocal remaining
         remaining -= 1
         if remaining == 0:
             await ack_message()
-
-    return ack
-
-
-def _acker(message: AbstractIncomingMessage, shard: int) -> Ack:
-    async def ack() -> None:
-        try:
-            await message.ack()
-        except (ChannelInvalidStateError, AMQPError) as exc:
-            # The channel is gone (consumer stopped or connection lost): the broker already put
-            # the message back and will redeliver it, where frame_id de-duplication applies.
-            log.debug("amqp.ack_after_close", shard=shard, error=repr(exc))
-        except MessageProcessError:
-            log.warning("amqp.double_ack", shard=shard)
 
     return ack
 
@@ -256,6 +311,7 @@ class _AmqpLogConsumer(LogConsumer):
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._tag: str | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._acks = _AckCoalescer("logs")
 
     async def start(self) -> None:
         self._tag = await self._queue.consume(self._on_message)
@@ -269,7 +325,8 @@ class _AmqpLogConsumer(LogConsumer):
             message = await self._inbox.get()
             room_id = str((message.headers or {}).get("room", ""))
             try:
-                await self._handler(room_id, message.body, _log_acker(message))
+                # After a channel loss the broker has requeued it already: the sink may write it twice.
+                await self._handler(room_id, message.body, self._acks.register(message))
             except Exception:  # stays unacked; it comes back when the channel closes
                 log.exception("amqp.log_handler_failed", room_id=room_id)
 
@@ -282,18 +339,10 @@ class _AmqpLogConsumer(LogConsumer):
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._pump
+        self._acks.flush()
         # Closing the channel requeues every unacked delivery, in order, for the next consumer.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._channel.close(), CLOSE_TIMEOUT)
-
-
-def _log_acker(message: AbstractIncomingMessage) -> Ack:
-    async def ack() -> None:
-        # After a channel loss the broker has requeued it already: the sink may write it twice.
-        with contextlib.suppress(ChannelInvalidStateError, AMQPError, MessageProcessError):
-            await message.ack()
-
-    return ack
 
 
 # --- fan-out (Redis pub/sub) ----------------------------------------------------------------
@@ -603,13 +652,15 @@ class AmqpRedisBus(Bus):
         shard = self.shard_of(action.room_id)
         batcher = self._outgoing.get(shard)
         if batcher is None:
+            # serial: while a shard's publish awaits its confirm, the next batch gathers (see coalesce)
             batcher = self._outgoing[shard] = TurnBatcher(
-                functools.partial(self._publish_batch, shard), max_items=MAX_BATCH_ACTIONS
+                functools.partial(self._publish_batch, shard), max_items=MAX_BATCH_ACTIONS, serial=True
             )
         await batcher.submit([action.encode()])
 
     async def _publish_batch(self, shard: int, batch: list[bytes]) -> None:
         assert self._exchange is not None
+        metrics.BUS_ACTIONS_PER_PUBLISH.observe(len(batch))
         if len(batch) == 1:
             message = aio_pika.Message(batch[0], delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         else:

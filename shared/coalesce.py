@@ -20,11 +20,17 @@ T = TypeVar("T")
 
 class TurnBatcher(Generic[T]):
     def __init__(
-        self, flush: Callable[[list[T]], Awaitable[None]], *, linger: float = 0.0, max_items: int = 1000
+        self,
+        flush: Callable[[list[T]], Awaitable[None]],
+        *,
+        linger: float = 0.0,
+        max_items: int = 1000,
+        serial: bool = False,
     ) -> None:
         self._flush = flush
         self._linger = linger
         self._max_items = max_items
+        self._serial = serial
         self._pending: tuple[list[T], asyncio.Future[None]] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
@@ -33,7 +39,9 @@ class TurnBatcher(Generic[T]):
         if self._pending is None:
             loop = asyncio.get_running_loop()
             self._pending = ([], loop.create_future())
-            if self._linger > 0:
+            if self._serial and self._running:
+                pass  # fired when the running flush ends
+            elif self._linger > 0:
                 loop.call_later(self._linger, self._fire)
             else:
                 loop.call_soon(self._fire)
@@ -50,7 +58,12 @@ class TurnBatcher(Generic[T]):
         self._pending = None
         task = asyncio.get_running_loop().create_task(self._run(batch, done))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._serial and not self._running and self._pending is not None:
+            self._fire()  # what queued up behind the flush that just ended
 
     async def _run(self, batch: list[T], done: asyncio.Future[None]) -> None:
         try:

@@ -56,6 +56,11 @@ for _action in ("Presence", "Membership"):
     REQUESTS_BY_ACTION[_action] = REQUESTS.labels(_action)
     DELIVERIES_BY_ACTION[_action] = DELIVERIES.labels(_action)
 
+BUS_ACTIONS_PER_PUBLISH = Histogram(
+    "parley_bus_actions_per_publish",
+    "Actions carried by one broker message to a shard queue (bigger under load: fewer broker messages)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 ROUTER_ACTION_AGE_SECONDS = Histogram(
     "parley_router_action_age_seconds",
     "Bus lag: time from a gateway (or the api) accepting an action to the router deciding it",

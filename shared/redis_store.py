@@ -19,16 +19,13 @@ Must not import any component, and must behave exactly like ``shared.memory.Memo
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from shared.coalesce import TurnBatcher
 from shared.store import QuotaExceeded, Record, Store
@@ -227,8 +224,12 @@ def _presence_entry(raw: bytes) -> tuple[str, dict[str, str]]:
 REDIS_POOL_SIZE = 64
 
 
-def _set_mark(key: str, ttl_ms: int, pipe: Pipeline) -> None:
-    pipe.set(key, b"1", px=ttl_ms)
+# One queued write of the turn's pipeline: the raw command and its arguments.
+WriteCommand = tuple[Any, ...]
+
+
+def _is_noscript(result: object) -> bool:
+    return isinstance(result, NoScriptError)
 
 
 def _encode(record: Record) -> bytes:
@@ -254,7 +255,9 @@ class RedisStore(Store):
         self._reports = self._redis.register_script(_REPORTS)
         self._history_append = self._redis.register_script(_HISTORY_APPEND)
         self._history_remove = self._redis.register_script(_HISTORY_REMOVE)
-        self._writes: TurnBatcher[Callable[[Pipeline], Any]] = TurnBatcher(self._write_pipeline)
+        self._pipelined_scripts = [self._history_append]
+        # serial: while one pipeline is on the wire, the next turn's writes gather (see coalesce)
+        self._writes: TurnBatcher[WriteCommand] = TurnBatcher(self._write_pipeline, serial=True)
         self._presence_add = self._redis.register_script(_PRESENCE_ADD)
         self._presence_remove = self._redis.register_script(_PRESENCE_REMOVE)
         self._presence_refresh = self._redis.register_script(_PRESENCE_REFRESH)
@@ -276,6 +279,8 @@ class RedisStore(Store):
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         await self._redis.ping()  # fail fast on a wrong URL instead of on the first request
+        for script in self._pipelined_scripts:  # sent as bare EVALSHA by _write_pipeline
+            await self._redis.script_load(script.script)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -356,16 +361,31 @@ class RedisStore(Store):
     async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
         if not keys:
             return
-        await self._writes.submit([functools.partial(_set_mark, self._mark(key), ttl_ms) for key in keys])
+        await self._writes.submit([("SET", self._mark(key), b"1", "PX", ttl_ms) for key in keys])
 
-    async def _write_pipeline(self, commands: list[Callable[[Pipeline], Any]]) -> None:
-        """Writes many tasks made in one loop turn (router batches of many rooms), one round trip."""
+    async def _write_pipeline(self, commands: list[WriteCommand]) -> None:
+        """Writes many tasks made in one loop turn (router batches of many rooms), one round trip.
+
+        Scripts go as plain EVALSHA: redis-py's pipeline would first ask ``SCRIPT EXISTS`` (a
+        second round trip on every flush). A Redis that lost its scripts (restart) answers
+        NOSCRIPT for just those commands; they are loaded and only they are sent again, since
+        the rest of the pipeline has run.
+        """
+        results = await self._run_pipeline(commands)
+        retry = [command for command, result in zip(commands, results, strict=True) if _is_noscript(result)]
+        if retry:
+            for script in self._pipelined_scripts:
+                await self._redis.script_load(script.script)
+            results = await self._run_pipeline(retry)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+
+    async def _run_pipeline(self, commands: list[WriteCommand]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for command in commands:
-                queued = command(pipe)
-                if inspect.iscoroutine(queued):  # scripts queue themselves asynchronously
-                    await queued
-            await pipe.execute()
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
 
     async def release(self, key: str) -> bool:
         return bool(await self._redis.delete(self._mark(key)))
@@ -388,8 +408,7 @@ class RedisStore(Store):
         flat: list[Any] = [max_messages, max_age_ms]
         for message_id, frame in items:
             flat += [message_id, frame]
-        key = self._hist(room_id)
-        await self._writes.submit([lambda pipe: self._history_append(keys=[key], args=flat, client=pipe)])
+        await self._writes.submit([("EVALSHA", self._history_append.sha, 1, self._hist(room_id), *flat)])
 
     async def history_remove(self, room_id: str, message_id: str) -> bool:
         return bool(await self._history_remove(keys=[self._hist(room_id)], args=[message_id]))

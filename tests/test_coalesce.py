@@ -54,3 +54,45 @@ async def test_linger_collects_across_turns() -> None:
 
     await asyncio.gather(batcher.submit([0]), late(1))
     assert flushes == [[0, 1]]
+
+
+async def test_serial_batches_what_arrives_while_a_flush_runs() -> None:
+    flushes: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def flush(items: list[int]) -> None:
+        flushes.append(items)
+        if len(flushes) == 1:
+            await release.wait()  # a slow round trip: later submissions must queue behind it
+
+    batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True)
+    first = asyncio.create_task(batcher.submit([0]))
+    await asyncio.sleep(0.01)
+    assert flushes == [[0]]
+    later = [asyncio.create_task(batcher.submit([n])) for n in range(1, 5)]
+    await asyncio.sleep(0.01)
+    assert flushes == [[0]]  # nothing else goes out while the first flush is in flight
+    release.set()
+    await asyncio.gather(first, *later)
+    assert flushes == [[0], [1, 2, 3, 4]]
+    await batcher.submit([9])  # idle again: sent at once
+    assert flushes[-1] == [9]
+
+
+async def test_serial_still_flushes_full_batches_early() -> None:
+    flushes: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def flush(items: list[int]) -> None:
+        flushes.append(items)
+        await release.wait()
+
+    batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True, max_items=2)
+    first = asyncio.create_task(batcher.submit([0]))
+    await asyncio.sleep(0.01)
+    later = [asyncio.create_task(batcher.submit([n])) for n in range(1, 4)]
+    await asyncio.sleep(0.01)
+    assert flushes == [[0], [1, 2]]  # full: no waiting, or a slow peer would grow batches without bound
+    release.set()
+    await asyncio.gather(first, *later)
+    assert flushes == [[0], [1, 2], [3]]

@@ -287,6 +287,28 @@ async def test_history_keeps_the_newest_in_order(store: Store) -> None:
     assert await store.history_latest("other", 5, day) == []
 
 
+async def test_history_survives_redis_forgetting_its_scripts(redis_store, redis_url: str) -> None:
+    """Pipelined writes go as bare EVALSHA; a Redis that lost its scripts (a restart) answers
+    NOSCRIPT, and only those commands are sent again, once the scripts are loaded."""
+    import redis.asyncio as aioredis
+
+    day = 86_400_000
+    await redis_store.history_append("r1", [("m0", b"f0")], 10, day)
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        await admin.script_flush()
+    finally:
+        await admin.aclose()
+    await asyncio.gather(
+        redis_store.history_append("r1", [("m1", b"f1")], 10, day),
+        redis_store.history_append("r2", [("n1", b"g1")], 10, day),
+        redis_store.claim_many(["k1"], 60_000),  # shares the pipeline; must run exactly once
+    )
+    assert [mid for mid, _ in await redis_store.history_latest("r1", 10, day)] == ["m1", "m0"]
+    assert [mid for mid, _ in await redis_store.history_latest("r2", 10, day)] == ["n1"]
+    assert await redis_store.claimed(["k1", "k2"]) == [True, False]
+
+
 async def test_history_after_reports_gaps(store: Store) -> None:
     day = 86_400_000
     await store.history_append("r1", [(f"m{n}", b"x") for n in range(6)], 3, day)  # keeps m3..m5
