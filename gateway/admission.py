@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from shared import bans, membership, tokens
-from shared.store import ROOM, Store
+from shared.store import ROOM, Record, Store
 
 CLAIM_SLACK_MS = 60_000
+
+
+@dataclass(slots=True, frozen=True)
+class Admitted:
+    token: tokens.ChatToken
+    room: Record  # the room's record as read at the handshake (what the connection starts with)
 
 
 @dataclass(slots=True, frozen=True)
@@ -40,23 +46,24 @@ async def admit(
     now_ms: int,
     connections_in_use: int,
     max_connections: int,
-) -> tokens.ChatToken | Rejection:
+) -> Admitted | Rejection:
     if token is None:
         return Rejection(HTTPStatus.UNAUTHORIZED, "missing_token", "A chat token is required")
     try:
         claims = tokens.verify(secret, token, now_ms=now_ms)
     except tokens.TokenError as exc:
         return Rejection(HTTPStatus.UNAUTHORIZED, "invalid_token", str(exc))
-    room = await store.get(ROOM, claims.room_id)
+    # the room and the user's ban in one round trip: every connect pays for this
+    room, (banned,) = await store.get_with_claimed(ROOM, claims.room_id, [bans.ban_key(claims.room_id, claims.user_id)])
     if room is None:
         return Rejection(HTTPStatus.NOT_FOUND, "room_not_found", "The token's room does not exist")
     if room.get("members_only") and not await membership.is_member(store, claims.room_id, claims.user_id):
         return Rejection(HTTPStatus.FORBIDDEN, "not_member", membership.NOT_A_MEMBER)
-    if await bans.is_banned(store, claims.room_id, claims.user_id):
+    if banned:
         return Rejection(HTTPStatus.FORBIDDEN, "banned", "The user is banned from this room")
     if connections_in_use >= max_connections:
         return Rejection(HTTPStatus.SERVICE_UNAVAILABLE, "quota", "Concurrent connection quota reached")
     ttl = max(claims.token_expires_ms - now_ms, 0) + CLAIM_SLACK_MS
     if not await store.claim(f"token:{claims.token_id}", ttl):
         return Rejection(HTTPStatus.UNAUTHORIZED, "token_used", "This chat token was already used")
-    return claims
+    return Admitted(claims, room)

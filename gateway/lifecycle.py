@@ -26,7 +26,6 @@ from shared import approval, closecodes, frames
 from shared.clock import now_ms
 from shared.frames import Action, ClientRequest
 from shared.ids import new_id
-from shared.store import ROOM
 
 if TYPE_CHECKING:
     from gateway.server import Connection, Gateway
@@ -70,8 +69,7 @@ class Lifecycle:
         if MODERATOR_CAPABILITY in conn.session.token.capabilities:
             fanout.add_moderator(conn.room_id, ws)
             return
-        record = await self.gateway.store.get(ROOM, conn.room_id)
-        if record is not None and record.get("approval_required"):
+        if conn.room.get("approval_required"):
             conn.session.pending = True
             fanout.set_pending(conn.room_id, ws)
 

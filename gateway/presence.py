@@ -26,7 +26,7 @@ from shared import frames, presence
 from shared.bus import Bus
 from shared.frames import ClientRequest, ErrorCode, FrameError
 from shared.ids import new_id
-from shared.store import ROOM, Store
+from shared.store import ROOM, Record, Store
 from shared.tokens import ChatToken
 
 log = structlog.get_logger("gateway")
@@ -58,35 +58,37 @@ class GatewayPresence:
         # Expire at once rather than forget: anything left behind is swept (and announced).
         await self.store.presence_refresh(self.holder, 1)
 
-    async def join(self, connection_id: str, token: ChatToken) -> None:
+    async def join(self, connection_id: str, token: ChatToken, room: Record) -> None:
+        """``room``: the record read at the handshake (spares a Store read per connect)."""
         entry = _Entry(token.room_id, token.user_id, token.attributes)
         self._local[connection_id] = entry
         try:
-            await self._add(connection_id, entry)
+            await self._add(connection_id, entry, bool(room.get("presence_events")))
         except Exception:
             log.exception("recording presence failed", room_id=entry.room_id)
 
-    async def _add(self, connection_id: str, entry: _Entry) -> None:
+    async def _add(self, connection_id: str, entry: _Entry, announce: bool | None = None) -> None:
         first = await self.store.presence_add(
             entry.room_id, connection_id, self.holder, entry.user_id, entry.attributes
         )
-        if first:
-            await self._announce(entry, presence.EVENT_USER_JOINED)
+        if first and (announce if announce is not None else await presence.events_enabled(self.store, entry.room_id)):
+            await self._publish(entry, presence.EVENT_USER_JOINED)
 
     async def leave(self, connection_id: str) -> None:
         entry = self._local.pop(connection_id, None)
         if entry is None:
             return
         try:
-            if await self.store.presence_remove(entry.room_id, connection_id):
-                await self._announce(entry, presence.EVENT_USER_LEFT)
+            if await self.store.presence_remove(entry.room_id, connection_id) and await presence.events_enabled(
+                self.store, entry.room_id
+            ):
+                await self._publish(entry, presence.EVENT_USER_LEFT)
         except Exception:
             log.exception("removing presence failed", room_id=entry.room_id)
 
-    async def _announce(self, entry: _Entry, event_name: str) -> None:
-        if await presence.events_enabled(self.store, entry.room_id):
-            action = presence.presence_action(entry.room_id, event_name, entry.user_id, entry.attributes)
-            await self.bus.publish_action(action)
+    async def _publish(self, entry: _Entry, event_name: str) -> None:
+        action = presence.presence_action(entry.room_id, event_name, entry.user_id, entry.attributes)
+        await self.bus.publish_action(action)
 
 
 async def answer_presence(

@@ -13,7 +13,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from gateway.admission import Rejection, admit, offered_token
+from gateway.admission import Admitted, Rejection, admit, offered_token
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
@@ -26,8 +26,7 @@ from shared.config import Settings
 from shared.frames import Action, ClientRequest, ErrorCode, FrameError
 from shared.ids import new_id
 from shared.ratelimit import SlidingWindow
-from shared.store import Store
-from shared.tokens import ChatToken
+from shared.store import Record, Store
 
 log = structlog.get_logger("gateway")
 
@@ -35,6 +34,9 @@ CONNECTIONS_GROUP = "gateway-connections"
 REPORT_INTERVAL_S = 1.0
 REPORT_TTL_MS = 5000
 HARD_MAX_FRAME = 1 << 20  # beyond this websockets closes with 1009 instead of reading it
+# asyncio's default listen backlog (100) overflows in a reconnect storm: the kernel drops the
+# SYNs and each client waits a 1 s retransmit. The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 
 
 @dataclass(slots=True)
@@ -44,6 +46,7 @@ class Connection:
     user_id: str
     websocket: ServerConnection
     session: ChatSession
+    room: Record  # the room's record as read at the handshake
 
 
 class Gateway:
@@ -84,6 +87,7 @@ class Gateway:
             ping_interval=self.settings.ping_interval,
             ping_timeout=self.settings.ping_interval,
             create_connection=TrackedConnection,  # last activity, for the idle timeout
+            backlog=LISTEN_BACKLOG,
         )
         log.info("gateway listening", gateway_id=self.gateway_id, port=self.port)
 
@@ -149,12 +153,13 @@ class Gateway:
         )
         if isinstance(result, Rejection):
             return _reject(ws, result)
-        ws.chat_token = result  # type: ignore[attr-defined]  # handed to _handle
+        ws.admitted = result  # type: ignore[attr-defined]  # handed to _handle
         return None
 
     # --- one connection ----------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
-        token: ChatToken = ws.chat_token  # type: ignore[attr-defined]
+        admitted: Admitted = ws.admitted  # type: ignore[attr-defined]
+        token = admitted.token
         peer = ws.remote_address
         connection_id = new_id()
         session = ChatSession(
@@ -166,11 +171,11 @@ class Gateway:
             rate=SlidingWindow(self.settings.connection_rate_per_second),
             event_rate=SlidingWindow(self.settings.event_rate_per_second),
         )
-        conn = Connection(connection_id, token.room_id, token.user_id, ws, session)
+        conn = Connection(connection_id, token.room_id, token.user_id, ws, session, admitted.room)
         await self.lifecycle.before_join(conn)
         # Presence first: nothing may delay the frame loop once the room's frames flow (GET_HISTORY
         # catch-up); the joiner itself may therefore miss its own parley:USER_JOINED.
-        await self.presence.join(connection_id, token)
+        await self.presence.join(connection_id, token, admitted.room)
         await self.fanout.join(conn)
         metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
         metrics.CONNECTIONS_RESOURCE_COUNT.inc()

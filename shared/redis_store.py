@@ -350,6 +350,15 @@ class RedisStore(Store):
         ]
 
     # --- one-shot keys ----------------------------------------------------------------------
+    async def get_with_claimed(self, kind: str, rid: str, keys: list[str]) -> tuple[Record | None, list[bool]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._rec(kind, rid))
+            if keys:
+                pipe.mget([self._mark(k) for k in keys])
+            results = await pipe.execute()
+        raw, marks = results[0], results[1] if keys else []
+        return (None if raw is None else _decode(raw)), [mark is not None for mark in marks]
+
     async def claim(self, key: str, ttl_ms: int) -> bool:
         return bool(await self._redis.set(self._mark(key), b"1", nx=True, px=ttl_ms))
 

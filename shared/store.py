@@ -43,6 +43,10 @@ class Store(ABC):
     @abstractmethod
     async def get(self, kind: str, rid: str) -> Record | None: ...
 
+    async def get_with_claimed(self, kind: str, rid: str, keys: list[str]) -> tuple[Record | None, list[bool]]:
+        """:meth:`get` and :meth:`claimed` together (one round trip where the store can)."""
+        return await self.get(kind, rid), await self.claimed(keys)
+
     @abstractmethod
     async def delete(self, kind: str, rid: str) -> bool: ...
 

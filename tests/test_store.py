@@ -206,6 +206,14 @@ async def test_claimed_and_claim_many(store: Store) -> None:
     assert await store.claimed(["a", "b", "c"]) == [False, False, True]
 
 
+async def test_get_with_claimed_reads_a_record_and_marks_together(store: Store) -> None:
+    await store.create(ROOM, "r1", {"name": "a"}, 1000, limit=10)
+    await store.claim_many(["ban:r1:u1"], 60_000)
+    assert await store.get_with_claimed(ROOM, "r1", ["ban:r1:u1", "ban:r1:u2"]) == ({"name": "a"}, [True, False])
+    assert await store.get_with_claimed(ROOM, "missing", ["ban:r1:u1"]) == (None, [True])
+    assert await store.get_with_claimed(ROOM, "r1", []) == ({"name": "a"}, [])
+
+
 # --- counters -------------------------------------------------------------------------------
 async def test_hit_counts_per_fixed_window(store: Store) -> None:
     window_ms = 300
