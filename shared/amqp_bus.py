@@ -93,6 +93,7 @@ class _AckCoalescer:
         # aiormq channel → {delivery tag: done?} in tag order; a reconnect brings a new channel
         self._outstanding: dict[Any, dict[int, bool]] = {}
         self._scheduled = False
+        self._closed = False
 
     def register(self, message: AbstractIncomingMessage) -> Ack:
         channel, tag = message.channel, message.delivery_tag
@@ -100,8 +101,13 @@ class _AckCoalescer:
         self._outstanding.setdefault(channel, {})[tag] = False
 
         async def ack() -> None:
+            if self._closed:
+                return  # the channel is closing: the broker requeues it, de-duplication skips it
             tags = self._outstanding.get(channel)
-            if tags is None or tags.get(tag) is not False:
+            if tags is None:  # the channel closed (queue deleted, connection lost): requeued already
+                log.debug("amqp.ack_after_close", what=self._what)
+                return
+            if tags.get(tag) is not False:
                 log.warning("amqp.double_ack", what=self._what)
                 return
             tags[tag] = True
@@ -111,8 +117,18 @@ class _AckCoalescer:
 
         return ack
 
+    def close(self) -> None:
+        """Send what is done, then nothing more: call before closing the channel. A frame that
+        reached the broker after its close-ok would be a connection error (504), dropping every
+        channel of the connection."""
+        self.flush()
+        self._closed = True
+        self._outstanding.clear()
+
     def flush(self) -> None:
         self._scheduled = False
+        if self._closed:
+            return
         for channel, tags in list(self._outstanding.items()):
             if channel.is_closed:  # the broker requeued all of them already
                 del self._outstanding[channel]
@@ -216,7 +232,7 @@ class _AmqpShardConsumer(ShardConsumer):
                     self._pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._pump
-            self._acks.flush()  # acks the handler already gave must not turn into redeliveries
+            self._acks.close()  # acks the handler already gave must not turn into redeliveries
             # Closing the channel makes the broker requeue everything unacked: both what the
             # handler did not ack and what was prefetched but never handed out.
             with contextlib.suppress(Exception):
@@ -339,7 +355,7 @@ class _AmqpLogConsumer(LogConsumer):
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._pump
-        self._acks.flush()
+        self._acks.close()
         # Closing the channel requeues every unacked delivery, in order, for the next consumer.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._channel.close(), CLOSE_TIMEOUT)
