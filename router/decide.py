@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from router.account import AccountRates
 from shared import frames
 from shared.envelope import NOT_LOGGED, ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
 from shared.models import Room
@@ -45,10 +46,14 @@ def reject(action: ActionEnvelope, code: int, message: str) -> Outcome:
     return Outcome(error=ConnectionNotice(action.connection_id, frame), gateway_id=action.gateway_id)
 
 
-def decide(action: ActionEnvelope, state: RoomState) -> Outcome:
+def decide(action: ActionEnvelope, state: RoomState, account: AccountRates | None = None) -> Outcome:
     room = state.room
     if room is None:
         return reject(action, frames.ErrorCode.NOT_FOUND, "Room not found")
+    # the account-wide rate is counted only for what passed the room's own rules
+    account_refusal = None if account is None or action.kind == Kind.SEND_MESSAGE else account.refusal(action)
+    if account_refusal is not None:
+        return reject(action, frames.ErrorCode.TOO_MANY_REQUESTS, account_refusal)
 
     if action.kind == Kind.SEND_MESSAGE:
         if not action.content or len(action.content) > room.maximum_message_length:
@@ -65,6 +70,9 @@ def decide(action: ActionEnvelope, state: RoomState) -> Outcome:
                 frames.ErrorCode.TOO_MANY_REQUESTS,
                 f"Room message rate of {room.maximum_message_rate_per_second}/s exceeded",
             )
+        account_refusal = None if account is None else account.refusal(action)
+        if account_refusal is not None:
+            return reject(action, frames.ErrorCode.TOO_MANY_REQUESTS, account_refusal)
         if room.review_uri:
             return Outcome(needs_review=True)
         return _message(action, action.content, action.attributes)

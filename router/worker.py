@@ -16,6 +16,7 @@ from collections import deque
 
 import structlog
 
+from router.account import AccountRates
 from router.decide import Outcome, RoomState, decide, reviewed
 from router.members import MemberCache
 from router.presence import PresenceSweeper
@@ -66,6 +67,11 @@ class Router:
         self._rooms = RoomCache(store)
         self._members = MemberCache(store)  # parley extension: members-only rooms
         self._sweeper = PresenceSweeper(store, bus)  # parley extension: LEFT for dead gateways
+        self._account = AccountRates(  # account-wide quotas, this router's share of them
+            settings.account_send_message_rate,
+            settings.account_delete_message_rate,
+            settings.account_disconnect_user_rate,
+        )
         self._states: dict[str, RoomState] = {}
         self._pending: dict[str, deque[tuple[ActionEnvelope, Ack, bool]]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
@@ -127,6 +133,7 @@ class Router:
     async def _heartbeat_and_rebalance(self) -> None:
         await self.store.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)
         live = list(await self.store.reports(ROUTERS_GROUP))
+        self._account.share(len(live))
         await self._rebalance(owned_shards(self.router_id, live, self.bus.shards))
 
     async def _rebalance(self, wanted: set[int]) -> None:
@@ -211,7 +218,7 @@ class Router:
             metrics.REQUESTS_BY_ACTION[action.kind].inc()
             if action.received_ms:
                 metrics.ROUTER_ACTION_AGE_SECONDS.observe(max(time.time() * 1000 - action.received_ms, 0) / 1000)
-            decided.append((action, refused.get(action.frame_id) or decide(action, state)))
+            decided.append((action, refused.get(action.frame_id) or decide(action, state, self._account)))
         if room is not None and any(outcome.needs_review for _, outcome in decided):
             decided = await self._review(room, decided)
 

@@ -63,6 +63,11 @@ class Settings:
     max_send_buffer: int = 1 << 20  # bytes queued for a socket that stopped reading before it is dropped
     max_frame_bytes: int = 8192  # larger client frames get ERROR 413; 1 MiB and up close with 1009
     connection_rate_per_second: int = 10  # messaging requests per connection (IVS quota, not adjustable)
+    # Account-wide messaging rates over all rooms (IVS quotas, adjustable): each of N routers
+    # enforces 1/N, so a room-skewed load can be refused a little early.
+    account_send_message_rate: int = 1000
+    account_delete_message_rate: int = 100
+    account_disconnect_user_rate: int = 100
     api_throttling: bool = True  # per-operation TPS limits of IVS (spec §10)
     ping_interval: float = 30.0
     presence_ttl_seconds: float = 10.0  # a dead gateway's connections leave presence within this

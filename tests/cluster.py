@@ -71,6 +71,9 @@ class Cluster:
             PARLEY_REGION=s.region,
             PARLEY_SHARDS=str(s.shards),
             PARLEY_API_THROTTLING="false",
+            PARLEY_ACCOUNT_SEND_MESSAGE_RATE=str(s.account_send_message_rate),
+            PARLEY_ACCOUNT_DELETE_MESSAGE_RATE=str(s.account_delete_message_rate),
+            PARLEY_ACCOUNT_DISCONNECT_USER_RATE=str(s.account_disconnect_user_rate),
             PARLEY_LOG_JSON="true",
         )
         env.update(self.extra_env)
@@ -187,6 +190,10 @@ def throwaway_settings(shards: int = 16) -> Settings:
         secret_access_key="bench-secret",
         token_secret="bench-token-secret",
         shards=shards,
+        # benchmarks measure capacity: the account quotas raised, as an operator would for the load
+        account_send_message_rate=1_000_000,
+        account_delete_message_rate=1_000_000,
+        account_disconnect_user_rate=1_000_000,
     )
 
 

@@ -206,3 +206,28 @@ async def test_banned_user_cannot_connect(node: Node) -> None:
     assert await bans.unban(node.store, room.id, "bob")
     client = await ChatClient.open(_url(node), token)  # the refused attempt did not burn it
     await client.close()
+
+
+async def test_account_send_message_rate_spans_rooms(node: Node) -> None:
+    """IVS's account quota (SendMessage 1000/s over all rooms), here 3/s: the fourth message in a
+    second is refused with 429 whichever room it is in, and the others are delivered."""
+    from router.account import AccountRates
+
+    assert node.router is not None
+    node.router._account = AccountRates(send_message=3, delete_message=100, disconnect_user=100)
+    rooms = [await _room(node, maximum_message_rate_per_second=100) for _ in range(2)]
+    alice = await ChatClient.open(_url(node), _token(node, rooms[0], "alice"))
+    bob = await ChatClient.open(_url(node), _token(node, rooms[1], "bob"))
+    for n in range(2):
+        await alice.send_message(f"a{n}")
+        await bob.send_message(f"b{n}")
+    got = [frame for client in (alice, bob) for frame in await client.drain(0.5)]
+    delivered = sorted(frame["Content"] for frame in got if frame["Type"] == "MESSAGE")
+    refused = [frame for frame in got if frame["Type"] == "ERROR"]
+    assert len(delivered) == 3 and len(refused) == 1, got
+    assert refused[0]["ErrorCode"] == 429 and "over all rooms" in refused[0]["ErrorMessage"]
+    await asyncio.sleep(1.0)  # a new second: the account has room again
+    await bob.send_message("later")
+    assert (await bob.expect(Type="MESSAGE"))["Content"] == "later"
+    await alice.close()
+    await bob.close()

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gateway.session import ChatSession
+from router.account import AccountRates
 from router.decide import RoomState, decide
 from shared import frames
 from shared.envelope import ActionEnvelope, Kind, RoomDelivery
@@ -121,6 +122,37 @@ def test_room_rate_limit_and_its_update() -> None:
     assert json.loads(results[2].error.frame)["ErrorCode"] == 429  # type: ignore[union-attr]
     state.configure(_room(maximum_message_rate_per_second=3))
     assert decide(_action(received_ms=3), state).delivery is not None
+
+
+def test_account_rate_over_all_rooms_and_its_share_per_router() -> None:
+    account = AccountRates(send_message=3, delete_message=1, disconnect_user=1)
+    rooms = [RoomState(_room(maximum_message_rate_per_second=100)) for _ in range(4)]
+    results = [decide(_action(received_ms=t), rooms[t], account) for t in range(4)]  # 4 rooms, one each
+    assert [r.delivery is not None for r in results] == [True, True, True, False]
+    error = json.loads(results[3].error.frame)  # type: ignore[union-attr]
+    assert error["ErrorCode"] == 429 and "SendMessage rate of 3/s over all rooms" in error["ErrorMessage"]
+    assert decide(_action(received_ms=1000), rooms[0], account).delivery is not None  # a second later
+
+    delete = _action(Kind.DELETE_MESSAGE, target="abcdefghijkl", reason="")
+    assert decide(delete, rooms[0], account).delivery is not None
+    assert decide(delete, rooms[1], account).error is not None  # 100/s in IVS, 1 here
+    # the control plane's own calls were answered already and are limited by the API's TPS
+    assert decide(_action(Kind.DELETE_MESSAGE, gateway_id="", target="abcdefghijkl"), rooms[1], account).delivery
+
+    halved = AccountRates(send_message=3, delete_message=1, disconnect_user=1)
+    halved.share(2)  # two live routers: ceil(3 / 2) each
+    state = RoomState(_room(maximum_message_rate_per_second=100))
+    assert [decide(_action(received_ms=t), state, halved).delivery is not None for t in range(3)] == [True, True, False]
+
+
+def test_a_message_the_room_refuses_does_not_count_against_the_account() -> None:
+    account = AccountRates(send_message=2, delete_message=1, disconnect_user=1)
+    busy = RoomState(None)
+    busy.configure(_room(maximum_message_rate_per_second=1))
+    assert decide(_action(received_ms=0), busy, account).delivery is not None
+    assert decide(_action(received_ms=1), busy, account).error is not None  # the room's 1/s
+    other = RoomState(_room(maximum_message_rate_per_second=100))
+    assert decide(_action(received_ms=2), other, account).delivery is not None  # the account's second
 
 
 def test_missing_room_is_404_for_clients_and_silent_for_the_control_plane() -> None:

@@ -1,0 +1,52 @@
+"""Account-wide messaging rates over all rooms (IVS quotas: SendMessage 1000/s, DeleteMessage
+and DisconnectUser 100/s each, adjustable), enforced by the routers.
+
+Every client action passes through exactly one router, so the quota needs no shared counter:
+each of the N live routers allows ``ceil(limit / N)`` per second (N from the routers' membership,
+which the router already reads every second). The price of not paying a Store round trip per
+batch: with rooms unevenly spread over routers, one router can refuse while another has room —
+the account then gets somewhat less than its full quota, never more. Actions from the control
+plane (SendEvent/DeleteMessage/DisconnectUser API calls) are not refused here: the API already
+answered them and limits them itself (its per-operation TPS).
+"""
+
+from __future__ import annotations
+
+import math
+
+from shared.envelope import ActionEnvelope, Kind
+from shared.ratelimit import SlidingWindow
+
+# the IVS operation name each limited action counts against, for the error message
+_OPERATION = {
+    Kind.SEND_MESSAGE: "SendMessage",
+    Kind.DELETE_MESSAGE: "DeleteMessage",
+    Kind.DISCONNECT_USER: "DisconnectUser",
+}
+
+
+class AccountRates:
+    def __init__(self, send_message: int, delete_message: int, disconnect_user: int) -> None:
+        self._limits = {
+            Kind.SEND_MESSAGE: send_message,
+            Kind.DELETE_MESSAGE: delete_message,
+            Kind.DISCONNECT_USER: disconnect_user,
+        }
+        self._windows = {kind: SlidingWindow(limit) for kind, limit in self._limits.items()}
+        self.routers = 1
+
+    def share(self, routers: int) -> None:
+        """Split each quota over ``routers`` live routers."""
+        self.routers = max(routers, 1)
+        for kind, limit in self._limits.items():
+            self._windows[kind].limit = max(math.ceil(limit / self.routers), 1)
+
+    def refusal(self, action: ActionEnvelope) -> str | None:
+        """None if ``action`` fits the account's rate (and is counted), else the error message."""
+        window = self._windows.get(action.kind)
+        if window is None or not action.gateway_id:
+            return None
+        if window.allow(action.received_ms):
+            return None
+        limit = self._limits[action.kind]
+        return f"Account {_OPERATION[action.kind]} rate of {limit}/s over all rooms exceeded"
