@@ -648,6 +648,10 @@ class AmqpRedisBus(Bus):
 
     async def destroy(self) -> None:
         """Delete this namespace's queues and exchange (tests). Works before or after close()."""
+        async with asyncio.timeout(30):  # a teardown must fail, never hang
+            await self._destroy()
+
+    async def _destroy(self) -> None:
         connection = await aio_pika.connect(self._amqp_url)
         try:
             channel = await connection.channel()
