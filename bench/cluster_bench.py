@@ -149,6 +149,9 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=1, help="load generator worker processes (loadtest --procs)")
     parser.add_argument("--connection-rate", type=int, default=10, help="PARLEY_CONNECTION_RATE_PER_SECOND")
     parser.add_argument("--max-connections", type=int, default=50_000, help="PARLEY_MAX_CONNECTIONS (the quota)")
+    parser.add_argument(
+        "--transient-actions", action="store_true", help="PARLEY_DURABLE_ACTIONS=false (no fsync per action)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy gateway 0 and router 0 while sending")
     parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks (gw0.raw, router0.raw) here")
     parser.add_argument("--redis-url", default=os.environ.get("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -164,6 +167,7 @@ def main() -> None:
             "PARLEY_LOG_LEVEL": "warning",
             "PARLEY_CONNECTION_RATE_PER_SECOND": str(args.connection_rate),
             "PARLEY_MAX_CONNECTIONS": str(args.max_connections),
+            "PARLEY_DURABLE_ACTIONS": "false" if args.transient_actions else "true",
             "PARLEY_PING_INTERVAL": "60",
         },
     )

@@ -28,6 +28,7 @@ def real_backends(settings: Settings) -> tuple[Store, Bus]:
         settings.namespace,
         shards=settings.shards,
         prefetch=settings.router_prefetch,
+        durable_actions=settings.durable_actions,
     )
     bus.log_queue_max_bytes = settings.log_queue_max_bytes
     return store, bus

@@ -4,7 +4,8 @@ Owns, under ``namespace``:
 
 - RabbitMQ: the durable direct exchange ``{ns}.actions`` and one durable classic queue per shard,
   ``{ns}.actions.{shard}`` (``x-single-active-consumer``), bound by ``str(shard)``. Actions are
-  persistent and published with publisher confirms; consumers ack manually.
+  persistent (unless ``durable_actions=False``) and published with publisher confirms; consumers
+  ack manually.
 - Redis pub/sub: ``{ns}:room:{room_id}``, ``{ns}:gw:{gateway_id}`` and ``{ns}:control``. One
   subscriber connection per bus carries every subscription of the process.
 - Chat logs: the durable queue ``{ns}.logs`` (default exchange), single-active-consumer so one
@@ -538,9 +539,23 @@ class _RedisSubscription(Subscription):
 
 # --- the bus ---------------------------------------------------------------------------------
 class AmqpRedisBus(Bus):
-    def __init__(self, amqp_url: str, redis_url: str, namespace: str, shards: int = 16, prefetch: int = 256) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        redis_url: str,
+        namespace: str,
+        shards: int = 16,
+        prefetch: int = 256,
+        durable_actions: bool = True,
+    ) -> None:
         self.shards = shards
         self.prefetch = prefetch
+        # Persistent actions survive a broker restart; RabbitMQ confirms them after an fsync, which
+        # is most of its CPU per message. Transient ones are confirmed from memory: a router crash
+        # still loses nothing (unacked deliveries come back), a broker restart loses those queued.
+        self._action_delivery_mode = (
+            aio_pika.DeliveryMode.PERSISTENT if durable_actions else aio_pika.DeliveryMode.NOT_PERSISTENT
+        )
         self._amqp_url = amqp_url
         self._redis_url = redis_url
         self._ns = namespace
@@ -682,11 +697,9 @@ class AmqpRedisBus(Bus):
         assert self._exchange is not None
         metrics.BUS_ACTIONS_PER_PUBLISH.observe(len(batch))
         if len(batch) == 1:
-            message = aio_pika.Message(batch[0], delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            message = aio_pika.Message(batch[0], delivery_mode=self._action_delivery_mode)
         else:
-            message = aio_pika.Message(
-                encode_batch(batch), type=BATCH_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-            )
+            message = aio_pika.Message(encode_batch(batch), type=BATCH_TYPE, delivery_mode=self._action_delivery_mode)
         # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight.
         await self._exchange.publish(message, routing_key=str(shard))
 

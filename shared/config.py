@@ -46,6 +46,8 @@ class Settings:
 
     shards: int = 16  # action queues; rooms hash onto them, each has one active router
     router_prefetch: int = 256
+    # false: actions are transient broker messages (no fsync per confirm; lost if RabbitMQ restarts)
+    durable_actions: bool = True
 
     # Chat logs (logger_sink): where file destinations live, batch bounds, queue bound, retry cap.
     log_dir: str = "./var/logs"

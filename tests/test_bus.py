@@ -306,8 +306,10 @@ async def test_unacked_actions_come_back_after_stop_in_order(amqp_bus_factory, a
 
 
 @pytest.mark.integration
-async def test_killed_router_loses_nothing(amqp_bus_factory) -> None:  # type: ignore[no-untyped-def]
-    gateway, router_1, router_2 = [await amqp_bus_factory() for _ in range(3)]
+@pytest.mark.parametrize("durable", [True, False], ids=["persistent", "transient"])
+async def test_killed_router_loses_nothing(amqp_bus_factory, durable: bool) -> None:  # type: ignore[no-untyped-def]
+    # Transient actions (PARLEY_DURABLE_ACTIONS=false) give up only broker restarts, not this.
+    gateway, router_1, router_2 = [await amqp_bus_factory(durable_actions=durable) for _ in range(3)]
     shard = gateway.shard_of("room-k")
     first, second = Recorder(auto_ack=False), Recorder()
     await router_1.consume_shard(shard, first)
@@ -325,6 +327,28 @@ async def test_killed_router_loses_nothing(amqp_bus_factory) -> None:  # type: i
     await router_1.close()  # idempotent
     await second.inbox.wait(20)
     assert second.ids == [e.frame_id for e in sent[5:]]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("durable", [True, False])
+async def test_actions_are_persistent_unless_configured_transient(
+    amqp_bus_factory, amqp_url: str, durable: bool
+) -> None:  # type: ignore[no-untyped-def]
+    import aio_pika
+
+    bus = await amqp_bus_factory(durable_actions=durable)
+    await bus.publish_action(action("room-d", 0))
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(bus.queue_name(bus.shard_of("room-d")), passive=True)
+        message = await queue.get(timeout=5)
+        assert message is not None
+        expected = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
+        assert message.delivery_mode == expected
+        await message.ack()
+    finally:
+        await connection.close()
 
 
 @pytest.mark.integration
