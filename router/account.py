@@ -5,9 +5,10 @@ Every client action passes through exactly one router, so the quota needs no sha
 each of the N live routers allows ``ceil(limit / N)`` per second (N from the routers' membership,
 which the router already reads every second). The price of not paying a Store round trip per
 batch: with rooms unevenly spread over routers, one router can refuse while another has room —
-the account then gets somewhat less than its full quota, never more. Actions from the control
-plane (SendEvent/DeleteMessage/DisconnectUser API calls) are not refused here: the API already
-answered them and limits them itself (its per-operation TPS).
+the account then gets somewhat less than its full quota; more only by the rounding (N - 1 per
+second) and, in the second after a router joins, until every router has read the new N.
+Actions from the control plane (SendEvent/DeleteMessage/DisconnectUser API calls) are not
+refused here: the API already answered them and limits them itself (its per-operation TPS).
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ import math
 
 from shared.envelope import ActionEnvelope, Kind
 from shared.ratelimit import SlidingWindow
-
-# the IVS operation name each limited action counts against, for the error message
-_OPERATION = {
-    Kind.SEND_MESSAGE: "SendMessage",
-    Kind.DELETE_MESSAGE: "DeleteMessage",
-    Kind.DISCONNECT_USER: "DisconnectUser",
-}
 
 
 class AccountRates:
@@ -49,4 +43,4 @@ class AccountRates:
         if window.allow(action.received_ms):
             return None
         limit = self._limits[action.kind]
-        return f"Account {_OPERATION[action.kind]} rate of {limit}/s over all rooms exceeded"
+        return f"Account {action.kind} rate of {limit}/s over all rooms exceeded"  # kinds are IVS's names
