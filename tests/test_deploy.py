@@ -43,6 +43,7 @@ OPERATIONAL_METRICS = [
     "parley_router_pending_actions",
     "parley_router_owned_shards",
     "parley_router_batch_actions_bucket",
+    "parley_bus_actions_per_publish_sum",
     "parley_connect_rejections_total",
     "parley_request_errors_total",
     "parley_review_seconds_bucket",
@@ -223,5 +224,5 @@ def test_grafana_provisioning_points_at_the_dashboard_and_datasource() -> None:
 def test_readme_documents_every_metric() -> None:
     readme = (ROOT / "README.md").read_text()
     for metric in IVS_METRICS + OPERATIONAL_METRICS:
-        base = re.sub(r"_(total|bucket)$", "", metric)
+        base = re.sub(r"_(total|bucket|sum|count)$", "", metric)
         assert f"`{base}" in readme, metric

@@ -180,6 +180,19 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str, str]]]] =
                 "short",
                 "timeseries",
             ),
+            (
+                "Actions per broker message",
+                "How well gateways batch shard publishes: grows under load (fewer broker messages and fsyncs)",
+                [
+                    (
+                        f"sum(rate(parley_bus_actions_per_publish_sum[{RATE}]))"
+                        f" / sum(rate(parley_bus_actions_per_publish_count[{RATE}]))",
+                        "mean",
+                    )
+                ],
+                "short",
+                "timeseries",
+            ),
         ],
     ),
     (
