@@ -16,6 +16,7 @@ from typing import Protocol
 
 import structlog
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 from gateway.wire import text_frame, write_frame
 from shared import metrics
@@ -25,6 +26,9 @@ from shared.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
 log = structlog.get_logger("gateway")
 
 MAX_HELD_FRAMES = 10_000
+# How long live frames are checked against the ids a catch-up already sent: far more than a
+# publish can trail its history write (one Redis round trip), little enough to hold no memory.
+CAUGHT_UP_SECONDS = 5.0
 
 
 class Member(Protocol):
@@ -44,6 +48,10 @@ class RoomFanout:
         self._closing: set[asyncio.Task[None]] = set()
         # Connections catching up on history: live frames wait here, (frame id, wire bytes).
         self._holding: dict[ServerConnection, list[tuple[str, bytes]]] = {}
+        # After a catch-up: the ids its HISTORY frame carried. A message's history entry is
+        # written before it is published, so its live frame can still be on the way when the
+        # read is done and released; for a short while such frames are skipped, not repeated.
+        self._caught_up: dict[ServerConnection, set[str]] = {}
         # parley extensions: moderators per room (targets of only_moderators items), and
         # connections awaiting approval (they get nothing until approved) → their room.
         self._moderators: dict[str, set[ServerConnection]] = {}
@@ -82,6 +90,7 @@ class RoomFanout:
     async def leave(self, member: Member) -> None:
         ws = member.websocket
         self._holding.pop(ws, None)
+        self._caught_up.pop(ws, None)
         self._pending.pop(ws, None)
         moderators = self._moderators.get(member.room_id)
         if moderators is not None:
@@ -113,10 +122,14 @@ class RoomFanout:
             targeted = item.only_users or item.only_moderators or item.approve_connection
             audience = self._audience(room_id, room, item) if targeted else room
             raw = text_frame(item.frame)
-            holding, pending = self._holding, self._pending
-            if holding or pending:
+            holding, pending, caught_up = self._holding, self._pending, self._caught_up
+            if holding or pending or caught_up:
                 targets: Collection[ServerConnection] = [
-                    ws for ws in audience if ws not in holding and ws not in pending
+                    ws
+                    for ws in audience
+                    if ws not in holding
+                    and ws not in pending
+                    and not (ws in caught_up and item.frame_id in caught_up[ws])
                 ]
             else:
                 targets = audience
@@ -158,6 +171,9 @@ class RoomFanout:
     def release(self, ws: ServerConnection, already_sent: set[str]) -> None:
         """Write the frames kept since :meth:`hold`, except those the history already carried."""
         kept = self._holding.pop(ws, None)
+        if already_sent and ws.protocol.state is State.OPEN:
+            self._caught_up[ws] = already_sent
+            asyncio.get_running_loop().call_later(CAUGHT_UP_SECONDS, self._forget_caught_up, ws, already_sent)
         if not kept:
             return
         for frame_id, raw in kept:
@@ -166,6 +182,10 @@ class RoomFanout:
                 if slow:
                     self._drop_slow(ws)
                     return
+
+    def _forget_caught_up(self, ws: ServerConnection, ids: set[str]) -> None:
+        if self._caught_up.get(ws) is ids:  # not replaced by a later catch-up meanwhile
+            del self._caught_up[ws]
 
     def _keep_for_catch_up(self, room: set[ServerConnection], frame_id: str, raw: bytes) -> None:
         for ws in room:

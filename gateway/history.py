@@ -4,7 +4,9 @@ With ``After`` (the last message Id the client saw, e.g. after a reconnect) it g
 since, oldest first; without it, the newest ``Limit`` messages. The connection is already
 subscribed to the room, and the router writes history before it publishes, so anything missing
 from the history read arrives live — while the read is in flight those live frames are held
-back and then written, minus the ones the HISTORY frame already carried: no gap, no repeat.
+back and then written, minus the ones the HISTORY frame already carried; a live frame that trails
+its history entry past the read (published after the read saw it) is skipped for a few seconds
+afterwards (``RoomFanout.release``): no gap, no repeat.
 """
 
 from __future__ import annotations
