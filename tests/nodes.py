@@ -3,6 +3,7 @@ create rooms and mint tokens directly (no control plane needed)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,9 +17,15 @@ from shared.memory import MemoryBus, MemoryStore
 from shared.models import Room
 from shared.store import ROOM
 
+BACKENDS = ["memory", pytest.param("real", marks=pytest.mark.integration)]
 
-@pytest.fixture(params=["memory", pytest.param("real", marks=pytest.mark.integration)])
-async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Node]:
+
+@contextlib.asynccontextmanager
+async def started_node(
+    request: pytest.FixtureRequest, settings: Settings, *, api: bool = False, logger: bool = False
+) -> AsyncIterator[Node]:
+    """A started Node on the backend ``request.param`` names (see ``BACKENDS``); stopped after,
+    and on the real backends its queues and keys deleted."""
     if request.param == "memory":
         store, bus = MemoryStore(), MemoryBus(settings.shards)
     else:
@@ -28,8 +35,8 @@ async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncItera
             redis_url=request.getfixturevalue("redis_url"), amqp_url=request.getfixturevalue("amqp_url")
         )
         store, bus = real_backends(settings)
-    node = Node(settings, store, bus, api=False, router_all_shards=True)
-    await node.start(gateway_port=0)
+    node = Node(settings, store, bus, api=api, router_all_shards=True, logger=logger)
+    await node.start(api_port=0 if api else None, gateway_port=0)
     yield node
     await node.stop(close_backends=False)
     if request.param == "real":
@@ -37,6 +44,12 @@ async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncItera
         await store.destroy()  # type: ignore[attr-defined]
     await bus.close()
     await store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Node]:
+    async with started_node(request, settings) as started:
+        yield started
 
 
 async def make_room(node: Node, **kw: object) -> Room:

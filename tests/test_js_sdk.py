@@ -21,13 +21,10 @@ from typing import Any
 import pytest
 
 from parley.embedded import Node
-from shared import tokens
-from shared.clock import now_ms
 from shared.config import Settings
-from shared.ids import new_id, room_arn
 from shared.memory import MemoryBus, MemoryStore
-from shared.models import Room
-from shared.store import ROOM
+from tests.nodes import make_room as _room
+from tests.nodes import mint_token as _token
 
 JS_DIR = Path(__file__).parent / "js"
 SCRIPT = JS_DIR / "sdk_client.mjs"
@@ -68,26 +65,6 @@ async def node(settings: Settings) -> AsyncIterator[Node]:
     await node.start(gateway_port=0)
     yield node
     await node.stop()
-
-
-async def _room(node: Node, **kw: Any) -> Room:
-    room_id = new_id()
-    room = Room(id=room_id, arn=room_arn("us-east-1", "123456789012", room_id), **kw)
-    await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 100)
-    return room
-
-
-def _token(node: Node, room: Room, user: str, caps: tuple[str, ...] = ("SEND_MESSAGE",)) -> str:
-    token, _ = tokens.mint(
-        node.settings.token_secret_bytes,
-        room_id=room.id,
-        user_id=user,
-        capabilities=list(caps),
-        attributes={"displayName": user.title()},
-        now_ms=now_ms(),
-        session_minutes=60,
-    )
-    return token
 
 
 def _url(node: Node) -> str:

@@ -26,6 +26,7 @@ from shared.config import Settings
 from shared.memory import MemoryBus, MemoryStore
 from tests.chatclient import ChatClient
 from tests.cluster import ROOT, Cluster, free_port, wait_http
+from tests.nodes import BACKENDS, started_node
 
 KEY_RE = re.compile(
     r"AWSLogs/123456789012/IVSChatLogs/1\.0/us-east-1/room_(?P<room>[A-Za-z0-9]{12})/\d{4}/\d{2}/\d{2}/\d{2}/"
@@ -108,27 +109,10 @@ def _log_settings(settings: Settings, log_dir: Path) -> Settings:
     )
 
 
-@pytest.fixture(params=["memory", pytest.param("real", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 async def node(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> AsyncIterator[Node]:
-    settings = _log_settings(settings, tmp_path / "logs")
-    if request.param == "memory":
-        store, bus = MemoryStore(), MemoryBus(settings.shards)
-    else:
-        from parley.runtime import real_backends
-
-        settings = settings.with_(
-            redis_url=request.getfixturevalue("redis_url"), amqp_url=request.getfixturevalue("amqp_url")
-        )
-        store, bus = real_backends(settings)
-    node = Node(settings, store, bus, router_all_shards=True, logger=True)
-    await node.start(api_port=0, gateway_port=0)
-    yield node
-    await node.stop(close_backends=False)
-    if request.param == "real":
-        await bus.destroy()  # type: ignore[attr-defined]
-        await store.destroy()  # type: ignore[attr-defined]
-    await bus.close()
-    await store.close()
+    async with started_node(request, _log_settings(settings, tmp_path / "logs"), api=True, logger=True) as started:
+        yield started
 
 
 def _ws(node: Node) -> str:

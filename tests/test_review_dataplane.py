@@ -20,7 +20,10 @@ from shared.memory import MemoryBus, MemoryStore
 from shared.models import Room
 from tests.chatclient import ChatClient
 from tests.cluster import free_port
-from tests.test_dataplane import _room, _token, _url
+from tests.nodes import BACKENDS
+from tests.nodes import make_room as _room
+from tests.nodes import mint_token as _token
+from tests.nodes import ws_url as _url
 
 MAPPED_ARN = "arn:aws:lambda:us-east-1:123456789012:function:parley-test-mapped"
 NodeFactory = Callable[..., Awaitable[Node]]
@@ -90,7 +93,7 @@ async def handler() -> AsyncIterator[Handler]:
     await server.stop()
 
 
-@pytest.fixture(params=["memory", pytest.param("real", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 async def make_node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[NodeFactory]:
     nodes: list[Node] = []
     config = ReviewConfig(lambda_map={MAPPED_ARN: "parley:deny?reason=mapped+lambda"})
