@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     args = parser.parse_args()
 
+    from bench.room_e2e import percentile
     from tests.cluster import BENCH_ENV, running_cluster, throwaway_settings
 
     settings = throwaway_settings(16)
@@ -132,11 +133,11 @@ def main() -> None:
         for r in results:
             for code, n in r["errors"].items():
                 errors[code] = errors.get(code, 0) + n
-        latencies = sorted(x for r in results for x in r["latencies"])
+        latencies = [x for r in results for x in r["latencies"]]
         total_time = max(r["total_time"] for r in results)
 
         def pct(p: float) -> float:
-            return round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))], 1) if latencies else -1
+            return round(percentile(latencies, p), 1) if latencies else -1
 
         print(
             json.dumps(

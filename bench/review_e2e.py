@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.room_e2e import lift_rate_cap, percentile  # noqa: E402
+from bench.room_e2e import count_errors, lift_rate_cap, percentile, send_paced  # noqa: E402
 from shared.clock import parse_iso  # noqa: E402
 from tests.chatclient import ChatClient  # noqa: E402
 from tests.cluster import BENCH_ENV, free_port, running_cluster, throwaway_settings, wait_http  # noqa: E402
@@ -101,30 +101,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                         fallbacks[0] += 1
                     latencies.append(time.time() * 1000 - parse_iso(frame["SendTime"]))
 
-        async def drain_errors(client: ChatClient) -> None:
-            while not stop_reading.is_set():
-                try:
-                    frame = json.loads(await asyncio.wait_for(client.ws.recv(), 0.5))
-                except TimeoutError:
-                    continue
-                if frame["Type"] == "ERROR":
-                    errors[frame["ErrorCode"]] = errors.get(frame["ErrorCode"], 0) + 1
-
         readers = [asyncio.create_task(read(i, c)) for i, c in enumerate(receivers)]
-        readers += [asyncio.create_task(drain_errors(c)) for c in senders]
+        readers += [asyncio.create_task(count_errors(c, stop_reading, errors)) for c in senders]
 
-        sent = 0
-        started = time.perf_counter()
-        interval = 1.0 / args.rate
-        deadline = started + args.seconds
-        while (now := time.perf_counter()) < deadline:
-            due = int((now - started) / interval) + 1
-            while sent < due:
-                await senders[sent % len(senders)].ws.send(
-                    json.dumps({"Action": "SEND_MESSAGE", "RequestId": str(sent), "Content": f"m{sent}"})
-                )
-                sent += 1
-            await asyncio.sleep(0.001)
+        sent, started = await send_paced(senders, args.rate, args.seconds)
         send_seconds = time.perf_counter() - started
         tail_deadline = time.perf_counter() + 15
         while sum(reviewed) + fallbacks[0] + sum(errors.values()) < sent and time.perf_counter() < tail_deadline:

@@ -38,6 +38,35 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+async def count_errors(client: ChatClient, stop: asyncio.Event, errors: dict[int, int]) -> None:
+    """Read a sender's frames until ``stop``, counting its ERROR frames by code."""
+    while not stop.is_set():
+        try:
+            frame = json.loads(await asyncio.wait_for(client.ws.recv(), 0.5))
+        except TimeoutError:
+            continue
+        if frame["Type"] == "ERROR":
+            errors[frame["ErrorCode"]] = errors.get(frame["ErrorCode"], 0) + 1
+
+
+async def send_paced(senders: list[ChatClient], rate: float, seconds: float) -> tuple[int, float]:
+    """SEND_MESSAGE round-robin over ``senders`` at ``rate``/s for ``seconds``; returns how many
+    were sent and the ``perf_counter`` time sending started."""
+    sent = 0
+    started = time.perf_counter()
+    interval = 1.0 / rate
+    deadline = started + seconds
+    while (now := time.perf_counter()) < deadline:
+        due = int((now - started) / interval) + 1
+        while sent < due:
+            await senders[sent % len(senders)].ws.send(
+                json.dumps({"Action": "SEND_MESSAGE", "RequestId": str(sent), "Content": f"m{sent}"})
+            )
+            sent += 1
+        await asyncio.sleep(0.001)
+    return sent, started
+
+
 async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_id: str, rate: int) -> None:
     from shared.amqp_bus import AmqpRedisBus
     from shared.redis_store import RedisStore
@@ -95,31 +124,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     if index == 0:
                         latencies.append(time.time() * 1000 - parse_iso(frame["SendTime"]))
 
-        async def drain_errors(client: ChatClient) -> None:
-            while not stop_reading.is_set():
-                try:
-                    frame = json.loads(await asyncio.wait_for(client.ws.recv(), 0.5))
-                except TimeoutError:
-                    continue
-                if frame["Type"] == "ERROR":
-                    errors[frame["ErrorCode"]] = errors.get(frame["ErrorCode"], 0) + 1
-
         readers = [asyncio.create_task(read(i, c)) for i, c in enumerate(receivers)]
-        readers += [asyncio.create_task(drain_errors(c)) for c in senders]
+        readers += [asyncio.create_task(count_errors(c, stop_reading, errors)) for c in senders]
 
-        sent = 0
-        started = time.perf_counter()
-        interval = 1.0 / args.rate
-        deadline = started + args.seconds
-        while (now := time.perf_counter()) < deadline:
-            due = int((now - started) / interval) + 1
-            while sent < due:
-                client = senders[sent % len(senders)]
-                await client.ws.send(
-                    json.dumps({"Action": "SEND_MESSAGE", "RequestId": str(sent), "Content": f"m{sent}"})
-                )
-                sent += 1
-            await asyncio.sleep(0.001)
+        sent, started = await send_paced(senders, args.rate, args.seconds)
         send_seconds = time.perf_counter() - started
         # wait for the tail
         tail_deadline = time.perf_counter() + 15
