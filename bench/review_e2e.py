@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.room_e2e import count_errors, lift_rate_cap, percentile, send_paced  # noqa: E402
+from bench.room_e2e import count_errors, lift_rate_cap, percentile, print_result, send_paced  # noqa: E402
 from shared.clock import parse_iso  # noqa: E402
 from tests.chatclient import ChatClient  # noqa: E402
 from tests.cluster import BENCH_ENV, free_port, running_cluster, throwaway_settings, wait_http  # noqa: E402
@@ -152,13 +152,7 @@ def main() -> None:
     if args.serve_handler:
         serve_handler(args.serve_handler)
         return
-    try:
-        import uvloop
-
-        result = uvloop.run(run(args))
-    except ImportError:
-        result = asyncio.run(run(args))
-    print(json.dumps(result))
+    print_result(run(args))
 
 
 if __name__ == "__main__":

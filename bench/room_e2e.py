@@ -18,7 +18,9 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -167,13 +169,17 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
-    args = parser.parse_args()
+    print_result(run(parser.parse_args()))
+
+
+def print_result(bench: Coroutine[Any, Any, dict[str, object]]) -> None:
+    """Run a benchmark coroutine on uvloop (asyncio without it) and print its result as JSON."""
     try:
         import uvloop
 
-        result = uvloop.run(run(args))
+        result = uvloop.run(bench)
     except ImportError:
-        result = asyncio.run(run(args))
+        result = asyncio.run(bench)
     print(json.dumps(result))
 
 

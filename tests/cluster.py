@@ -182,6 +182,24 @@ def running_cluster(
 BENCH_ENV = {"PARLEY_CONNECTION_RATE_PER_SECOND": "100000", "PARLEY_LOG_LEVEL": "warning"}
 
 
+def new_namespace() -> str:
+    """A test namespace of its own (queues and keys under it are deleted after the test)."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+def suite_settings(namespace: str) -> Settings:
+    """What the test suite's processes run with: fixed credentials, no API throttling, 4 shards."""
+    return Settings(
+        namespace=namespace,
+        access_key_id="AKIDPARLEYTEST",
+        secret_access_key="parley-test-secret-key",
+        token_secret="parley-test-token-secret",
+        api_throttling=False,
+        shards=4,
+        log_json=False,
+    )
+
+
 def throwaway_settings(shards: int = 16) -> Settings:
     """Settings for a benchmark cluster in a namespace of its own (deleted afterwards)."""
     return Settings(

@@ -7,13 +7,13 @@ import os
 import shutil
 import socket
 import subprocess
-import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from shared.config import Settings
+from tests.cluster import new_namespace, suite_settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -69,20 +69,12 @@ def amqp_url() -> Iterator[str]:
 
 @pytest.fixture
 def namespace() -> str:
-    return "t" + uuid.uuid4().hex[:10]
+    return new_namespace()
 
 
 @pytest.fixture
 def settings(namespace: str) -> Settings:
-    return Settings(
-        namespace=namespace,
-        access_key_id="AKIDPARLEYTEST",
-        secret_access_key="parley-test-secret-key",
-        token_secret="parley-test-token-secret",
-        api_throttling=False,
-        shards=4,
-        log_json=False,
-    )
+    return suite_settings(namespace)
 
 
 # --- real Store / Bus against the local servers (appended by the shared/ production engines) ---

@@ -12,24 +12,14 @@ import pytest
 from shared import frames
 from shared.config import Settings
 from tests.chatclient import ChatClient
-from tests.cluster import Cluster, running_cluster
+from tests.cluster import Cluster, new_namespace, running_cluster, suite_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def module_settings() -> Settings:
-    import uuid
-
-    return Settings(
-        namespace="t" + uuid.uuid4().hex[:10],
-        access_key_id="AKIDPARLEYTEST",
-        secret_access_key="parley-test-secret-key",
-        token_secret="parley-test-token-secret",
-        api_throttling=False,
-        shards=4,
-        log_json=False,
-    )
+    return suite_settings(new_namespace())
 
 
 @pytest.fixture(scope="module")

@@ -313,9 +313,7 @@ def cluster(settings: Settings, redis_url: str, amqp_url: str, tmp_path: Path, m
         yield cluster
     finally:
         cluster.stop()
-        from tests.cluster import destroy_namespace as _destroy
-
-        _destroy(settings, redis_url, amqp_url)
+        cluster.destroy()
 
 
 @pytest.mark.e2e

@@ -110,8 +110,6 @@ async def test_embedded_node_counts_ivs_metrics(node: Node, settings: Settings) 
 # --- distributed: each process exports its own series; sums across processes are exact ----------
 @pytest.fixture
 def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Cluster]:
-    from tests.cluster import destroy_namespace as _destroy
-
     cluster = Cluster(settings, redis_url, amqp_url, extra_env={"PARLEY_LOG_LEVEL": "warning"})
     try:
         cluster.start_api()
@@ -124,7 +122,7 @@ def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Clust
         yield cluster
     finally:
         cluster.stop()
-        _destroy(settings, redis_url, amqp_url)
+        cluster.destroy()
 
 
 @pytest.mark.e2e

@@ -19,7 +19,7 @@ from shared.config import Settings
 from shared.membership import EVENT_MEMBER_REMOVED
 from shared.presence import EVENT_USER_JOINED, EVENT_USER_LEFT
 from tests.chatclient import ChatClient
-from tests.cluster import Cluster
+from tests.cluster import Cluster, running_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -28,17 +28,11 @@ TTL_S = 3.0
 
 @pytest.fixture
 def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Cluster]:
-    cluster = Cluster(settings, redis_url, amqp_url, extra_env={"PARLEY_PRESENCE_TTL_SECONDS": str(TTL_S)})
-    try:
-        cluster.start_api()
-        cluster.start_gateway("gwA")
-        cluster.start_gateway("gwB")
-        cluster.start_router("router1")
-        cluster.start_router("router2")  # two sweepers: LEFT must still be emitted once
+    # two routers, so two sweepers: LEFT must still be emitted once
+    with running_cluster(
+        settings, redis_url, amqp_url, gateways=2, routers=2, PARLEY_PRESENCE_TTL_SECONDS=str(TTL_S)
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        cluster.destroy()
 
 
 def _users(presence: dict[str, Any]) -> list[tuple[str, int]]:

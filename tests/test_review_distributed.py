@@ -12,7 +12,7 @@ from aiohttp import web
 
 from shared.config import Settings
 from tests.chatclient import ChatClient
-from tests.cluster import Cluster, free_port
+from tests.cluster import Cluster, free_port, running_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -41,16 +41,11 @@ async def handler_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Cluster]:
-    cluster = Cluster(settings, redis_url, amqp_url, extra_env={"PARLEY_CONNECTION_RATE_PER_SECOND": "1000"})
-    try:
-        cluster.start_api()
-        cluster.start_gateway("gwA")
-        cluster.start_router("router1")
+    with running_cluster(
+        settings, redis_url, amqp_url, gateways=1, routers=1, PARLEY_CONNECTION_RATE_PER_SECOND="1000"
+    ) as cluster:
         cluster.start("reviewer1", "reviewer")
         yield cluster
-    finally:
-        cluster.stop()
-        cluster.destroy()
 
 
 async def test_killed_reviewer_loses_no_accepted_message(cluster: Cluster, handler_url: str) -> None:
