@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import math
@@ -41,6 +42,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from parley import wsclient
 
 MAX_DURATION_S = 3600.0
 SETUP_TIMEOUT_S = 300.0
@@ -173,7 +176,7 @@ class Options:
 class ClientState:
     index: int
     room: int
-    ws: Any = None
+    ws: wsclient.LeanClient | None = None
     received: int = 0
     measure: bool = True
     token: str = ""
@@ -265,9 +268,6 @@ class Worker:
             await asyncio.sleep(0.01)
 
     async def _connect_all(self) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus
-
         limit = asyncio.Semaphore(max(self.spec.connect_concurrency, 1))
         gateways = self.spec.gateways
 
@@ -275,61 +275,49 @@ class Worker:
             url = gateways[client.index % len(gateways)]
             async with limit:
                 try:
-                    client.ws = await connect(
-                        url,
-                        subprotocols=[client.token],  # type: ignore[list-item]
-                        open_timeout=30,
-                        compression=None,
-                        ping_interval=None,
-                        max_queue=None,
+                    client.ws = await wsclient.connect(
+                        url, client.token, functools.partial(self._on_message, client), timeout=30
                     )
-                except InvalidStatus as exc:
-                    _count(self.stats.connect_failures, str(exc.response.status_code))
+                except wsclient.HandshakeFailed as exc:
+                    _count(self.stats.connect_failures, str(exc.status or "HandshakeFailed"))
                     return
                 except (OSError, TimeoutError) as exc:
                     _count(self.stats.connect_failures, type(exc).__name__)
                     return
             self.open_connections += 1
+            client.ws.closed.add_done_callback(functools.partial(self._on_closed, client))
 
         started = time.perf_counter()
         await asyncio.gather(*(open_one(c) for c in self.clients))
         self.connect_seconds = time.perf_counter() - started
 
-    async def _read(self, client: ClientState) -> None:
+    def _on_message(self, client: ClientState, raw: bytes) -> None:
         """Receive path kept cheap: frames stay bytes, MESSAGE is matched by prefix and only the
         latency mark is sliced out (no JSON decoding); only ERROR frames are decoded."""
-        from websockets.exceptions import ConnectionClosedOK
+        stats = self.stats
+        if raw.startswith(MESSAGE_PREFIX):
+            client.received += 1
+            stats.delivered += 1
+            if client.measure:
+                mark = raw.find(LATENCY_PREFIX)
+                if mark >= 0:
+                    end = raw.find(b"|", mark + 3)
+                    latency = time.time() * 1000 - float(raw[mark + 3 : end])
+                    stats.latency.add(latency)
+                    stats.window.add(latency)
+        elif raw.startswith(ERROR_PREFIX):
+            frame = json.loads(raw)
+            _count(stats.errors_by_code, str(frame.get("ErrorCode")))
+            request_id = frame.get("RequestId") or ""
+            if request_id.startswith("r") and "." in request_id:  # r<room>.<n>
+                with contextlib.suppress(ValueError, IndexError):
+                    self.room_rejected[int(request_id[1 : request_id.index(".")])] += 1
 
-        ws, stats = client.ws, self.stats
-        recv = ws.recv
-        measure = client.measure
-        try:
-            while True:
-                raw = await recv(decode=False)
-                if raw.startswith(MESSAGE_PREFIX):
-                    client.received += 1
-                    stats.delivered += 1
-                    if measure:
-                        mark = raw.find(LATENCY_PREFIX)
-                        if mark >= 0:
-                            end = raw.find(b"|", mark + 3)
-                            latency = time.time() * 1000 - float(raw[mark + 3 : end])
-                            stats.latency.add(latency)
-                            stats.window.add(latency)
-                elif raw.startswith(ERROR_PREFIX):
-                    frame = json.loads(raw)
-                    _count(stats.errors_by_code, str(frame.get("ErrorCode")))
-                    request_id = frame.get("RequestId") or ""
-                    if request_id.startswith("r") and "." in request_id:  # r<room>.<n>
-                        with contextlib.suppress(ValueError, IndexError):
-                            self.room_rejected[int(request_id[1 : request_id.index(".")])] += 1
-        except ConnectionClosedOK:
-            pass
-        except Exception as exc:  # ConnectionClosedError and friends
-            code = getattr(getattr(exc, "rcvd", None), "code", None)
-            _count(stats.disconnects, str(code) if code else type(exc).__name__)
-        finally:
-            self.open_connections -= 1
+    def _on_closed(self, client: ClientState, _: asyncio.Future[None]) -> None:
+        self.open_connections -= 1
+        reason = client.ws.abnormal_close
+        if reason is not None:
+            _count(self.stats.disconnects, reason)
 
     async def _send(self, senders: list[ClientState], deadline: float) -> None:
         padding = "x" * max(self.spec.message_bytes - 24, 0)
@@ -342,7 +330,7 @@ class Worker:
                 client = senders[sent % len(senders)]
                 content = f"{LATENCY_MARK}{time.time() * 1000:.3f}|{padding}"
                 with contextlib.suppress(Exception):  # a closed sender shows up as a disconnect
-                    await client.ws.send(
+                    client.ws.send_text(
                         f'{{"Action":"SEND_MESSAGE","RequestId":"r{client.room}.{sent}","Content":"{content}"}}'
                     )
                     self.room_sent[client.room] += 1
@@ -378,7 +366,6 @@ class Worker:
         self._put("ready", None)
         await self._wait(self.connect_event)
         await self._connect_all()
-        readers = [asyncio.create_task(self._read(c)) for c in self.clients if c.ws is not None]
         senders = [c for c in self.clients if c.sender and c.ws is not None]
         self._put("connected", {"connect_seconds": self.connect_seconds})
         reporter = asyncio.create_task(self._report())
@@ -398,7 +385,6 @@ class Worker:
                 await reporter
             still_open = self.open_connections
             await asyncio.gather(*(c.ws.close() for c in self.clients if c.ws is not None), return_exceptions=True)
-            await asyncio.gather(*readers, return_exceptions=True)
         s = self.stats
         self._put(
             "final",

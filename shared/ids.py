@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
+from collections import deque
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _ID_SPACE = 62**12
@@ -20,12 +21,31 @@ def new_id() -> str:
     Clients de-duplicate frames by Id for the whole session, so every frame needs one
     that was never used before (a per-connection counter would not do).
     """
-    value = secrets.randbelow(_ID_SPACE)
-    chars = []
-    for _ in range(12):
-        value, digit = divmod(value, 62)
-        chars.append(_ALPHABET[digit])
-    return "".join(chars)
+    try:
+        return _pool.popleft()  # deque.popleft is atomic: safe from the sinks' worker threads too
+    except IndexError:
+        _refill()
+        return _pool.popleft()
+
+
+# One urandom read (a syscall) per id cost a gateway ~9 % of its CPU at ingest; ids are now cut
+# from one read of POOL_BYTES. Bytes >= 248 are dropped so each character stays uniform over 62.
+POOL_BYTES = 4096
+_BYTE_TO_CHAR = bytes(ord(_ALPHABET[b % 62]) for b in range(248)) + bytes(8)
+_REJECTED = bytes(range(248, 256))
+_pool: deque[str] = deque()
+
+
+def _refill() -> None:
+    chars = os.urandom(POOL_BYTES).translate(_BYTE_TO_CHAR, _REJECTED).decode()
+    _pool.extend(chars[i : i + 12] for i in range(0, len(chars) - 11, 12))
+
+
+def _forget_pool() -> None:
+    _pool.clear()  # a forked child must not hand out the ids its parent will also hand out
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def room_arn(region: str, account: str, room_id: str) -> str:
