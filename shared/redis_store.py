@@ -224,8 +224,8 @@ def _presence_entry(raw: bytes) -> tuple[str, dict[str, str]]:
 REDIS_POOL_SIZE = 64
 
 
-# One queued write of the turn's pipeline: the raw command and its arguments.
-WriteCommand = tuple[Any, ...]
+# One queued command of the turn's pipeline: the raw command and its arguments.
+Command = tuple[Any, ...]
 
 
 def _is_noscript(result: object) -> bool:
@@ -255,10 +255,10 @@ class RedisStore(Store):
         self._reports = self._redis.register_script(_REPORTS)
         self._history_append = self._redis.register_script(_HISTORY_APPEND)
         self._history_remove = self._redis.register_script(_HISTORY_REMOVE)
-        self._pipelined_scripts = [self._history_append]
-        # serial: while one pipeline is on the wire, the next turn's writes gather (see coalesce)
-        self._writes: TurnBatcher[WriteCommand] = TurnBatcher(self._write_pipeline, serial=True)
         self._presence_add = self._redis.register_script(_PRESENCE_ADD)
+        self._pipelined_scripts = [self._history_append, self._presence_add]
+        # serial: while one pipeline is on the wire, the next turn's commands gather (see coalesce)
+        self._pipeline: TurnBatcher[Command] = TurnBatcher(self._run_turn, serial=True)
         self._presence_remove = self._redis.register_script(_PRESENCE_REMOVE)
         self._presence_refresh = self._redis.register_script(_PRESENCE_REFRESH)
         self._presence_list = self._redis.register_script(_PRESENCE_LIST)
@@ -279,7 +279,7 @@ class RedisStore(Store):
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         await self._redis.ping()  # fail fast on a wrong URL instead of on the first request
-        for script in self._pipelined_scripts:  # sent as bare EVALSHA by _write_pipeline
+        for script in self._pipelined_scripts:  # sent as bare EVALSHA by _run_turn
             await self._redis.script_load(script.script)
 
     async def close(self) -> None:
@@ -351,29 +351,40 @@ class RedisStore(Store):
 
     # --- one-shot keys ----------------------------------------------------------------------
     async def get_with_claimed(self, kind: str, rid: str, keys: list[str]) -> tuple[Record | None, list[bool]]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._rec(kind, rid))
-            if keys:
-                pipe.mget([self._mark(k) for k in keys])
-            results = await pipe.execute()
+        commands: list[Command] = [("GET", self._rec(kind, rid))]
+        if keys:
+            commands.append(("MGET", *(self._mark(k) for k in keys)))
+        results = await self._pipelined(commands)
         raw, marks = results[0], results[1] if keys else []
         return (None if raw is None else _decode(raw)), [mark is not None for mark in marks]
 
     async def claim(self, key: str, ttl_ms: int) -> bool:
-        return bool(await self._redis.set(self._mark(key), b"1", nx=True, px=ttl_ms))
+        (claimed,) = await self._pipelined([("SET", self._mark(key), b"1", "NX", "PX", ttl_ms)])
+        return bool(claimed)
 
     async def claimed(self, keys: list[str]) -> list[bool]:
         if not keys:
             return []
-        return [raw is not None for raw in await self._redis.mget([self._mark(k) for k in keys])]
+        (marks,) = await self._pipelined([("MGET", *(self._mark(k) for k in keys))])
+        return [raw is not None for raw in marks]
 
     async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
         if not keys:
             return
-        await self._writes.submit([("SET", self._mark(key), b"1", "PX", ttl_ms) for key in keys])
+        await self._pipelined([("SET", self._mark(key), b"1", "PX", ttl_ms) for key in keys])
 
-    async def _write_pipeline(self, commands: list[WriteCommand]) -> None:
-        """Writes many tasks made in one loop turn (router batches of many rooms), one round trip.
+    async def _pipelined(self, commands: list[Command]) -> list[Any]:
+        """Run ``commands`` in this loop turn's pipeline, shared with every other task's: a router
+        draining hundreds of rooms, or a gateway admitting hundreds of connections, pays one
+        round trip per turn instead of one per call. Their replies, or the first error among them."""
+        results = await self._pipeline.submit(commands)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def _run_turn(self, commands: list[Command]) -> list[Any]:
+        """One turn's commands, one round trip.
 
         Scripts go as plain EVALSHA: redis-py's pipeline would first ask ``SCRIPT EXISTS`` (a
         second round trip on every flush). A Redis that lost its scripts (restart) answers
@@ -381,16 +392,15 @@ class RedisStore(Store):
         the rest of the pipeline has run.
         """
         results = await self._run_pipeline(commands)
-        retry = [command for command, result in zip(commands, results, strict=True) if _is_noscript(result)]
+        retry = [index for index, result in enumerate(results) if _is_noscript(result)]
         if retry:
             for script in self._pipelined_scripts:
                 await self._redis.script_load(script.script)
-            results = await self._run_pipeline(retry)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+            for index, result in zip(retry, await self._run_pipeline([commands[i] for i in retry]), strict=True):
+                results[index] = result
+        return results
 
-    async def _run_pipeline(self, commands: list[WriteCommand]) -> list[Any]:
+    async def _run_pipeline(self, commands: list[Command]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
@@ -417,7 +427,7 @@ class RedisStore(Store):
         flat: list[Any] = [max_messages, max_age_ms]
         for message_id, frame in items:
             flat += [message_id, frame]
-        await self._writes.submit([("EVALSHA", self._history_append.sha, 1, self._hist(room_id), *flat)])
+        await self._pipelined([("EVALSHA", self._history_append.sha, 1, self._hist(room_id), *flat)])
 
     async def history_remove(self, room_id: str, message_id: str) -> bool:
         return bool(await self._history_remove(keys=[self._hist(room_id)], args=[message_id]))
@@ -452,7 +462,9 @@ class RedisStore(Store):
     ) -> bool:
         entry = _encode({"h": holder, "u": user_id, "a": attributes or {}})
         keys = [*self._pres(room_id), f"{self._ns}:presh:{holder}"]
-        return bool(await self._presence_add(keys=keys, args=[connection_id, holder, user_id, entry, room_id]))
+        script = ("EVALSHA", self._presence_add.sha, len(keys), *keys, connection_id, holder, user_id, entry, room_id)
+        (added,) = await self._pipelined([script])
+        return bool(added)
 
     async def presence_remove(self, room_id: str, connection_id: str) -> bool:
         args = [connection_id, room_id, f"{self._ns}:presh:"]

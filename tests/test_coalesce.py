@@ -96,3 +96,12 @@ async def test_serial_still_flushes_full_batches_early() -> None:
     release.set()
     await asyncio.gather(first, *later)
     assert flushes == [[0], [1, 2], [3]]
+
+
+async def test_each_submitter_gets_the_results_of_its_own_items() -> None:
+    async def flush(items: list[int]) -> list[int]:
+        return [n * 10 for n in items]
+
+    batcher: TurnBatcher[int] = TurnBatcher(flush, max_items=4)  # the third one fires it early, unsplit
+    results = await asyncio.gather(batcher.submit([1, 2]), batcher.submit([3]), batcher.submit([4, 5, 6]))
+    assert results == [[10, 20], [30], [40, 50, 60]]
