@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from collections import deque
@@ -138,12 +139,28 @@ class Router:
 
     async def _rebalance(self, wanted: set[int]) -> None:
         for shard in sorted(set(self._consumers) - wanted):
-            await self._consumers.pop(shard).stop()
+            await self._consumers.pop(shard).stop(settle=functools.partial(self._settle, shard))
             log.info("shard released", router_id=self.router_id, shard=shard)
         for shard in sorted(wanted - set(self._consumers)):
             self._consumers[shard] = await self.bus.consume_shard(shard, self._on_action)
             log.info("shard acquired", router_id=self.router_id, shard=shard)
         metrics.ROUTER_OWNED_SHARDS.set(len(self._consumers))
+
+    async def _settle(self, shard: int) -> None:
+        """A released shard, before its unacked actions go back to the broker: drop its rooms'
+        actions not yet started (unacked, so its next router gets them) and let the batches in
+        flight finish, so their done marks are written before their redelivered copies reach
+        the next router (which would otherwise publish them a second time)."""
+        in_flight = []
+        for room_id, pending in self._pending.items():
+            if self.bus.shard_of(room_id) != shard:
+                continue
+            metrics.ROUTER_PENDING_ACTIONS.dec(len(pending))
+            pending.clear()
+            if (task := self._draining.get(room_id)) is not None:
+                in_flight.append(task)
+        if in_flight:
+            await asyncio.wait(in_flight)
 
     def _on_control(self, data: bytes) -> None:
         try:

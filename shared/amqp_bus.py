@@ -61,6 +61,7 @@ from shared.bus import (
     LogHandler,
     ReviewHandler,
     RoomListener,
+    Settle,
     ShardConsumer,
     Subscription,
 )
@@ -73,6 +74,7 @@ Listener = Callable[[bytes], None]
 
 # Bounds for the waits that must never hang close()/stop() on a dead broker.
 CLOSE_TIMEOUT = 5.0
+SETTLE_TIMEOUT = 10.0  # a released shard's batches in flight; past it they may be redelivered
 SUBSCRIBE_TIMEOUT = 5.0
 RECONNECT_MAX_DELAY = 2.0
 
@@ -214,16 +216,15 @@ class _AmqpShardConsumer(ShardConsumer):
             finally:
                 self._in_handler = False
 
-    async def stop(self) -> None:
+    async def stop(self, settle: Settle | None = None) -> None:
         if self._stopped is not None:
             return await asyncio.shield(self._stopped)
         self._stopped = asyncio.get_running_loop().create_future()
         try:
             self._stopping = True
-            if self._tag is not None and not self._channel.is_closed:
-                # Stop deliveries first so nothing new lands in the inbox while we shut down.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._queue.cancel(self._tag), CLOSE_TIMEOUT)
+            # No basic.cancel first: with single-active-consumer that would make the next
+            # consumer active at once, taking newer actions before ours come back. Deliveries
+            # that still arrive wait in the inbox, unacked, and go back with the rest.
             # (stop() may be called by the handler itself, i.e. from the pump: never await it.)
             if self._pump is not None and self._pump is not asyncio.current_task():
                 if not self._in_handler:
@@ -233,6 +234,9 @@ class _AmqpShardConsumer(ShardConsumer):
                     self._pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._pump
+            if settle is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(settle(), SETTLE_TIMEOUT)
             self._acks.close()  # acks the handler already gave must not turn into redeliveries
             # Closing the channel makes the broker requeue everything unacked: both what the
             # handler did not ack and what was prefetched but never handed out.
@@ -305,13 +309,15 @@ class _AmqpReviewServer(ShardConsumer):
             if task is not None:
                 self._inflight.discard(task)
 
-    async def stop(self) -> None:
+    async def stop(self, settle: Settle | None = None) -> None:
         if self._tag is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._queue.cancel(self._tag), CLOSE_TIMEOUT)
             self._tag = None
         if self._inflight:  # let reviews in progress answer (each is bounded by its budget)
             await asyncio.wait(set(self._inflight), timeout=CLOSE_TIMEOUT)
+        if settle is not None:
+            await settle()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._channel.close(), CLOSE_TIMEOUT)
 

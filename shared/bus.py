@@ -44,11 +44,18 @@ def shard_of(room_id: str, shards: int) -> int:
     return zlib.crc32(room_id.encode()) % shards
 
 
+Settle = Callable[[], Awaitable[None]]
+
+
 class ShardConsumer(ABC):
     @abstractmethod
-    async def stop(self) -> None:
+    async def stop(self, settle: Settle | None = None) -> None:
         """Stop taking actions from the shard. Actions handed to the handler but not yet acked
-        stay unacked until ``stop`` returns and are then given back to the broker, in order."""
+        stay unacked until ``stop`` returns and are then given back to the broker, in order.
+
+        ``settle`` runs once nothing more will be handed to the handler and before anything is
+        given back: the handler's owner finishes (acks) what it has in flight there, so the
+        shard's next consumer does not get those actions again."""
 
 
 class LogConsumer(ABC):

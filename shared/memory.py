@@ -22,6 +22,7 @@ from shared.bus import (
     LogHandler,
     ReviewHandler,
     RoomListener,
+    Settle,
     ShardConsumer,
     Subscription,
 )
@@ -312,10 +313,12 @@ class _MemoryShardConsumer(ShardConsumer):
     def __init__(self, task: asyncio.Task[None]) -> None:
         self._task = task
 
-    async def stop(self) -> None:
+    async def stop(self, settle: Settle | None = None) -> None:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        if settle is not None:
+            await settle()
 
 
 class _MemorySubscription(Subscription):

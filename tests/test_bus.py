@@ -306,6 +306,33 @@ async def test_unacked_actions_come_back_after_stop_in_order(amqp_bus_factory, a
 
 
 @pytest.mark.integration
+async def test_hand_over_settles_in_flight_work_and_keeps_order(amqp_bus_factory) -> None:  # type: ignore[no-untyped-def]
+    """A router releasing a shard finishes (acks) its batches in flight during ``settle``; the
+    next router gets only the rest, before anything published meanwhile (no early switch of the
+    single active consumer, which would reorder the room)."""
+    gateway, router_1, router_2 = [await amqp_bus_factory() for _ in range(3)]
+    shard = gateway.shard_of("room-h")
+    first, second = Recorder(auto_ack=False), Recorder()
+    consumer = await router_1.consume_shard(shard, first)
+    await router_2.consume_shard(shard, second)  # waits, inactive
+    for n in range(10):
+        await gateway.publish_action(action("room-h", n))
+    await first.inbox.wait(10)
+
+    async def settle() -> None:  # the first 6 were "in flight": they finish during the hand-over
+        for n in range(10, 15):  # meanwhile the room goes on
+            await gateway.publish_action(action("room-h", n))
+        await asyncio.sleep(0.2)
+        for ack in first.acks[:6]:
+            await ack()
+
+    await consumer.stop(settle=settle)
+    await second.inbox.wait(9)
+    await asyncio.sleep(0.1)
+    assert second.ids == [f"room-h-{n}" for n in range(6, 15)]
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("durable", [True, False], ids=["persistent", "transient"])
 async def test_killed_router_loses_nothing(amqp_bus_factory, durable: bool) -> None:  # type: ignore[no-untyped-def]
     # Transient actions (PARLEY_DURABLE_ACTIONS=false) give up only broker restarts, not this.
