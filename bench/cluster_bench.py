@@ -4,7 +4,8 @@ Starts ``parley api``, ``--gateways`` gateways and ``--routers`` routers as OS p
 real RabbitMQ and Redis (a throwaway namespace, deleted afterwards), runs ``parley loadtest``
 with the given shape, and prints one JSON object: the load test's report, the gateways'
 server-side counters (sum of MessagingDeliveries_total etc. scraped from /metrics, so the
-numbers do not depend on the load generator keeping up), each process's peak RSS, and with
+numbers do not depend on the load generator keeping up), the gateways' own send → deliver
+latency and the routers' bus lag (``server_send_to_deliver``, ``router_action_age``), each process's peak RSS, and with
 ``--profile`` a py-spy top-functions summary of gateway 0 and router 0 during the run.
 
     .venv/bin/python bench/cluster_bench.py --clients 1000 --rooms 1 --rate 100 --duration 20
@@ -28,6 +29,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -102,7 +104,37 @@ def scrape(port: int) -> dict[str, float]:
         for sample in family.samples:
             if not sample.labels and not sample.name.endswith("_created"):
                 out[sample.name] = sample.value
+            elif set(sample.labels) == {"le"}:  # a histogram's cumulative buckets
+                out[f"{sample.name}|{sample.labels['le']}"] = sample.value
     return out
+
+
+def latency_summary(
+    metric: str, before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """A latency histogram of the cluster's own, summed over processes and over the run: the
+    bucket bounds p50 and p99 fall under, and the share within 50 ms."""
+    prefix = f"{metric}_bucket|"
+    counts: dict[float, float] = {}
+    for name in after:
+        for key, value in after[name].items():
+            if key.startswith(prefix):
+                le = float(key[len(prefix) :])
+                counts[le] = counts.get(le, 0) + value - before[name].get(key, 0)
+    total = counts.get(float("inf"), 0)
+    if not total:
+        return {}
+
+    def bound(share: float) -> float | None:
+        le = next(le for le in sorted(counts) if counts[le] >= share * total)
+        return None if le == float("inf") else le * 1000
+
+    return {
+        "observed": int(total),
+        "p50_at_most_ms": bound(0.5),
+        "p99_at_most_ms": bound(0.99),
+        "share_within_50ms": round(counts.get(0.05, 0) / total, 4),
+    }
 
 
 def py_spy_top(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
@@ -214,6 +246,7 @@ def main() -> None:
             command += ["--gateway", cluster.ws_url(name)]
         env = dict(os.environ, PARLEY_ACCESS_KEY_ID="AKIDBENCH", PARLEY_SECRET_ACCESS_KEY="bench-secret")
         before = {name: scrape(cluster.ports[name]) for name in gateways}
+        routers_before = {name: scrape(cluster.ports[name]) for name in routers}
         rss_before = {name: rss_mib(cluster.processes[name].pid) for name in gateways}
         services = service_pids()
         loadgen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE)
@@ -261,6 +294,11 @@ def main() -> None:
             for n in gateways
         )
         result["server_deliveries"] = deliveries
+        # where latency accrues without the generator's queueing: accept at a gateway → write at
+        # the gateways, and accept → the router deciding it (bus lag)
+        result["server_send_to_deliver"] = latency_summary("parley_send_to_deliver_seconds", before, after)
+        routers_after = {name: scrape(cluster.ports[name]) for name in routers}
+        result["router_action_age"] = latency_summary("parley_router_action_age_seconds", routers_before, routers_after)
         result["server_deliveries_per_s"] = (
             round(deliveries / report["duration_s"], 1) if report.get("duration_s") else None
         )

@@ -29,6 +29,9 @@ def real_backends(settings: Settings) -> tuple[Store, Bus]:
         shards=settings.shards,
         prefetch=settings.router_prefetch,
         durable_actions=settings.durable_actions,
+        # one ordered pipeline for the store's writes and the bus's publishes: a router's history,
+        # publish and done marks go out together and run in that order (shared/redis_pipeline.py)
+        pipeline=store.pipeline,
     )
     bus.log_queue_max_bytes = settings.log_queue_max_bytes
     return store, bus

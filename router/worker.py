@@ -14,6 +14,8 @@ import functools
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable
+from typing import Any
 
 import structlog
 
@@ -206,7 +208,10 @@ class Router:
                 return
             except Exception:
                 # Redis or the broker is unavailable: keep the batch (and the room's order) and
-                # retry; nothing is acked, so a crash meanwhile redelivers it.
+                # retry; nothing is acked, so a crash meanwhile redelivers it. Part of it may have
+                # been published (a reply lost after Redis ran the pipeline), so the retry checks
+                # the done marks as a redelivery would.
+                batch = [(action, ack, True) for action, ack, _ in batch]
                 log.exception("room batch failed; retrying", room_id=room_id, actions=len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -248,44 +253,55 @@ class Router:
                 errors.append((outcome.gateway_id, outcome.error))
 
         metrics.ROUTER_BATCH_SIZE.observe(len(batch))
+        # One ordered round of writes (Store and Bus share one Redis pipeline, see
+        # shared/redis_pipeline.py): started in order now, awaited in order below. History
+        # first: a client catching up subscribes, then reads history, so anything published
+        # after that read was already live for it (no gap). Then the room publish, the senders'
+        # errors, and the done marks, which must never exist for an unpublished action.
+        writes: list[Awaitable[Any]] = []
+        log_delivery = b""
         if room is not None and items:
-            # History first: a client catching up subscribes, then reads history, so anything
-            # published after that read was already live for it (no gap).
-            await self._record_history(room, decided)
+            writes += self._record_history(room, decided)
         if items:
             delivery = RoomDelivery(room_id, items).encode()
-            await self.bus.publish_rooms([(room_id, delivery)])
+            writes.append(self.bus.publish_rooms([(room_id, delivery)]))
             if room is not None and room.logging_configuration_identifiers:
-                # Chat logs: queued durably (publisher confirm) before the actions are acked below.
                 # Client events (parley extension) are never logged.
                 logged = [item for item in items if item.log_type != NOT_LOGGED]
-                if len(logged) != len(items):
-                    delivery = RoomDelivery(room_id, logged).encode() if logged else b""
-                if delivery:
-                    await self.bus.publish_log(room_id, delivery)
-        for gateway_id, notice in errors:
-            await self.bus.publish_gateway(gateway_id, notice.encode())
-        await self.store.claim_many(done_keys, DONE_TTL_MS)
+                log_delivery = delivery if len(logged) == len(items) else RoomDelivery(room_id, logged).encode()
+                log_delivery = log_delivery if logged else b""
+        writes += [self.bus.publish_gateway(gateway_id, notice.encode()) for gateway_id, notice in errors]
+        if not log_delivery:
+            writes.append(self.store.claim_many(done_keys, DONE_TTL_MS))
+        await _in_order(writes)
+        if log_delivery:
+            # Chat logs: queued durably (publisher confirm) before the done marks and the acks.
+            await self.bus.publish_log(room_id, log_delivery)
+            await self.store.claim_many(done_keys, DONE_TTL_MS)
         for _, ack, _ in batch:
             await ack()
 
-    async def _record_history(self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]) -> None:
+    def _record_history(self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]) -> list[Awaitable[Any]]:
+        """The batch's history writes, started in batch order (a delete of a message from this
+        very batch works too); the caller awaits them in order."""
         if room.history_max_messages <= 0:
-            return
+            return []
         max_age_ms = room.history_max_age_seconds * 1000
+        writes: list[Awaitable[Any]] = []
         appended: list[tuple[str, bytes]] = []
         for action, outcome in decided:
             if outcome.delivery is None:
                 continue
             if action.kind == Kind.SEND_MESSAGE and not action.recipient:  # direct messages: never kept
                 appended.append((action.frame_id, outcome.delivery.frame))
-            elif action.kind == Kind.DELETE_MESSAGE:
-                # Deleted messages leave the history (in batch order, so a delete of a message
-                # from this very batch works too).
-                await self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms)
-                appended = []
-                await self.store.history_remove(room.id, action.target)
-        await self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms)
+            elif action.kind == Kind.DELETE_MESSAGE:  # deleted messages leave the history
+                if appended:
+                    writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
+                    appended = []
+                writes.append(self.store.history_remove(room.id, action.target))
+        if appended:
+            writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
+        return writes
 
     async def _review(
         self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]
@@ -297,3 +313,16 @@ class Router:
         for (index, action), verdict in zip(pending, verdicts, strict=True):
             result[index] = (action, reviewed(action, verdict))
         return result
+
+
+async def _in_order(writes: list[Awaitable[Any]]) -> None:
+    """Await writes that were started in order. After a failure the rest are still awaited
+    (their outcome no longer matters, but nothing is left dangling), then the failure is raised."""
+    for index, write in enumerate(writes):
+        try:
+            await write
+        except BaseException:
+            for rest in writes[index + 1 :]:
+                with contextlib.suppress(Exception):
+                    await rest
+            raise

@@ -31,7 +31,7 @@ import functools
 import itertools
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -67,6 +67,7 @@ from shared.bus import (
 )
 from shared.coalesce import TurnBatcher
 from shared.envelope import ActionEnvelope
+from shared.redis_pipeline import Command, RedisPipeline
 
 log = structlog.get_logger(__name__)
 
@@ -543,6 +544,11 @@ class _RedisSubscription(Subscription):
         self._channels.clear()
 
 
+async def _completion(pending: Awaitable[Any] | None) -> None:
+    if pending is not None:
+        await pending
+
+
 # --- the bus ---------------------------------------------------------------------------------
 class AmqpRedisBus(Bus):
     def __init__(
@@ -553,6 +559,7 @@ class AmqpRedisBus(Bus):
         shards: int = 16,
         prefetch: int = 256,
         durable_actions: bool = True,
+        pipeline: RedisPipeline | None = None,
     ) -> None:
         self.shards = shards
         self.prefetch = prefetch
@@ -572,7 +579,9 @@ class AmqpRedisBus(Bus):
         self._hub: _PubSubHub | None = None
         self._consumers: list[_AmqpShardConsumer] = []
         self._outgoing: dict[int, TurnBatcher[bytes]] = {}  # shard → its actions of this loop turn
-        self._channel_batcher: TurnBatcher[tuple[bytes, bytes]] = TurnBatcher(self._publish_channels)
+        # Room and gateway publishes: the process's shared ordered pipeline (``real_backends``
+        # passes the Store's), or this bus's own, made at start().
+        self._pipeline = pipeline
         self.log_queue_max_bytes = 1 << 30  # x-max-length-bytes of the log queue; all processes must agree
         self._log_channel: AbstractChannel | None = None
         self._log_consumers: list[_AmqpLogConsumer] = []
@@ -632,6 +641,8 @@ class AmqpRedisBus(Bus):
             # Blocking pool: bursts wait for a connection rather than fail (MaxConnectionsError).
             pool = BlockingConnectionPool.from_url(self._redis_url, max_connections=64, timeout=10)
             self._redis = Redis(connection_pool=pool)
+            if self._pipeline is None:
+                self._pipeline = RedisPipeline(self._redis)
             self._started = True
 
     async def _declare_queue(self, channel: AbstractChannel, shard: int) -> AbstractQueue:
@@ -783,23 +794,21 @@ class AmqpRedisBus(Bus):
         return server
 
     # --- fan-out ------------------------------------------------------------------------
-    async def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> None:
-        if not deliveries:
-            return
-        await self._ensure()
-        # Every room's deliveries of this loop turn go out in one pipeline (see shared.coalesce).
-        await self._channel_batcher.submit([(self.room_channel(room_id), data) for room_id, data in deliveries])
+    def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> Awaitable[None]:
+        # Every delivery of this loop turn goes out in one pipeline, the Store's when shared.
+        return self._publish([("PUBLISH", self.room_channel(room_id), data) for room_id, data in deliveries])
 
-    async def _publish_channels(self, messages: list[tuple[bytes, bytes]]) -> None:
-        assert self._redis is not None
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, data in messages:
-                pipe.publish(channel, data)
-            await pipe.execute()
+    def publish_gateway(self, gateway_id: str, data: bytes) -> Awaitable[None]:
+        return self._publish([("PUBLISH", self.gateway_channel(gateway_id), data)])
 
-    async def publish_gateway(self, gateway_id: str, data: bytes) -> None:
+    def _publish(self, commands: list[Command]) -> Awaitable[None]:
+        if self._pipeline is None:  # before start(): nothing to keep in order with yet
+            return self._start_then_publish(commands)
+        return _completion(self._pipeline.submit(commands) if commands else None)
+
+    async def _start_then_publish(self, commands: list[Command]) -> None:
         await self._ensure()
-        await self._channel_batcher.submit([(self.gateway_channel(gateway_id), data)])
+        await self._publish(commands)
 
     async def publish_control(self, data: bytes) -> None:
         await self._ensure()

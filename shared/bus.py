@@ -104,12 +104,13 @@ class Bus(ABC):
 
     # --- fan-out ------------------------------------------------------------------------
     @abstractmethod
-    async def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> None:
-        """Publish ``(room_id, RoomDelivery bytes)`` pairs, in order, in one round trip."""
+    def publish_rooms(self, deliveries: list[tuple[str, bytes]]) -> Awaitable[None]:
+        """Publish ``(room_id, RoomDelivery bytes)`` pairs, in order, in one round trip.
+        Ordered at call time with the Store's writes (see ``Store.history_append``)."""
 
     @abstractmethod
-    async def publish_gateway(self, gateway_id: str, data: bytes) -> None:
-        """Publish ``ConnectionNotice`` bytes to one gateway."""
+    def publish_gateway(self, gateway_id: str, data: bytes) -> Awaitable[None]:
+        """Publish ``ConnectionNotice`` bytes to one gateway. Ordered at call time."""
 
     @abstractmethod
     async def publish_control(self, data: bytes) -> None: ...

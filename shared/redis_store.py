@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
-from shared.coalesce import TurnBatcher
+from shared.redis_pipeline import Command, RedisPipeline
 from shared.store import QuotaExceeded, Record, Store
 
 # The count check and the insert must be one atomic step, or concurrent creates on several api
@@ -224,14 +224,6 @@ def _presence_entry(raw: bytes) -> tuple[str, dict[str, str]]:
 REDIS_POOL_SIZE = 64
 
 
-# One queued command of the turn's pipeline: the raw command and its arguments.
-Command = tuple[Any, ...]
-
-
-def _is_noscript(result: object) -> bool:
-    return isinstance(result, NoScriptError)
-
-
 def _encode(record: Record) -> bytes:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -239,6 +231,15 @@ def _encode(record: Record) -> bytes:
 def _decode(raw: bytes) -> Record:
     result: Record = json.loads(raw)
     return result
+
+
+async def _none(pending: Awaitable[list[Any]] | None) -> None:
+    if pending is not None:
+        await pending
+
+
+async def _first_as_bool(pending: Awaitable[list[Any]]) -> bool:
+    return bool((await pending)[0])
 
 
 class RedisStore(Store):
@@ -253,12 +254,12 @@ class RedisStore(Store):
         self._put = self._redis.register_script(_PUT)
         self._report = self._redis.register_script(_REPORT)
         self._reports = self._redis.register_script(_REPORTS)
-        self._history_append = self._redis.register_script(_HISTORY_APPEND)
-        self._history_remove = self._redis.register_script(_HISTORY_REMOVE)
-        self._presence_add = self._redis.register_script(_PRESENCE_ADD)
-        self._pipelined_scripts = [self._history_append, self._presence_add]
-        # serial: while one pipeline is on the wire, the next turn's commands gather (see coalesce)
-        self._pipeline: TurnBatcher[Command] = TurnBatcher(self._run_turn, serial=True)
+        # This turn's commands, in order, one round trip; the bus of the same process publishes
+        # through it too (``real_backends``), so a router's history, publish and done marks share it.
+        self.pipeline = RedisPipeline(self._redis)
+        self._history_append = self.pipeline.script(_HISTORY_APPEND)
+        self._history_remove = self.pipeline.script(_HISTORY_REMOVE)
+        self._presence_add = self.pipeline.script(_PRESENCE_ADD)
         self._presence_remove = self._redis.register_script(_PRESENCE_REMOVE)
         self._presence_refresh = self._redis.register_script(_PRESENCE_REFRESH)
         self._presence_list = self._redis.register_script(_PRESENCE_LIST)
@@ -279,8 +280,7 @@ class RedisStore(Store):
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         await self._redis.ping()  # fail fast on a wrong URL instead of on the first request
-        for script in self._pipelined_scripts:  # sent as bare EVALSHA by _run_turn
-            await self._redis.script_load(script.script)
+        await self.pipeline.load_scripts()  # they go as bare EVALSHA
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -354,57 +354,24 @@ class RedisStore(Store):
         commands: list[Command] = [("GET", self._rec(kind, rid))]
         if keys:
             commands.append(("MGET", *(self._mark(k) for k in keys)))
-        results = await self._pipelined(commands)
+        results = await self.pipeline.submit(commands)
         raw, marks = results[0], results[1] if keys else []
         return (None if raw is None else _decode(raw)), [mark is not None for mark in marks]
 
     async def claim(self, key: str, ttl_ms: int) -> bool:
-        (claimed,) = await self._pipelined([("SET", self._mark(key), b"1", "NX", "PX", ttl_ms)])
+        (claimed,) = await self.pipeline.submit([("SET", self._mark(key), b"1", "NX", "PX", ttl_ms)])
         return bool(claimed)
 
     async def claimed(self, keys: list[str]) -> list[bool]:
         if not keys:
             return []
-        (marks,) = await self._pipelined([("MGET", *(self._mark(k) for k in keys))])
+        (marks,) = await self.pipeline.submit([("MGET", *(self._mark(k) for k in keys))])
         return [raw is not None for raw in marks]
 
-    async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
+    def claim_many(self, keys: list[str], ttl_ms: int) -> Awaitable[None]:
         if not keys:
-            return
-        await self._pipelined([("SET", self._mark(key), b"1", "PX", ttl_ms) for key in keys])
-
-    async def _pipelined(self, commands: list[Command]) -> list[Any]:
-        """Run ``commands`` in this loop turn's pipeline, shared with every other task's: a router
-        draining hundreds of rooms, or a gateway admitting hundreds of connections, pays one
-        round trip per turn instead of one per call. Their replies, or the first error among them."""
-        results = await self._pipeline.submit(commands)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
-
-    async def _run_turn(self, commands: list[Command]) -> list[Any]:
-        """One turn's commands, one round trip.
-
-        Scripts go as plain EVALSHA: redis-py's pipeline would first ask ``SCRIPT EXISTS`` (a
-        second round trip on every flush). A Redis that lost its scripts (restart) answers
-        NOSCRIPT for just those commands; they are loaded and only they are sent again, since
-        the rest of the pipeline has run.
-        """
-        results = await self._run_pipeline(commands)
-        retry = [index for index, result in enumerate(results) if _is_noscript(result)]
-        if retry:
-            for script in self._pipelined_scripts:
-                await self._redis.script_load(script.script)
-            for index, result in zip(retry, await self._run_pipeline([commands[i] for i in retry]), strict=True):
-                results[index] = result
-        return results
-
-    async def _run_pipeline(self, commands: list[Command]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return await pipe.execute(raise_on_error=False)
+            return _none(None)
+        return _none(self.pipeline.submit([("SET", self._mark(key), b"1", "PX", ttl_ms) for key in keys]))
 
     async def release(self, key: str) -> bool:
         return bool(await self._redis.delete(self._mark(key)))
@@ -419,18 +386,21 @@ class RedisStore(Store):
         rows = await self._redis.xrange(self._hist(room_id), min=f"{now_ms_server - max_age_ms}", max="+")
         return [(fields[b"i"].decode(), fields[b"f"]) for _, fields in rows]
 
-    async def history_append(
+    def history_append(
         self, room_id: str, items: list[tuple[str, bytes]], max_messages: int, max_age_ms: int
-    ) -> None:
-        if not items:
-            return
+    ) -> Awaitable[None]:
         flat: list[Any] = [max_messages, max_age_ms]
         for message_id, frame in items:
             flat += [message_id, frame]
-        await self._pipelined([("EVALSHA", self._history_append.sha, 1, self._hist(room_id), *flat)])
+        if not items:
+            return _none(None)
+        script = ("EVALSHA", self._history_append.sha, 1, self._hist(room_id), *flat)
+        return _none(self.pipeline.submit([script]))
 
-    async def history_remove(self, room_id: str, message_id: str) -> bool:
-        return bool(await self._history_remove(keys=[self._hist(room_id)], args=[message_id]))
+    def history_remove(self, room_id: str, message_id: str) -> Awaitable[bool]:
+        return _first_as_bool(
+            self.pipeline.submit([("EVALSHA", self._history_remove.sha, 1, self._hist(room_id), message_id)])
+        )
 
     async def history_latest(
         self, room_id: str, limit: int, max_age_ms: int, before: str | None = None
@@ -463,7 +433,7 @@ class RedisStore(Store):
         entry = _encode({"h": holder, "u": user_id, "a": attributes or {}})
         keys = [*self._pres(room_id), f"{self._ns}:presh:{holder}"]
         script = ("EVALSHA", self._presence_add.sha, len(keys), *keys, connection_id, holder, user_id, entry, room_id)
-        (added,) = await self._pipelined([script])
+        (added,) = await self.pipeline.submit([script])
         return bool(added)
 
     async def presence_remove(self, room_id: str, connection_id: str) -> bool:

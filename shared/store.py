@@ -9,6 +9,7 @@ conformance suite in ``tests/test_store.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from typing import Any
 
 Record = dict[str, Any]
@@ -68,8 +69,8 @@ class Store(ABC):
         """Which of ``keys`` are currently marked."""
 
     @abstractmethod
-    async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
-        """Mark every key (no answer needed)."""
+    def claim_many(self, keys: list[str], ttl_ms: int) -> Awaitable[None]:
+        """Mark every key (no answer needed). Ordered at call time (see ``history_append``)."""
 
     @abstractmethod
     async def release(self, key: str) -> bool:
@@ -79,14 +80,19 @@ class Store(ABC):
     # A room's recent delivered MESSAGE frames, oldest to newest, as (message id, frame bytes).
     # Bounded by count and age; entries older than ``max_age_ms`` are never returned.
     @abstractmethod
-    async def history_append(
+    def history_append(
         self, room_id: str, items: list[tuple[str, bytes]], max_messages: int, max_age_ms: int
-    ) -> None:
-        """Append in order, then trim to the newest ``max_messages`` within ``max_age_ms``."""
+    ) -> Awaitable[None]:
+        """Append in order, then trim to the newest ``max_messages`` within ``max_age_ms``.
+
+        ``history_append``, ``history_remove`` and ``claim_many`` take effect in the order they
+        are called (with the Bus's ``publish_rooms``/``publish_gateway`` of the same process)
+        when their awaitables are awaited in that order too: a caller may start several and
+        await them afterwards, which lets a pipelined implementation send them together."""
 
     @abstractmethod
-    async def history_remove(self, room_id: str, message_id: str) -> bool:
-        """Remove one message (it was deleted); True if it was there."""
+    def history_remove(self, room_id: str, message_id: str) -> Awaitable[bool]:
+        """Remove one message (it was deleted); True if it was there. Ordered at call time."""
 
     @abstractmethod
     async def history_latest(

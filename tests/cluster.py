@@ -79,10 +79,10 @@ class Cluster:
         env.update(self.extra_env)
         return env
 
-    def start(self, name: str, *args: str, health_port: int | None = None) -> None:
+    def start(self, name: str, *args: str, health_port: int | None = None, env: dict[str, str] | None = None) -> None:
         log = open(self.log_dir / f"parley-{self.settings.namespace}-{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "parley", *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+            [sys.executable, "-m", "parley", *args], cwd=ROOT, env=self.env() | (env or {}), stdout=log, stderr=log
         )
         if health_port is not None:
             wait_http(f"http://127.0.0.1:{health_port}/healthz")
@@ -98,7 +98,9 @@ class Cluster:
         return port
 
     def start_router(self, name: str) -> None:
-        self.start(name, "router")
+        """A router, with its /metrics on ``ports[name]`` (routers have no other listener)."""
+        port = self.ports[name] = free_port()
+        self.start(name, "router", env={"PARLEY_METRICS_PORT": str(port)})
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)

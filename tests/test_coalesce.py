@@ -79,7 +79,9 @@ async def test_serial_batches_what_arrives_while_a_flush_runs() -> None:
     assert flushes[-1] == [9]
 
 
-async def test_serial_still_flushes_full_batches_early() -> None:
+async def test_serial_keeps_full_batches_in_line() -> None:
+    """Serial flushes run one at a time in submission order (the order a Redis connection
+    executes them); a batch that fills up meanwhile is closed and waits for its turn."""
     flushes: list[list[int]] = []
     release = asyncio.Event()
 
@@ -92,10 +94,41 @@ async def test_serial_still_flushes_full_batches_early() -> None:
     await asyncio.sleep(0.01)
     later = [asyncio.create_task(batcher.submit([n])) for n in range(1, 4)]
     await asyncio.sleep(0.01)
-    assert flushes == [[0], [1, 2]]  # full: no waiting, or a slow peer would grow batches without bound
+    assert flushes == [[0]]  # [1, 2] is full but waits: nothing overtakes a flush in flight
     release.set()
     await asyncio.gather(first, *later)
     assert flushes == [[0], [1, 2], [3]]
+
+
+async def test_serial_early_flush_does_not_let_its_timer_fire_the_next_batch() -> None:
+    flushes: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def flush(items: list[int]) -> None:
+        flushes.append(items)
+        await release.wait()
+
+    batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True, max_items=2)
+    full = batcher.submit([0, 1])  # full at once: flushed now, its turn timer still scheduled
+    behind = batcher.submit([2])  # queued behind the running flush
+    await asyncio.sleep(0.01)
+    assert flushes == [[0, 1]]
+    release.set()
+    await asyncio.gather(full, behind)
+    assert flushes == [[0, 1], [2]]
+
+
+async def test_submit_queues_at_call_time() -> None:
+    flushes: list[list[int]] = []
+
+    async def flush(items: list[int]) -> None:
+        flushes.append(items)
+
+    batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True)
+    second_first = [batcher.submit([2]), batcher.submit([1])]  # queued in call order, awaited later
+    await second_first[1]
+    await second_first[0]
+    assert flushes == [[2, 1]]
 
 
 async def test_each_submitter_gets_the_results_of_its_own_items() -> None:

@@ -1,0 +1,73 @@
+"""One ordered Redis pipeline per loop turn, shared by the Store and the Bus of a process.
+
+Every command submitted in an event-loop turn goes out in one pipeline (one round trip), and
+pipelines run one at a time in submission order (a serial :class:`~shared.coalesce.TurnBatcher`).
+So commands execute in the order they were submitted, whichever component submitted them: a
+router queues a room batch's history append (Store), its room publish (Bus) and its done marks
+(Store) together, pays one round trip for all three, and still has history written before the
+publish and the marks after it.
+
+Scripts go as plain EVALSHA: redis-py's own pipeline would first ask ``SCRIPT EXISTS`` (a
+second round trip on every flush). A Redis that lost its scripts (a restart) answers NOSCRIPT
+for just those commands; the scripts are loaded again and only those commands are resent,
+since the rest of the pipeline has run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from shared.coalesce import TurnBatcher
+
+# One queued command: the raw command name and its arguments.
+Command = tuple[Any, ...]
+
+
+class RedisPipeline:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._scripts: list[AsyncScript] = []
+        self._turns: TurnBatcher[Command] = TurnBatcher(self._run_turn, serial=True)
+
+    def script(self, source: str) -> AsyncScript:
+        """Register a script that will be sent through this pipeline (as EVALSHA)."""
+        script = self.redis.register_script(source)
+        self._scripts.append(script)
+        return script
+
+    async def load_scripts(self) -> None:
+        for script in self._scripts:
+            await self.redis.script_load(script.script)
+
+    def submit(self, commands: list[Command]) -> Awaitable[list[Any]]:
+        """Queue ``commands`` now, in this turn's pipeline, behind everything submitted before;
+        await their replies (the first error among them is raised to this caller only)."""
+        return _replies(self._turns.submit(commands))
+
+    async def _run_turn(self, commands: list[Command]) -> list[Any]:
+        results = await self._run(commands)
+        retry = [index for index, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if retry:
+            await self.load_scripts()
+            for index, result in zip(retry, await self._run([commands[i] for i in retry]), strict=True):
+                results[index] = result
+        return results
+
+    async def _run(self, commands: list[Command]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
+
+
+async def _replies(pending: Awaitable[list[Any]]) -> list[Any]:
+    results = await pending
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
