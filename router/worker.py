@@ -268,8 +268,8 @@ class Router:
             if room is not None and room.logging_configuration_identifiers:
                 # Client events (parley extension) are never logged.
                 logged = [item for item in items if item.log_type != NOT_LOGGED]
-                log_delivery = delivery if len(logged) == len(items) else RoomDelivery(room_id, logged).encode()
-                log_delivery = log_delivery if logged else b""
+                if logged:
+                    log_delivery = delivery if len(logged) == len(items) else RoomDelivery(room_id, logged).encode()
         writes += [self.bus.publish_gateway(gateway_id, notice.encode()) for gateway_id, notice in errors]
         if not log_delivery:
             writes.append(self.store.claim_many(done_keys, DONE_TTL_MS))

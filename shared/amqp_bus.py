@@ -67,7 +67,7 @@ from shared.bus import (
 )
 from shared.coalesce import TurnBatcher
 from shared.envelope import ActionEnvelope
-from shared.redis_pipeline import Command, RedisPipeline
+from shared.redis_pipeline import Command, RedisPipeline, completion
 
 log = structlog.get_logger(__name__)
 
@@ -544,11 +544,6 @@ class _RedisSubscription(Subscription):
         self._channels.clear()
 
 
-async def _completion(pending: Awaitable[Any] | None) -> None:
-    if pending is not None:
-        await pending
-
-
 # --- the bus ---------------------------------------------------------------------------------
 class AmqpRedisBus(Bus):
     def __init__(
@@ -804,7 +799,7 @@ class AmqpRedisBus(Bus):
     def _publish(self, commands: list[Command]) -> Awaitable[None]:
         if self._pipeline is None:  # before start(): nothing to keep in order with yet
             return self._start_then_publish(commands)
-        return _completion(self._pipeline.submit(commands) if commands else None)
+        return completion(self._pipeline.submit(commands) if commands else None)
 
     async def _start_then_publish(self, commands: list[Command]) -> None:
         await self._ensure()

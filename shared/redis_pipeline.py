@@ -65,6 +65,12 @@ class RedisPipeline:
             return await pipe.execute(raise_on_error=False)
 
 
+async def completion(pending: Awaitable[Any] | None) -> None:
+    """Await ``pending`` (a submission's replies) if there is one, for callers that need no reply."""
+    if pending is not None:
+        await pending
+
+
 async def _replies(pending: Awaitable[list[Any]]) -> list[Any]:
     results = await pending
     for result in results:

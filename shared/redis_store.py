@@ -27,7 +27,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from shared.redis_pipeline import Command, RedisPipeline
+from shared.redis_pipeline import Command, RedisPipeline, completion
 from shared.store import QuotaExceeded, Record, Store
 
 # The count check and the insert must be one atomic step, or concurrent creates on several api
@@ -233,11 +233,6 @@ def _decode(raw: bytes) -> Record:
     return result
 
 
-async def _none(pending: Awaitable[list[Any]] | None) -> None:
-    if pending is not None:
-        await pending
-
-
 async def _first_as_bool(pending: Awaitable[list[Any]]) -> bool:
     return bool((await pending)[0])
 
@@ -370,8 +365,8 @@ class RedisStore(Store):
 
     def claim_many(self, keys: list[str], ttl_ms: int) -> Awaitable[None]:
         if not keys:
-            return _none(None)
-        return _none(self.pipeline.submit([("SET", self._mark(key), b"1", "PX", ttl_ms) for key in keys]))
+            return completion(None)
+        return completion(self.pipeline.submit([("SET", self._mark(key), b"1", "PX", ttl_ms) for key in keys]))
 
     async def release(self, key: str) -> bool:
         return bool(await self._redis.delete(self._mark(key)))
@@ -393,9 +388,9 @@ class RedisStore(Store):
         for message_id, frame in items:
             flat += [message_id, frame]
         if not items:
-            return _none(None)
+            return completion(None)
         script = ("EVALSHA", self._history_append.sha, 1, self._hist(room_id), *flat)
-        return _none(self.pipeline.submit([script]))
+        return completion(self.pipeline.submit([script]))
 
     def history_remove(self, room_id: str, message_id: str) -> Awaitable[bool]:
         return _first_as_bool(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from shared.coalesce import TurnBatcher
 
@@ -79,9 +80,8 @@ async def test_serial_batches_what_arrives_while_a_flush_runs() -> None:
     assert flushes[-1] == [9]
 
 
-async def test_serial_keeps_full_batches_in_line() -> None:
-    """Serial flushes run one at a time in submission order (the order a Redis connection
-    executes them); a batch that fills up meanwhile is closed and waits for its turn."""
+def _held_flush() -> tuple[list[list[int]], asyncio.Event, Callable[[list[int]], Awaitable[None]]]:
+    """A flush that records each batch and holds it until ``release`` is set (a slow peer)."""
     flushes: list[list[int]] = []
     release = asyncio.Event()
 
@@ -89,6 +89,13 @@ async def test_serial_keeps_full_batches_in_line() -> None:
         flushes.append(items)
         await release.wait()
 
+    return flushes, release, flush
+
+
+async def test_serial_keeps_full_batches_in_line() -> None:
+    """Serial flushes run one at a time in submission order (the order a Redis connection
+    executes them); a batch that fills up meanwhile is closed and waits for its turn."""
+    flushes, release, flush = _held_flush()
     batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True, max_items=2)
     first = asyncio.create_task(batcher.submit([0]))
     await asyncio.sleep(0.01)
@@ -101,13 +108,7 @@ async def test_serial_keeps_full_batches_in_line() -> None:
 
 
 async def test_serial_early_flush_does_not_let_its_timer_fire_the_next_batch() -> None:
-    flushes: list[list[int]] = []
-    release = asyncio.Event()
-
-    async def flush(items: list[int]) -> None:
-        flushes.append(items)
-        await release.wait()
-
+    flushes, release, flush = _held_flush()
     batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True, max_items=2)
     full = batcher.submit([0, 1])  # full at once: flushed now, its turn timer still scheduled
     behind = batcher.submit([2])  # queued behind the running flush
