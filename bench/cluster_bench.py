@@ -5,7 +5,8 @@ real RabbitMQ and Redis (a throwaway namespace, deleted afterwards), runs ``parl
 with the given shape, and prints one JSON object: the load test's report, the gateways'
 server-side counters (sum of MessagingDeliveries_total etc. scraped from /metrics, so the
 numbers do not depend on the load generator keeping up), the gateways' own send → deliver
-latency and the routers' bus lag (``server_send_to_deliver``, ``router_action_age``), each process's peak RSS, and with
+latency, the routers' bus lag and the broker's confirm latency (``server_send_to_deliver``,
+``router_action_age``, ``broker_confirm``), each process's peak RSS, and with
 ``--profile`` a py-spy top-functions summary of gateway 0 and router 0 during the run.
 
     .venv/bin/python bench/cluster_bench.py --clients 1000 --rooms 1 --rate 100 --duration 20
@@ -297,6 +298,7 @@ def main() -> None:
         # where latency accrues without the generator's queueing: accept at a gateway → write at
         # the gateways, and accept → the router deciding it (bus lag)
         result["server_send_to_deliver"] = latency_summary("parley_send_to_deliver_seconds", before, after)
+        result["broker_confirm"] = latency_summary("parley_bus_confirm_seconds", before, after)
         routers_after = {name: scrape(cluster.ports[name]) for name in routers}
         result["router_action_age"] = latency_summary("parley_router_action_age_seconds", routers_before, routers_after)
         result["server_deliveries_per_s"] = (

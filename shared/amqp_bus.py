@@ -31,6 +31,7 @@ import functools
 import itertools
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -713,7 +714,9 @@ class AmqpRedisBus(Bus):
         else:
             message = aio_pika.Message(encode_batch(batch), type=BATCH_TYPE, delivery_mode=self._action_delivery_mode)
         # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight.
+        started = time.perf_counter()
         await self._exchange.publish(message, routing_key=str(shard))
+        metrics.BUS_CONFIRM_SECONDS.observe(time.perf_counter() - started)
 
     async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
         """A consumer's own channel: its prefetch window, and closing it requeues its unacked."""

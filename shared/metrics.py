@@ -61,6 +61,12 @@ BUS_ACTIONS_PER_PUBLISH = Histogram(
     "Actions carried by one broker message to a shard queue (bigger under load: fewer broker messages)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+BUS_CONFIRM_SECONDS = Histogram(
+    "parley_bus_confirm_seconds",
+    "Publish of a shard message to the broker's confirm (persistent ones wait for its fsync); "
+    "the shard's next message waits for it",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 ROUTER_ACTION_AGE_SECONDS = Histogram(
     "parley_router_action_age_seconds",
     "Bus lag: time from a gateway (or the api) accepting an action to the router deciding it",

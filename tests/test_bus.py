@@ -265,6 +265,15 @@ async def test_closed_subscription_receives_nothing(make_bus: MakeBus) -> None:
 
 
 # --- real only: what needs a broker ------------------------------------------------------------
+def _histogram_count(histogram: object) -> float:
+    """How many observations a prometheus_client Histogram has (its ``_count`` sample)."""
+    for family in histogram.collect():  # type: ignore[attr-defined]
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                return float(sample.value)
+    raise AssertionError("no _count sample")
+
+
 async def _queue_depth(amqp_url: str, queue: str) -> int:
     import aio_pika
 
@@ -513,11 +522,15 @@ async def test_close_is_idempotent_and_prompt(amqp_bus_factory) -> None:  # type
 async def test_actions_published_together_travel_as_one_batch(amqp_bus_factory, amqp_url: str) -> None:  # type: ignore[no-untyped-def]
     """Concurrent publishes of one shard coalesce into one broker message; the consumer still
     sees every action, in publish order, and the broker message is acked only when all are."""
+    from shared import metrics
+
     bus = await amqp_bus_factory()
     shard = bus.shard_of("room-b")
     sent = [action("room-b", i) for i in range(300)]
+    confirms_before = _histogram_count(metrics.BUS_CONFIRM_SECONDS)
     await asyncio.gather(*(bus.publish_action(envelope) for envelope in sent))
     assert await _queue_depth(amqp_url, bus.queue_name(shard)) == 1  # one broker message, not 300
+    assert _histogram_count(metrics.BUS_CONFIRM_SECONDS) == confirms_before + 1  # its confirm was timed
 
     first = Recorder(auto_ack=False)
     consumer = await bus.consume_shard(shard, first)

@@ -44,6 +44,7 @@ OPERATIONAL_METRICS = [
     "parley_router_owned_shards",
     "parley_router_batch_actions_bucket",
     "parley_bus_actions_per_publish_sum",
+    "parley_bus_confirm_seconds_bucket",
     "parley_connect_rejections_total",
     "parley_request_errors_total",
     "parley_review_seconds_bucket",

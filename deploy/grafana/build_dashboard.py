@@ -193,6 +193,19 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str, str]]]] =
                 "short",
                 "timeseries",
             ),
+            (
+                "Broker confirm latency",
+                "Shard publish → RabbitMQ's confirm (persistent: after its fsync); a shard's next batch waits for it",
+                [
+                    (
+                        f"histogram_quantile({q}, sum by (le) (rate(parley_bus_confirm_seconds_bucket[{RATE}])))",
+                        f"p{p}",
+                    )
+                    for q, p in (("0.5", "50"), ("0.99", "99"))
+                ],
+                "s",
+                "timeseries",
+            ),
         ],
     ),
     (
