@@ -185,6 +185,13 @@ def main() -> None:
     parser.add_argument(
         "--transient-actions", action="store_true", help="PARLEY_DURABLE_ACTIONS=false (no fsync per action)"
     )
+    parser.add_argument(
+        "--loadgen-nice",
+        type=int,
+        default=0,
+        help="run the generator at this niceness (e.g. 10): on a shared box the cluster gets the CPU first, "
+        "as with a generator on other machines; compare the server-side latency, not the generator's",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy gateway 0 and router 0 while sending")
     parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks (gw0.raw, router0.raw) here")
     parser.add_argument("--redis-url", default=os.environ.get("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -250,7 +257,12 @@ def main() -> None:
         routers_before = {name: scrape(cluster.ports[name]) for name in routers}
         rss_before = {name: rss_mib(cluster.processes[name].pid) for name in gateways}
         services = service_pids()
-        loadgen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+        loadgen = subprocess.Popen(
+            ["nice", "-n", str(args.loadgen_nice), *command] if args.loadgen_nice else command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+        )
         cpu_samples: list[tuple[float, dict[str, float]]] = []
 
         def sample_cpu() -> None:
