@@ -46,14 +46,19 @@ def reject(action: ActionEnvelope, code: int, message: str) -> Outcome:
     return Outcome(error=ConnectionNotice(action.connection_id, frame), gateway_id=action.gateway_id)
 
 
+def _over_account_rate(action: ActionEnvelope, account: AccountRates | None) -> Outcome | None:
+    """ERROR 429 if the account-wide rate refuses ``action``; asking counts it when allowed."""
+    refusal = None if account is None else account.refusal(action)
+    return None if refusal is None else reject(action, frames.ErrorCode.TOO_MANY_REQUESTS, refusal)
+
+
 def decide(action: ActionEnvelope, state: RoomState, account: AccountRates | None = None) -> Outcome:
     room = state.room
     if room is None:
         return reject(action, frames.ErrorCode.NOT_FOUND, "Room not found")
-    # the account-wide rate is counted only for what passed the room's own rules
-    account_refusal = None if account is None or action.kind == Kind.SEND_MESSAGE else account.refusal(action)
-    if account_refusal is not None:
-        return reject(action, frames.ErrorCode.TOO_MANY_REQUESTS, account_refusal)
+    # the account-wide rate counts only what passed the room's own rules (SendMessage's below)
+    if action.kind != Kind.SEND_MESSAGE and (over := _over_account_rate(action, account)) is not None:
+        return over
 
     if action.kind == Kind.SEND_MESSAGE:
         if not action.content or len(action.content) > room.maximum_message_length:
@@ -70,9 +75,8 @@ def decide(action: ActionEnvelope, state: RoomState, account: AccountRates | Non
                 frames.ErrorCode.TOO_MANY_REQUESTS,
                 f"Room message rate of {room.maximum_message_rate_per_second}/s exceeded",
             )
-        account_refusal = None if account is None else account.refusal(action)
-        if account_refusal is not None:
-            return reject(action, frames.ErrorCode.TOO_MANY_REQUESTS, account_refusal)
+        if (over := _over_account_rate(action, account)) is not None:
+            return over
         if room.review_uri:
             return Outcome(needs_review=True)
         return _message(action, action.content, action.attributes)
