@@ -4,6 +4,10 @@ Members come from where the botocore model says: the JSON body by default, the U
 (``location: uri``) or the query string (``location: querystring``). URI members are taken from
 the *raw* path and unquoted here, because boto3 percent-encodes ``/`` in ARNs as ``%2F`` and a
 router that decodes first would split on it.
+
+Percent-encoded bytes that are not UTF-8 are decoded with ``surrogateescape``, into the same kind
+of string a JSON ``"\\udc80"`` escape gives, so validation refuses both alike, naming the member
+(the default, ``replace``, would silently turn them into U+FFFD).
 """
 
 from __future__ import annotations
@@ -51,12 +55,12 @@ def decode(operation: OperationModel, raw_path: str, body: bytes) -> dict[str, A
         params.update(decode_json_body(body))
 
     uri = _uri_template_regex(operation.http["requestUri"].split("?")[0]).fullmatch(path)
-    query_pairs = parse_qsl(query, keep_blank_values=True)
+    query_pairs = parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
     for name, member in members.items():
         location = member.serialization.get("location")
         wire_name = member.serialization.get("name", name)
         if location == "uri" and uri is not None:
-            params[name] = unquote(uri[wire_name])
+            params[name] = unquote(uri[wire_name], errors="surrogateescape")
         elif location == "querystring":
             values = [value for key, value in query_pairs if key == wire_name]
             if member.type_name == "list":

@@ -3,7 +3,10 @@
 botocore checks only ``required`` and ``min`` on the client side (spec §5), so the server walks
 each operation's input shape and checks everything: required members, JSON types, ``min``/``max``
 (string length in characters, list and map sizes, integer ranges), ``pattern`` (as a full match,
-which is what the model means) and ``enum``, plus tagged unions (exactly one member).
+which is what the model means) and ``enum``, plus tagged unions (exactly one member). Every string
+it visits (members, map keys, list items) must also be valid Unicode text: a JSON escape such as
+``"\\ud800"`` decodes to a string no UTF-8 encoder accepts, so it is refused here, before any
+handler stores or encodes it, and so are unknown members that hold one.
 
 Two model patterns are replaced (:data:`SHAPE_CHECKS`): ``ResourceArn``, whose model pattern
 allows one character before ``/`` (spec §5.1), and ``LambdaArn``, because parley also accepts
@@ -28,6 +31,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from api.errors import ValidationException
 from shared.frames import MAX_ATTRIBUTES_BYTES, attributes_size
 from shared.ids import parse_arn
+from shared.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
 from shared.tokens import Capability
 
 FieldErrors = list[tuple[str, str]]
@@ -105,6 +109,9 @@ def _check_size(shape: Shape, size: int, what: str, path: str, errors: FieldErro
 
 
 def _check_string(shape: Shape, value: str, path: str, errors: FieldErrors) -> None:
+    if not is_encodable(value):  # a lone surrogate: refused first, or a later encode would be a 500
+        errors.append((path, f"Member {UNPAIRED_SURROGATE}"))
+        return
     _check_size(shape, len(value), "length", path, errors)
     custom = SHAPE_CHECKS.get(shape.name)
     if custom is not None:
@@ -154,7 +161,9 @@ def check_value(shape: Any, value: Any, path: str, errors: FieldErrors) -> None:
         sensitive = shape.metadata.get("sensitive", False)
         for key, item in value.items():
             check_value(shape.key, key, f"{path} key", errors)
-            check_value(shape.value, item, path if sensitive else _join(path, str(key)), errors)
+            # A key that cannot be encoded cannot be named in the (UTF-8) error body either.
+            named = not sensitive and is_encodable(key)
+            check_value(shape.value, item, _join(path, key) if named else path, errors)
     elif kind == "string":
         if not isinstance(value, str):
             errors.append((path, "Member must be a string"))
@@ -212,6 +221,8 @@ def validate(operation: str, params: dict[str, Any]) -> None:
     """Raise ``ValidationException`` listing every problem of ``params`` for ``operation``."""
     errors: FieldErrors = []
     check_value(operation_model(operation).input_shape, params, "", errors)
+    if not errors and has_unencodable(params):  # only unknown members are left unchecked by the walk
+        errors.append(("body", f"The request body {UNPAIRED_SURROGATE}"))
     if not errors:  # the extra rules assume well-typed input
         for rule in OPERATION_RULES.get(operation, ()):
             errors.extend(rule(params))
