@@ -24,3 +24,16 @@ def test_idle_after_a_quiet_window() -> None:
     window.allow(100)
     assert not window.idle(1099)
     assert window.idle(1100)
+
+
+def test_memory_follows_the_rate_not_the_limit() -> None:
+    """A raised limit (an account quota of 10**6/s) must not keep every timestamp up to it."""
+    window = SlidingWindow(1_000_000, 1000)
+    for t in range(0, 600_000, 2):  # 500 events/s for 10 minutes, all allowed
+        assert window.allow(t)
+    assert len(window) <= 500
+
+
+def test_limit_zero_allows_nothing() -> None:
+    window = SlidingWindow(0, 1000)
+    assert not window.allow(0) and not window.allow(5000)
