@@ -31,9 +31,9 @@ _UNSIGNED_PAYLOADS = ("UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
 
 _AUTH_RE = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+)\s*,\s*"
-    r"SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<signature>[0-9a-f]{64})\s*$"
+    r"SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<signature>[0-9a-f]{64})\s*\Z"
 )
-_AMZ_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
+_AMZ_DATE_RE = re.compile(r"\d{8}T\d{6}Z")  # with fullmatch: "$" would let a final "\n" through
 
 
 def _deny(why: str) -> AccessDeniedException:
@@ -87,7 +87,7 @@ def verify(
         raise _deny(f"SignedHeaders must include {', '.join(missing)}")
     amz_date_values = headers.get("x-amz-date") or []
     amz_date = amz_date_values[0] if amz_date_values else ""
-    if not _AMZ_DATE_RE.match(amz_date):
+    if not _AMZ_DATE_RE.fullmatch(amz_date):
         raise _deny("X-Amz-Date is missing or malformed")
     if amz_date[:8] != scope_date:
         raise _deny("the credential scope date does not match X-Amz-Date")

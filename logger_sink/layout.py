@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from logger_sink.records import VERSION
 
-_KEY_TIME = re.compile(r"_(\d{8}T\d{4})Z_[0-9a-f]{8}\.log\.gz$")
+_KEY_TIME = re.compile(r"_(\d{8}T\d{4})Z_[0-9a-f]{8}\.log\.gz\Z")  # \Z: "$" also matches before a final "\n"
 
 
 def object_hash(body: bytes) -> str:

@@ -171,7 +171,7 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         )
     if action == Action.DELETE_MESSAGE:
         message_id = _required_str(body, "Id", request_id)
-        if not ID12_RE.match(message_id):
+        if not ID12_RE.fullmatch(message_id):
             raise FrameError(ErrorCode.BAD_REQUEST, "Id must be 12 characters of [a-zA-Z0-9]", request_id)
         return ClientRequest(Action.DELETE_MESSAGE, request_id, message_id=message_id, reason=_reason(body, request_id))
     if action == Action.DISCONNECT_USER:
@@ -186,7 +186,7 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
                 ErrorCode.BAD_REQUEST, f"Limit must be an integer from 1 to {MAX_HISTORY_PAGE}", request_id
             )
         after = body.get("After")
-        if after is not None and (not isinstance(after, str) or not ID12_RE.match(after)):
+        if after is not None and (not isinstance(after, str) or not ID12_RE.fullmatch(after)):
             raise FrameError(ErrorCode.BAD_REQUEST, "After must be a message Id", request_id)
         return ClientRequest(Action.GET_HISTORY, request_id, message_id=after or "", limit=limit)
     if action == Action.SEND_EVENT:
@@ -195,7 +195,7 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         return ClientRequest(Action.PING, request_id)
     if action == Action.APPROVE_CONNECTION:
         connection_id = _required_str(body, "ConnectionId", request_id)
-        if not ID12_RE.match(connection_id):
+        if not ID12_RE.fullmatch(connection_id):
             raise FrameError(ErrorCode.BAD_REQUEST, "ConnectionId must be 12 characters of [a-zA-Z0-9]", request_id)
         return ClientRequest(Action.APPROVE_CONNECTION, request_id, connection_id=connection_id)
     if action == Action.GET_PRESENCE:
@@ -240,7 +240,7 @@ def _parse_send_event(body: dict[str, Any], request_id: str | None) -> ClientReq
     attributes = check_attributes(body.get("Attributes"), "Attributes", request_id)
     if name in RECEIPT_EVENT_NAMES:
         message_id = (attributes or {}).get("MessageId", "")
-        if not ID12_RE.match(message_id):
+        if not ID12_RE.fullmatch(message_id):
             raise FrameError(ErrorCode.BAD_REQUEST, f"{name} needs Attributes.MessageId, a message Id", request_id)
     return ClientRequest(
         Action.SEND_EVENT, request_id, attributes=attributes, event_name=name, recipient=_recipient(body, request_id)

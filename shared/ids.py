@@ -8,10 +8,12 @@ from collections import deque
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _ID_SPACE = 62**12
-ID12_RE = re.compile(r"^[a-zA-Z0-9]{12}$")
+# Patterns that validate input are used with .fullmatch(): "$" also matches before a final newline,
+# so ^...$ with .match() let "<id>\n" through. ID12_RE is anchored with \A...\Z so a .match() stays safe.
+ID12_RE = re.compile(r"\A[a-zA-Z0-9]{12}\Z")
 _ARN_RE = re.compile(
-    r"^arn:aws:ivschat:(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):"
-    r"(?P<kind>room|logging-configuration)/(?P<id>[a-zA-Z0-9-]+)$"
+    r"arn:aws:ivschat:(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):"
+    r"(?P<kind>room|logging-configuration)/(?P<id>[a-zA-Z0-9-]+)"
 )
 
 
@@ -58,7 +60,7 @@ def logging_configuration_arn(region: str, account: str, config_id: str) -> str:
 
 def parse_arn(arn: str) -> tuple[str, str] | None:
     """Return ``(kind, id)`` for an ivschat room or logging-configuration ARN, else None."""
-    match = _ARN_RE.match(arn)
+    match = _ARN_RE.fullmatch(arn)
     if match is None:
         return None
     return match["kind"], match["id"]
