@@ -19,7 +19,7 @@ async def create_chat_token(ctx: ApiContext, params: dict[str, Any]) -> dict[str
     if room.members_only and not await membership.is_member(ctx.store, room.id, params["userId"]):
         raise AccessDeniedException(membership.NOT_A_MEMBER)
     token, claims = tokens.mint(
-        ctx.settings.token_secret_bytes,
+        ctx.settings.token_secret_bytes,  # the first PARLEY_TOKEN_SECRET key; gateways accept every listed one
         room_id=room.id,
         user_id=params["userId"],
         capabilities=list(member(params, "capabilities", [])),

@@ -41,7 +41,7 @@ def offered_token(header: str | None) -> str | None:
 async def admit(
     *,
     store: Store,
-    secret: bytes,
+    secret: tokens.Keys,  # one key or a rotation list (any verifies)
     token: str | None,
     now_ms: int,
     connections_in_use: int,

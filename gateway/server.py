@@ -145,7 +145,7 @@ class Gateway:
             return _reject(ws, Rejection(HTTPStatus.SERVICE_UNAVAILABLE, "shutting_down", "Gateway shutting down"))
         result = await admit(
             store=self.store,
-            secret=self.settings.token_secret_bytes,
+            secret=self.settings.token_keys,  # every PARLEY_TOKEN_SECRET key: rotation
             token=offered_token(request.headers.get("Sec-WebSocket-Protocol")),
             now_ms=now_ms(),
             connections_in_use=len(self.fanout) + self._others_connections,

@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     for required in needs.get(args.command, ()):
         if not getattr(settings, required):
             sys.exit(f"parley {args.command}: PARLEY_{required.upper()} must be set")
+    # refuse to serve on a guessable secret: exit before any listener or backend connection
+    problems = settings.secret_problems(token=args.command in ("api", "gateway"), sigv4=args.command == "api")
+    if problems:
+        sys.exit("\n".join(f"parley {args.command}: {problem}" for problem in problems))
     if args.command == "api" and args.demo:
         settings = settings.with_(demo=True)
     if args.command == "gateway" and args.id:

@@ -1,6 +1,11 @@
 """Configuration: one frozen :class:`Settings`, read from ``PARLEY_*`` environment variables.
 
 Every variable, its default and its meaning is listed in the README's contract table.
+
+Secrets are checked where a production process starts (:meth:`Settings.secret_problems`, called
+by ``parley api|gateway``), not when Settings is built: ``parley dev`` and the tests use short ones.
+``PARLEY_TOKEN_SECRET`` may hold a comma-separated rotation list (``new,old``), so a comma can never
+be part of a token key.
 """
 
 from __future__ import annotations
@@ -22,6 +27,65 @@ def _env(name: str, default: Any) -> Any:
     if isinstance(default, float):
         return float(raw)
     return raw
+
+
+# A chat token is handed to every end user, who can then try keys offline against its HMAC:
+# the key must be long and random, like the 32 bytes secrets.token_urlsafe(32) draws.
+MIN_TOKEN_SECRET_BYTES = 32
+_MIN_DISTINCT_CHARS = 8  # "0000…" or "abab…" is long but not random
+_GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+# Values printed in docs, deploy/ or by `parley dev` are public, so never secrets.
+_PLACEHOLDER_MARKS = ("change-me", "changeme", "change_me", "replace-me", "placeholder")
+_PUBLISHED_DEFAULTS = frozenset({"parley-dev-secret"})  # parley dev's SigV4 secret (parley/cli.py)
+
+
+def _is_published(secret: str) -> bool:
+    lowered = secret.lower()
+    return lowered in _PUBLISHED_DEFAULTS or any(mark in lowered for mark in _PLACEHOLDER_MARKS)
+
+
+def _token_key_entries(value: str) -> list[str]:
+    # spaces around a comma are not part of a key ("new, old" is two keys)
+    return [entry.strip() for entry in value.split(",")]
+
+
+def _token_key_weakness(key: str) -> str | None:
+    """Why ``key`` must not sign chat tokens, or None. Never quotes the key."""
+    if _is_published(key):
+        return "is a placeholder or a published default"
+    size = len(key.encode())
+    if size < MIN_TOKEN_SECRET_BYTES:
+        return f"is too short ({size} bytes; at least {MIN_TOKEN_SECRET_BYTES} bytes needed)"
+    if len(set(key)) < _MIN_DISTINCT_CHARS:
+        return f"has fewer than {_MIN_DISTINCT_CHARS} distinct characters (not random)"
+    return None
+
+
+def _token_secret_problems(value: str) -> list[str]:
+    fix = f"generate one with: {_GENERATE} (the api and every gateway must share it)"
+    entries = _token_key_entries(value)
+    if not any(entries):
+        return [f"PARLEY_TOKEN_SECRET must be set; {fix}"]
+    problems = []
+    if not all(entries):
+        problems.append("PARLEY_TOKEN_SECRET has an empty entry (a rotation list is comma-separated: new,old)")
+    for number, entry in enumerate(entries, 1):
+        weakness = _token_key_weakness(entry) if entry else None
+        if weakness:
+            which = f" (key {number} of {len(entries)})" if len(entries) > 1 else ""
+            problems.append(f"PARLEY_TOKEN_SECRET{which} {weakness}; {fix}")
+    return problems
+
+
+def _sigv4_secret_problems(value: str) -> list[str]:
+    if not value:
+        return ["PARLEY_SECRET_ACCESS_KEY must be set"]
+    if _is_published(value):
+        return [
+            "PARLEY_SECRET_ACCESS_KEY is a placeholder or parley dev's published default; "
+            f"set a secret of your own, e.g. {_GENERATE}"
+        ]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +161,25 @@ class Settings:
         return replace(self, **changes)
 
     @property
-    def token_secret_bytes(self) -> bytes:
-        if not self.token_secret:
+    def token_keys(self) -> tuple[bytes, ...]:
+        """PARLEY_TOKEN_SECRET as chat token keys, comma-separated while rotating (``new,old``):
+        tokens are signed with the first, any of them verifies. Empty entries are skipped, so an
+        empty string never becomes an HMAC key."""
+        keys = tuple(entry.encode() for entry in _token_key_entries(self.token_secret) if entry)
+        if not keys:
             raise RuntimeError("PARLEY_TOKEN_SECRET must be set (the api and every gateway share it)")
-        return self.token_secret.encode()
+        return keys
+
+    @property
+    def token_secret_bytes(self) -> bytes:
+        """The key new chat tokens are signed with: the first of :attr:`token_keys`."""
+        return self.token_keys[0]
+
+    def secret_problems(self, *, token: bool, sigv4: bool) -> list[str]:
+        """Why these settings must not serve production: a weak, placeholder or malformed
+        PARLEY_TOKEN_SECRET (``token``) or a published PARLEY_SECRET_ACCESS_KEY (``sigv4``).
+        Each message names the variable and the fix, never the value."""
+        problems = _token_secret_problems(self.token_secret) if token else []
+        if sigv4:
+            problems += _sigv4_secret_problems(self.secret_access_key)
+        return problems

@@ -5,6 +5,9 @@ is a valid ``Sec-WebSocket-Protocol`` value (RFC 7230 token characters only). Cl
 everything a gateway needs to admit the connection without a store lookup except the two that
 must be shared: single use (``jti``, consumed atomically in the Store) and the room still
 existing. Forging or altering a token requires the server secret.
+
+Key rotation: tokens are signed with one key and verified against a list (``verify`` takes
+``new, old``), so a gateway keeps admitting tokens minted with the old key while it is listed.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 TOKEN_LIFETIME_MS = 60_000  # a token can be used to connect for 60 s after minting (spec §1.3)
 _MAX_TOKEN_CHARS = 8192
+
+Keys: TypeAlias = bytes | Sequence[bytes]  # one key, or a rotation list (any of them verifies)
 
 
 class Capability:
@@ -56,6 +63,22 @@ def _sign(secret: bytes, body: str) -> str:
     return _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
 
 
+def verification_keys(keys: Keys) -> tuple[bytes, ...]:
+    """``keys`` as a tuple; an empty list or an empty key is a configuration error, never a key."""
+    found = (keys,) if isinstance(keys, bytes) else tuple(keys)
+    if not found or not all(found):
+        raise ValueError("chat token keys must be non-empty")
+    return found
+
+
+def _signed_by_any(keys: tuple[bytes, ...], body: str, signature: str) -> bool:
+    # every key is tried, no early exit: the time taken tells neither whether nor which key matched
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(_sign(key, body), signature)
+    return matched
+
+
 def mint(
     secret: bytes,
     *,
@@ -66,6 +89,8 @@ def mint(
     now_ms: int,
     session_minutes: int,
 ) -> tuple[str, ChatToken]:
+    if not secret:
+        raise ValueError("the chat token signing key must be non-empty")
     claims = ChatToken(
         token_id=_b64(secrets.token_bytes(16)),
         room_id=room_id,
@@ -93,12 +118,14 @@ def mint(
     return f"{body}.{_sign(secret, body)}", claims
 
 
-def verify(secret: bytes, token: str, *, now_ms: int) -> ChatToken:
-    """Check signature and connect-by time. Does not consume the token (see Store.consume_token)."""
+def verify(keys: Keys, token: str, *, now_ms: int) -> ChatToken:
+    """Check signature (by any of ``keys``) and connect-by time. Does not consume the token
+    (see Store.consume_token)."""
+    accepted = verification_keys(keys)
     if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 1:
         raise TokenError("malformed token")
     body, signature = token.split(".")
-    if not hmac.compare_digest(_sign(secret, body), signature):
+    if not _signed_by_any(accepted, body, signature):
         raise TokenError("invalid token signature")
     try:
         token_id, room_id, user_id, caps, attributes, token_exp, session_exp = json.loads(_unb64(body))

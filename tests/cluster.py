@@ -195,7 +195,7 @@ def suite_settings(namespace: str) -> Settings:
         namespace=namespace,
         access_key_id="AKIDPARLEYTEST",
         secret_access_key="parley-test-secret-key",
-        token_secret="parley-test-token-secret",
+        token_secret="parley-test-token-secret-0123456789",  # parley api|gateway refuse keys under 32 bytes
         api_throttling=False,
         shards=4,
         log_json=False,
@@ -208,7 +208,7 @@ def throwaway_settings(shards: int = 16) -> Settings:
         namespace="bench" + uuid.uuid4().hex[:8],
         access_key_id="AKIDBENCH",
         secret_access_key="bench-secret",
-        token_secret="bench-token-secret",
+        token_secret="bench-token-secret-0123456789abcdef",  # 32+ bytes, as parley api|gateway require
         shards=shards,
         # benchmarks measure capacity: the account quotas raised, as an operator would for the load
         account_send_message_rate=1_000_000,

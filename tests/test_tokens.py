@@ -63,3 +63,14 @@ def test_expired_token_is_refused() -> None:
     tokens.verify(SECRET, token, now_ms=NOW + 60_000)
     with pytest.raises(tokens.TokenError, match="expired"):
         tokens.verify(SECRET, token, now_ms=NOW + 60_001)
+
+
+def test_any_key_of_a_rotation_list_verifies() -> None:
+    token, claims = _mint()
+    assert tokens.verify([b"new-key", SECRET], token, now_ms=NOW) == claims
+    assert tokens.verify((SECRET,), token, now_ms=NOW) == claims
+    with pytest.raises(tokens.TokenError, match="signature"):
+        tokens.verify([b"new-key", b"other"], token, now_ms=NOW)
+    for no_keys in ([], [b""], b""):
+        with pytest.raises(ValueError):
+            tokens.verify(no_keys, token, now_ms=NOW)
