@@ -94,13 +94,17 @@ class TurnBatcher(Generic[T]):
         try:
             results = await self._flush(batch)
         except BaseException as exc:  # every submitter must learn of the failure
-            done.set_exception(exc)
+            if not done.done():
+                done.set_exception(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            done.set_result(results)
+            if not done.done():
+                done.set_result(results)
 
 
 async def _results(done: asyncio.Future[list[Any] | None], start: int, count: int) -> list[Any]:
-    results = await done
+    # Shielded: the future is shared by every submitter of the batch, and awaiting it bare would
+    # let one cancelled submitter (a closed connection's handler) cancel it for all the others.
+    results = await asyncio.shield(done)
     return [] if results is None else results[start : start + count]

@@ -139,3 +139,30 @@ async def test_each_submitter_gets_the_results_of_its_own_items() -> None:
     batcher: TurnBatcher[int] = TurnBatcher(flush, max_items=4)  # the third one fires it early, unsplit
     results = await asyncio.gather(batcher.submit([1, 2]), batcher.submit([3]), batcher.submit([4, 5, 6]))
     assert results == [[10, 20], [30], [40, 50, 60]]
+
+
+async def test_a_cancelled_submitter_does_not_cancel_the_others() -> None:
+    """The flush's future is shared: one submitter cancelled while it runs (a closed
+    connection's handler) must not cancel it for the rest of the batch."""
+    release = asyncio.Event()
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        await release.wait()
+        flushed.append(items)
+        return [item * 10 for item in items]
+
+    batcher: TurnBatcher[int] = TurnBatcher(flush)
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    first = asyncio.ensure_future(batcher.submit([1]))
+    second = asyncio.ensure_future(batcher.submit([2]))
+    await asyncio.sleep(0.01)  # the flush is running
+    first.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    assert await second == [20]
+    assert first.cancelled() and flushed == [[1, 2]]
+    await asyncio.sleep(0.01)
+    assert unhandled == []  # no "Task exception was never retrieved" from the flush task
