@@ -9,7 +9,9 @@ them, those checks skip.
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
+COMPOSE_ENV_EXAMPLE = DEPLOY / ".env.example"
+K8S_SECRETS_EXAMPLE = K8S / "parley-secrets.env.example"
+# What the consoles and brokers ship with, or deploy/ shipped before: never a working credential.
+WEAK_VALUES = {"admin", "guest", "parley", "parley-minio-secret", "password", "minioadmin"}
+SECRET_NAME = re.compile(r"PASS|SECRET|PASSWORD|TOKEN", re.IGNORECASE)
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "parley.json"
 
 # Every metric the README's metrics table documents must have a dashboard panel.
@@ -97,16 +104,162 @@ def test_alerts_cover_the_required_conditions() -> None:
 
 
 # --- docker compose --------------------------------------------------------------------------
-def test_docker_compose_config_is_valid() -> None:
-    compose = tool("docker-compose")
-    out = run(compose, "-f", "docker-compose.yml", "config", cwd=DEPLOY)
-    config = yaml.safe_load(out)
+def env_file_values(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of an env file, also the commented-out ``# NAME=value`` optional ones."""
+    values = {}
+    for line in path.read_text().splitlines():
+        match = re.fullmatch(r"#?\s*([A-Z][A-Z0-9_]*)=(.*)", line.strip())
+        if match:
+            values[match[1]] = match[2]
+    return values
+
+
+def required_compose_variables() -> list[str]:
+    return sorted(set(re.findall(r"\$\{([A-Z0-9_]+):\?", (DEPLOY / "docker-compose.yml").read_text())))
+
+
+def filled_env_file(tmp_path: Path, **changes: str | None) -> Path:
+    """deploy/.env.example with every empty (required) value filled with a fresh random secret;
+    ``NAME=None`` leaves NAME out."""
+    lines = []
+    for line in COMPOSE_ENV_EXAMPLE.read_text().splitlines():
+        match = re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line)
+        if match:
+            name, value = match[1], match[2] or secrets.token_urlsafe(32)
+            value = changes.pop(name, value)
+            if value is None:
+                continue
+            line = f"{name}={value}"
+        lines.append(line)
+    lines += [f"{name}={value}" for name, value in changes.items() if value is not None]
+    path = tmp_path / "compose.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` with only ``env_file`` for variables: neither this shell's
+    environment nor a developer's deploy/.env leaks in."""
+    return subprocess.run(
+        [tool("docker-compose"), "--env-file", str(env_file), "-f", "docker-compose.yml", "config"],
+        cwd=DEPLOY,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def rendered_compose(env_file: Path) -> dict:
+    result = compose_config(env_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def published(service: dict) -> list[tuple[str, str]]:
+    """(host address, host port) of each published port, in short or long syntax."""
+    found = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.append((port.get("host_ip", ""), str(port.get("published", ""))))
+        else:
+            parts = str(port).rsplit(":", 2)
+            found.append((parts[0] if len(parts) == 3 else "", parts[-2] if len(parts) > 1 else ""))
+    return found
+
+
+def test_docker_compose_config_is_valid(tmp_path: Path) -> None:
+    config = rendered_compose(filled_env_file(tmp_path))
     services = config["services"]
     for name in ("gateway-1", "gateway-2", "router-1", "router-2", "api", "reviewer", "logger"):
         assert services[name]["image"] == "parley:dev", name
     for name in ("rabbitmq", "redis", "prometheus", "grafana", "minio"):
         assert name in services
     assert services["reviewer"]["command"] == ["reviewer"] and services["logger"]["command"] == ["logger"]
+
+
+def test_compose_refuses_to_start_without_each_secret(tmp_path: Path) -> None:
+    required = required_compose_variables()
+    assert {"PARLEY_TOKEN_SECRET", "PARLEY_SECRET_ACCESS_KEY", "GRAFANA_ADMIN_PASSWORD"} <= set(required)
+    assert {"RABBITMQ_PASSWORD", "MINIO_ROOT_PASSWORD"} <= set(required)
+    unfilled = compose_config(COMPOSE_ENV_EXAMPLE)  # the example as shipped: every secret empty
+    assert unfilled.returncode != 0
+    for name in required:
+        for missing in (None, ""):  # left out, or NAME= with nothing after it
+            result = compose_config(filled_env_file(tmp_path, **{name: missing}))
+            assert result.returncode != 0, name
+            assert "deploy/.env" in result.stderr and name in result.stderr, result.stderr
+
+
+def test_compose_env_example_documents_every_variable() -> None:
+    referenced = set(re.findall(r"\$\{([A-Z0-9_]+)", (DEPLOY / "docker-compose.yml").read_text()))
+    example = env_file_values(COMPOSE_ENV_EXAMPLE)
+    assert referenced == set(example), "deploy/.env.example must list exactly the variables compose reads"
+    lines = COMPOSE_ENV_EXAMPLE.read_text().splitlines()
+    for name in referenced:
+        index = next(i for i, line in enumerate(lines) if re.match(rf"#?\s*{name}=", line))
+        assert index > 0 and lines[index - 1].startswith("#"), f"{name} needs a comment line above it"
+    for name in required_compose_variables():
+        assert example[name] == "", f"{name} must ship empty in .env.example"
+
+
+def test_compose_publishes_every_port_on_loopback_by_default(tmp_path: Path) -> None:
+    services = rendered_compose(filled_env_file(tmp_path))["services"]
+    ports = {name: published(svc) for name, svc in services.items() if svc.get("ports")}
+    assert {"api", "gateway-1", "gateway-2", "grafana", "prometheus", "rabbitmq", "minio"} <= ports.keys()
+    for name, bound in ports.items():
+        assert all(address == "127.0.0.1" for address, _ in bound), (name, bound)
+    # PARLEY_BIND opens the chat and control-plane ports only; the consoles need PARLEY_OPS_BIND too
+    services = rendered_compose(filled_env_file(tmp_path, PARLEY_BIND="0.0.0.0"))["services"]
+    assert published(services["api"]) == [("0.0.0.0", "8081")]
+    assert published(services["gateway-2"]) == [("0.0.0.0", "8082")]
+    assert published(services["grafana"]) == [("127.0.0.1", "3000")]
+    services = rendered_compose(filled_env_file(tmp_path, PARLEY_OPS_BIND="0.0.0.0"))["services"]
+    assert published(services["grafana"]) == [("0.0.0.0", "3000")] and published(services["api"])[0][0] == "127.0.0.1"
+
+
+def test_compose_credentials_come_from_the_env_file(tmp_path: Path) -> None:
+    values = {name: secrets.token_urlsafe(32) for name in required_compose_variables()}
+    services = rendered_compose(filled_env_file(tmp_path, **values))["services"]
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == values["GRAFANA_ADMIN_PASSWORD"]
+    assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == values["RABBITMQ_PASSWORD"]
+    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == values["MINIO_ROOT_PASSWORD"]
+    for name, service in services.items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET_NAME.search(key):
+                assert value not in WEAK_VALUES and "change-me" not in str(value), (name, key)
+        if service.get("image") == "parley:dev":
+            env = {**env_file_values(DEPLOY / "parley.env"), **service["environment"]}
+            assert env["PARLEY_TOKEN_SECRET"] == values["PARLEY_TOKEN_SECRET"], name
+            assert values["RABBITMQ_PASSWORD"] in env["PARLEY_AMQP_URL"], name
+
+
+def test_compose_parley_settings_pass_the_startup_checks(tmp_path: Path) -> None:
+    from shared.config import Settings
+
+    services = rendered_compose(filled_env_file(tmp_path))["services"]
+    env = {**env_file_values(DEPLOY / "parley.env"), **services["api"]["environment"]}
+    settings = Settings(
+        token_secret=env["PARLEY_TOKEN_SECRET"],
+        access_key_id=env["PARLEY_ACCESS_KEY_ID"],
+        secret_access_key=env["PARLEY_SECRET_ACCESS_KEY"],
+    )
+    assert settings.secret_problems(token=True, sigv4=True) == []
+
+
+def test_no_placeholder_secret_ships_in_deploy() -> None:
+    """parley.env and the k8s files carry no secret values at all; the examples ship them empty."""
+    parley_env = env_file_values(DEPLOY / "parley.env")
+    assert not [name for name in parley_env if SECRET_NAME.search(name)], "secrets belong in deploy/.env"
+    assert "PARLEY_AMQP_URL" not in parley_env  # it holds the RabbitMQ password
+    for path in [*DEPLOY.rglob("*.yml"), *DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.env*"), DEPLOY / "README.md"]:
+        text = path.read_text()
+        assert not re.search(r"change-?me", text, re.IGNORECASE), path
+        assert "admin/admin" not in text, path
+    for example in (COMPOSE_ENV_EXAMPLE, K8S_SECRETS_EXAMPLE):
+        for name, value in env_file_values(example).items():
+            if SECRET_NAME.search(name):
+                assert value == "", (example.name, name)
 
 
 def test_compose_prometheus_scrapes_every_parley_service() -> None:
@@ -149,10 +302,32 @@ def test_kubernetes_manifests_have_probes_resources_and_autoscaling() -> None:
     hpas = {d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
     assert {"parley-gateway", "parley-router"} <= hpas
     kinds = {d["kind"] for d in docs}
-    assert {"ConfigMap", "Secret", "Service", "Namespace"} <= kinds
+    assert {"ConfigMap", "Service", "Namespace"} <= kinds
     assert {d["metadata"]["name"] for d in docs if d["kind"] == "Service"} >= {
         f"parley-{c}-metrics" for c in ("api", "gateway", "router", "reviewer", "logger")
     }
+
+
+def test_kubernetes_ships_no_secret_values() -> None:
+    """parley-secrets (and parley-rabbitmq for backing.yaml) must be created by the operator from
+    the documented example: a manifest with values would deploy those values."""
+    docs = k8s_documents()
+    assert not [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"]
+    example = env_file_values(K8S_SECRETS_EXAMPLE)
+    assert {"PARLEY_TOKEN_SECRET", "PARLEY_ACCESS_KEY_ID", "PARLEY_SECRET_ACCESS_KEY", "PARLEY_AMQP_URL"} <= set(
+        example
+    )
+    for doc in docs:
+        for key in doc.get("data") or {}:
+            assert not SECRET_NAME.search(key), (doc["metadata"]["name"], key)  # a ConfigMap is no place for one
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            for var in container.get("env", []):
+                if SECRET_NAME.search(var["name"]):
+                    assert "value" not in var and var["valueFrom"]["secretKeyRef"], (doc["metadata"]["name"], var)
+    readme = (DEPLOY / "README.md").read_text()
+    assert "kubectl -n parley create secret generic parley-secrets" in readme
+    assert "kubectl -n parley create secret generic parley-rabbitmq" in readme
 
 
 def test_kustomize_renders_every_manifest() -> None:
