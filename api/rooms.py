@@ -18,6 +18,7 @@ from api.context import (
 )
 from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ServiceQuotaExceededException
+from api.validation import check_review_handler_uri
 from shared.clock import now_ms
 from shared.envelope import ControlNotice
 from shared.ids import new_id, room_arn
@@ -35,10 +36,12 @@ async def _check_logging_configurations(ctx: ApiContext, arns: list[str]) -> Non
         await load_logging_configuration(ctx, arn)  # raises ResourceNotFoundException
 
 
-def _apply_handler(room: Room, handler: dict[str, Any] | None) -> None:
+def _apply_handler(ctx: ApiContext, room: Room, handler: dict[str, Any] | None) -> None:
     if handler is None:
         return
     if handler.get("uri") is not None:
+        # The reviewer will POST there from inside our network: refuse what it would refuse (issue 12).
+        check_review_handler_uri(handler["uri"], ctx.settings.review_allowed_networks)
         room.review_uri = handler["uri"]  # "" detaches the handler
     if handler.get("fallbackResult") is not None:
         room.review_fallback = handler["fallbackResult"]
@@ -73,7 +76,7 @@ async def create_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]
         tags=dict(member(params, "tags", {})),
         logging_configuration_identifiers=list(logging_arns),
     )
-    _apply_handler(room, params.get("messageReviewHandler"))
+    _apply_handler(ctx, room, params.get("messageReviewHandler"))
     try:
         await ctx.store.create(ROOM, room_id, room.to_record(), now, ctx.settings.max_rooms)
     except QuotaExceeded as exc:
@@ -95,7 +98,7 @@ async def update_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]
         room.maximum_message_rate_per_second = params["maximumMessageRatePerSecond"]
     if params.get("maximumMessageLength") is not None:
         room.maximum_message_length = params["maximumMessageLength"]
-    _apply_handler(room, params.get("messageReviewHandler"))
+    _apply_handler(ctx, room, params.get("messageReviewHandler"))
     if params.get("loggingConfigurationIdentifiers") is not None:
         await _check_logging_configurations(ctx, params["loggingConfigurationIdentifiers"])
         room.logging_configuration_identifiers = list(params["loggingConfigurationIdentifiers"])

@@ -29,6 +29,7 @@ from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from api.errors import ValidationException
+from shared import address_policy
 from shared.frames import MAX_ATTRIBUTES_BYTES, attributes_size
 from shared.ids import parse_arn
 from shared.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
@@ -72,14 +73,35 @@ def _check_resource_arn(value: str) -> str | None:
     return None
 
 
-def check_review_uri(value: str) -> str | None:
-    """Empty (no handler), a Lambda ARN, an http(s) URL or a ``parley:`` built-in handler URI."""
+def check_review_uri(value: str, allowed_networks: address_policy.Networks | None = None) -> str | None:
+    """Empty (no handler), a Lambda ARN, an http(s) URL or a ``parley:`` built-in handler URI.
+
+    With ``allowed_networks`` (CreateRoom/UpdateRoom, see :func:`check_review_handler_uri`) an
+    http(s) URL must also pass the address policy as far as it can be told without DNS: no
+    metadata or link-local literal, loopback/private literals only inside the allowed networks,
+    no numeric host spellings but dotted quads (``shared.address_policy``). The model walk calls
+    it without, as it also checks ListRooms' filter, which must still find rooms stored before.
+    """
     if value == "" or _LAMBDA_ARN_RE.fullmatch(value) or _PARLEY_URI_RE.fullmatch(value):
         return None
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace() for c in value):
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unbalanced or invalid [IPv6] host
+        parts = None
+    if not (parts and parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace() for c in value)):
+        return "Member must be empty, a Lambda function ARN, an http(s) URL or a parley: URI"
+    if allowed_networks is None:
         return None
-    return "Member must be empty, a Lambda function ARN, an http(s) URL or a parley: URI"
+    refusal = address_policy.url_refusal(value, allowed_networks)
+    return None if refusal is None else f"Member must be a URL the reviewer may call: {refusal}"
+
+
+def check_review_handler_uri(value: str, allowed_networks: str) -> None:
+    """CreateRoom/UpdateRoom: raise ``ValidationException`` on ``messageReviewHandler.uri`` when
+    the reviewer would refuse to call it (``allowed_networks``: Settings.review_allowed_networks)."""
+    problem = check_review_uri(value, address_policy.parse_networks(allowed_networks))
+    if problem is not None:
+        raise ValidationException.field("messageReviewHandler.uri", problem)
 
 
 # parley extensions to IVS enums (boto3 does not check enums client-side, so it sends them as is).

@@ -11,6 +11,7 @@ import structlog
 
 from parley.embedded import Node
 from parley.runtime import real_backends, run, serve_until_signal
+from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
 from shared.logs import configure_logging
 from shared.memory import MemoryBus, MemoryStore
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
             secret_access_key=settings.secret_access_key or DEV_SECRET_ACCESS_KEY,
             token_secret=settings.token_secret or secrets.token_urlsafe(32),
             demo=not args.no_demo,  # the web chat demo is on in dev only; `parley api` needs --demo/PARLEY_DEMO
+            # A handler on this machine is the usual dev setup; production allows only what the operator lists.
+            review_allowed_networks=settings.review_allowed_networks or LOOPBACK_NETWORKS,
         )
         node = Node(settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True, logger=True)
 

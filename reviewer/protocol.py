@@ -19,6 +19,11 @@ class InvocationError(Exception):
     """The handler could not be invoked (timeout, refused, non-2xx, unknown URI): InvocationErrors."""
 
 
+class HandlerRefused(InvocationError):
+    """The handler's address is one parley never calls, or not in PARLEY_REVIEW_ALLOWED_NETWORKS
+    (``shared.address_policy``): not invoked, so an invocation error too."""
+
+
 class InvalidResponse(Exception):
     """The handler answered, but not a valid review response: ResponseValidationErrors."""
 

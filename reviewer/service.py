@@ -18,11 +18,13 @@ import time
 from typing import Any
 
 import structlog
+from aiohttp.abc import AbstractResolver
 
 from reviewer import builtin
 from reviewer.config import ReviewConfig
 from reviewer.protocol import (
     REVIEW_BUDGET_S,
+    HandlerRefused,
     InvalidResponse,
     InvocationError,
     handler_request,
@@ -45,15 +47,22 @@ class _Expired(Exception):
 
 
 class ReviewService:
-    def __init__(self, config: ReviewConfig, *, budget: float = REVIEW_BUDGET_S) -> None:
+    def __init__(
+        self, config: ReviewConfig, *, budget: float = REVIEW_BUDGET_S, resolver: AbstractResolver | None = None
+    ) -> None:
+        """``resolver``: the DNS seam (tests); rooms' URLs are still judged on what it answers."""
         self.config = config
         self.budget = budget
         self._slots = asyncio.Semaphore(config.concurrency)
-        self._webhook = Webhook(config.concurrency)
+        # Rooms' URLs come from API callers: only addresses the policy accepts (issue 12).
+        self._webhook = Webhook(config.concurrency, config.allowed_networks, resolver=resolver)
+        # PARLEY_REVIEW_LAMBDA_MAP targets come from the operator, who may point them anywhere.
+        self._mapped = Webhook(config.concurrency, None, resolver=resolver)
         self._warned: dict[str, float] = {}
 
     async def close(self) -> None:
         await self._webhook.close()
+        await self._mapped.close()
 
     async def handle(self, data: bytes) -> bytes | None:
         """The bus-facing entry: a room batch of requests in, its verdicts out in one reply (a single
@@ -108,6 +117,10 @@ class ReviewService:
             metrics.RESPONSE_VALIDATION_ERRORS.labels(redact_uri(request.uri)).inc()
             self._warn("review handler response invalid; fallback applied", request, str(exc))
             verdict = request.fallback("invalid review response")
+        except HandlerRefused as exc:
+            metrics.INVOCATION_ERRORS.labels(redact_uri(request.uri)).inc()
+            self._warn("review handler address refused; fallback applied", request, str(exc))
+            verdict = request.fallback("review handler unavailable")
         except InvocationError as exc:
             metrics.INVOCATION_ERRORS.labels(redact_uri(request.uri)).inc()
             self._warn("review handler not invoked; fallback applied", request, str(exc) or "timeout")
@@ -121,12 +134,13 @@ class ReviewService:
 
     async def _invoke(self, uri: str, payload: dict[str, Any]) -> Any:
         """The handler's decoded response (raising ``InvocationError`` / ``InvalidResponse``)."""
+        webhook = self._webhook
         if uri.startswith(LAMBDA_PREFIX):
             # No Lambda runtime here: an ARN works only if the operator mapped it to a handler.
             target = self.config.lambda_map.get(uri)
             if target is None or target.startswith(LAMBDA_PREFIX):
                 raise InvocationError("no executor for this Lambda ARN (see PARLEY_REVIEW_LAMBDA_MAP)")
-            uri = target
+            uri, webhook = target, self._mapped
         if uri.startswith(builtin.SCHEME + ":"):
             try:
                 handler = builtin.resolve(uri)
@@ -134,7 +148,7 @@ class ReviewService:
                 raise InvocationError(str(exc)) from exc
             return handler(payload)
         if uri.startswith(("http://", "https://")):
-            return parse_response(await self._webhook.post(uri, payload, self.budget))
+            return parse_response(await webhook.post(uri, payload, self.budget))
         raise InvocationError("unsupported handler URI")
 
     def _warn(self, event: str, request: ReviewRequest, error: str) -> None:

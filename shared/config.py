@@ -144,6 +144,9 @@ class Settings:
     # Web chat demo (api/demo): token vending without credentials, so never on by default; `parley dev` enables it.
     demo: bool = False
     demo_gateway_url: str = ""  # ws URL the demo page connects to (default: this host, gateway_port)
+    # Loopback/private CIDRs rooms' review handler URLs may reach, comma-separated (issue 12,
+    # shared/address_policy.py); empty: public addresses only. `parley dev` defaults it to loopback.
+    review_allowed_networks: str = ""
 
     log_level: str = "info"
     log_json: bool = True

@@ -23,6 +23,7 @@ import botocore.session
 from botocore.config import Config
 
 from api.validation import EXTENSIONS_DATA_PATH
+from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,7 @@ class Cluster:
             PARLEY_ACCOUNT_DELETE_MESSAGE_RATE=str(s.account_delete_message_rate),
             PARLEY_ACCOUNT_DISCONNECT_USER_RATE=str(s.account_disconnect_user_rate),
             PARLEY_LOG_JSON="true",
+            PARLEY_REVIEW_ALLOWED_NETWORKS=s.review_allowed_networks,
         )
         env.update(self.extra_env)
         return env
@@ -199,6 +201,7 @@ def suite_settings(namespace: str) -> Settings:
         api_throttling=False,
         shards=4,
         log_json=False,
+        review_allowed_networks=LOOPBACK_NETWORKS,  # the suite's review handlers listen on 127.0.0.1
     )
 
 

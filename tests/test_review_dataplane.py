@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from parley.embedded import Node
 from reviewer.config import ReviewConfig
+from shared.address_policy import parse_networks
 from shared.config import Settings
 from shared.memory import MemoryBus, MemoryStore
 from shared.models import Room
@@ -96,7 +97,10 @@ async def handler() -> AsyncIterator[Handler]:
 @pytest.fixture(params=BACKENDS)
 async def make_node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[NodeFactory]:
     nodes: list[Node] = []
-    config = ReviewConfig(lambda_map={MAPPED_ARN: "parley:deny?reason=mapped+lambda"})
+    config = ReviewConfig(
+        lambda_map={MAPPED_ARN: "parley:deny?reason=mapped+lambda"},
+        allowed_networks=parse_networks(settings.review_allowed_networks),  # the Handler listens on loopback
+    )
     shared: dict[str, Any] = {}
 
     async def make(**kw: Any) -> Node:

@@ -1,0 +1,60 @@
+"""``parley dev`` allows review handlers on this machine by default (issue 12), and still never
+the metadata service: the dev default is loopback only (PARLEY_REVIEW_ALLOWED_NETWORKS unset)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import boto3
+import pytest
+from aiohttp import web
+from botocore.config import Config
+
+from tests.chatclient import ChatClient
+from tests.cluster import free_port, parley_dev
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def dev() -> Iterator[dict[str, int]]:
+    with parley_dev() as ports:
+        yield ports
+
+
+@pytest.fixture
+async def handler_url() -> AsyncIterator[str]:
+    async def review(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"ReviewResult": "ALLOW", "Content": body["Content"].upper()})
+
+    app = web.Application()
+    app.router.add_post("/review", review)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}/review"
+    await runner.cleanup()
+
+
+async def test_parley_dev_reviews_through_a_loopback_handler(dev: dict[str, int], handler_url: str) -> None:
+    ivschat = boto3.client(
+        "ivschat",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{dev['api']}",
+        aws_access_key_id="AKIDPARLEYDEV",
+        aws_secret_access_key="parley-dev-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    with pytest.raises(ivschat.exceptions.ValidationException):
+        ivschat.create_room(messageReviewHandler={"uri": "http://169.254.169.254/latest/meta-data/"})
+    with pytest.raises(ivschat.exceptions.ValidationException):
+        ivschat.create_room(messageReviewHandler={"uri": "http://10.0.0.1/review"})  # private: not by default
+    room = ivschat.create_room(messageReviewHandler={"uri": handler_url, "fallbackResult": "DENY"})
+    token = ivschat.create_chat_token(roomIdentifier=room["arn"], userId="alice", capabilities=["SEND_MESSAGE"])
+    client = await ChatClient.open(f"ws://127.0.0.1:{dev['gateway']}/", token["token"])
+    rid = await client.send_message("hello")
+    frame = await client.recv(timeout=5)
+    assert (frame["RequestId"], frame["Type"], frame["Content"]) == (rid, "MESSAGE", "HELLO")
+    await client.close()
