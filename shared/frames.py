@@ -24,6 +24,7 @@ from typing import Any
 
 from shared.clock import iso_ms
 from shared.ids import ID12_RE
+from shared.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
 
 
 class Action(StrEnum):
@@ -148,6 +149,10 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         raise FrameError(ErrorCode.BAD_REQUEST, "Frame is not valid JSON") from None
     if not isinstance(body, dict):
         raise FrameError(ErrorCode.BAD_REQUEST, "Frame must be a JSON object")
+    # websockets decoded the text as strict UTF-8, so a lone surrogate can only come from a \u
+    # escape: frames without one (nearly all) skip the walk.
+    if "\\u" in data and has_unencodable(body):
+        raise _unencodable(body)
 
     request_id = body.get("RequestId")
     if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID_LENGTH):
@@ -211,6 +216,35 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
     if action is None:
         raise FrameError(ErrorCode.BAD_REQUEST, "Action is required", request_id)
     raise FrameError(ErrorCode.BAD_REQUEST, f"Unknown Action: {str(action)[:64]}", request_id)
+
+
+# Fields a client frame may carry: an ERROR names one of these, never a client-chosen key.
+_FIELDS = frozenset(
+    {
+        "Action",
+        "RequestId",
+        "Content",
+        "Attributes",
+        "Id",
+        "UserId",
+        "Reason",
+        "Recipient",
+        "EventName",
+        "After",
+        "Limit",
+        "ConnectionId",
+    }
+)
+
+
+def _unencodable(body: dict[str, Any]) -> FrameError:
+    """The ERROR 400 for a frame holding an unpaired surrogate. It names the first such field
+    and echoes ``RequestId`` only when that can be encoded itself."""
+    field = next(key for key, value in body.items() if not is_encodable(key) or has_unencodable(value))
+    request_id = body.get("RequestId")
+    echo = isinstance(request_id, str) and len(request_id) <= MAX_REQUEST_ID_LENGTH and is_encodable(request_id)
+    name = field if field in _FIELDS else "Frame text"
+    return FrameError(ErrorCode.BAD_REQUEST, f"{name} {UNPAIRED_SURROGATE}", request_id if echo else None)
 
 
 def _recipient(body: dict[str, Any], request_id: str | None) -> str:
