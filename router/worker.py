@@ -21,6 +21,7 @@ import structlog
 
 from router.account import AccountRates
 from router.decide import Outcome, RoomState, decide, reviewed
+from router.dedupe import DEFAULT_WINDOW_MS, ShardDedupe, TrackedAck
 from router.members import MemberCache
 from router.presence import PresenceSweeper
 from router.rooms import RoomCache
@@ -43,7 +44,6 @@ from shared.store import Store
 
 log = structlog.get_logger("router")
 
-DONE_TTL_MS = 15 * 60_000  # redeliveries come within seconds of a crash; keep marks well past that
 MAX_BATCH = 256
 ROUTERS_GROUP = "routers"
 HEARTBEAT_S = 1.0
@@ -60,6 +60,7 @@ class Router:
         router_id: str | None = None,
         all_shards: bool = False,
         reviewer: Reviewer | None = None,
+        dedupe_window_ms: int = DEFAULT_WINDOW_MS,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -79,6 +80,10 @@ class Router:
         self._pending: dict[str, deque[tuple[ActionEnvelope, Ack, bool]]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
         self._consumers: dict[int, ShardConsumer] = {}
+        # Redelivery de-duplication per consumed shard: when its oldest done marks may go.
+        self._dedupe: dict[int, ShardDedupe] = {}
+        self._dedupe_window_ms = dedupe_window_ms
+        self._rotations: asyncio.Task[None] | None = None
         self._control: Subscription | None = None
         self._membership: asyncio.Task[None] | None = None
         self._stopping = False
@@ -92,14 +97,16 @@ class Router:
         else:
             await self._heartbeat_and_rebalance()
             self._membership = asyncio.create_task(self._membership_loop(), name="router-membership")
+        self._rotations = asyncio.create_task(self._rotation_loop(), name="router-done-marks")
         log.info("router started", router_id=self.router_id, shards=sorted(self._consumers))
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._membership is not None:
-            self._membership.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._membership
+        for task in (self._membership, self._rotations):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._sweeper.stop()
         await self._rebalance(set())
         with contextlib.suppress(Exception):  # leave at once so others take the shards now
@@ -142,8 +149,10 @@ class Router:
     async def _rebalance(self, wanted: set[int]) -> None:
         for shard in sorted(set(self._consumers) - wanted):
             await self._consumers.pop(shard).stop(settle=functools.partial(self._settle, shard))
+            self._dedupe.pop(shard, None)  # what it did not ack is the next owner's to check
             log.info("shard released", router_id=self.router_id, shard=shard)
         for shard in sorted(wanted - set(self._consumers)):
+            self._dedupe[shard] = ShardDedupe(shard, self._dedupe_window_ms)
             self._consumers[shard] = await self.bus.consume_shard(shard, self._on_action)
             log.info("shard acquired", router_id=self.router_id, shard=shard)
         metrics.ROUTER_OWNED_SHARDS.set(len(self._consumers))
@@ -164,6 +173,24 @@ class Router:
         if in_flight:
             await asyncio.wait(in_flight)
 
+    async def _rotation_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self._rotate_done_marks()
+            except Exception:  # the Store may be briefly unreachable; rotate on a later tick
+                log.exception("router done-mark rotation failed")
+
+    async def _rotate_done_marks(self) -> None:
+        """Drop each consumed shard's oldest done-mark generation once nothing may come back
+        that it holds (``router/dedupe.py``): the marks follow the redelivery window, not the rate."""
+        now = int(time.time() * 1000)
+        for shard, dedupe in list(self._dedupe.items()):
+            if dedupe.rotation_due(now) and dedupe.generation is not None:
+                current = await self.store.done_marks.rotate(shard, dedupe.generation)
+                if self._dedupe.get(shard) is dedupe:
+                    dedupe.rotated(current, now)
+
     def _on_control(self, data: bytes) -> None:
         try:
             notice = ControlNotice.decode(data)
@@ -181,6 +208,9 @@ class Router:
         pending = self._pending.get(room_id)
         if pending is None:
             pending = self._pending[room_id] = deque()
+        dedupe = self._dedupe.get(self.bus.shard_of(room_id))
+        if dedupe is not None:
+            ack = dedupe.delivered(redelivered, ack, int(time.time() * 1000))
         pending.append((action, ack, redelivered))
         metrics.ROUTER_PENDING_ACTIONS.inc()
         if room_id not in self._draining:
@@ -223,11 +253,17 @@ class Router:
             state = self._states[room_id] = RoomState(room)
         state.configure(room)
 
-        done_keys = [f"done:{action.frame_id}" for action, _, _ in batch]
+        shard = self.bus.shard_of(room_id)
+        dedupe = self._dedupe.get(shard)
+        if dedupe is None:  # not consumed through _rebalance (a direct call): same rules
+            dedupe = self._dedupe[shard] = ShardDedupe(shard, self._dedupe_window_ms)
+        if dedupe.generation is None:  # read after this consumer's first delivery, see router/dedupe.py
+            dedupe.loaded(await self.store.done_marks.generation(shard), int(time.time() * 1000))
+        frame_ids = [action.frame_id for action, _, _ in batch]
         # Only a redelivered action can have been published before (by a router that died
         # before acking it); first deliveries skip the Store round trip.
         if any(redelivered for _, _, redelivered in batch):
-            already = await self.store.claimed(done_keys)
+            already = await self.store.done_marks.check(shard, dedupe.generation or 0, frame_ids)
         else:
             already = [False] * len(batch)
 
@@ -272,14 +308,25 @@ class Router:
                     log_delivery = delivery if len(logged) == len(items) else RoomDelivery(room_id, logged).encode()
         writes += [self.bus.publish_gateway(gateway_id, notice.encode()) for gateway_id, notice in errors]
         if not log_delivery:
-            writes.append(self.store.claim_many(done_keys, DONE_TTL_MS))
+            writes.append(self._mark_done(dedupe, batch, frame_ids))
         await _in_order(writes)
         if log_delivery:
             # Chat logs: queued durably (publisher confirm) before the done marks and the acks.
             await self.bus.publish_log(room_id, log_delivery)
-            await self.store.claim_many(done_keys, DONE_TTL_MS)
+            await self._mark_done(dedupe, batch, frame_ids)
         for _, ack, _ in batch:
             await ack()
+
+    def _mark_done(
+        self, dedupe: ShardDedupe, batch: list[tuple[ActionEnvelope, Ack, bool]], frame_ids: list[str]
+    ) -> Awaitable[None]:
+        """Queue the batch's done marks in the shard's current generation (skipped redeliveries
+        too: marked anew, they stay findable if they come back once more)."""
+        generation = dedupe.generation or 0
+        for _, ack, _ in batch:
+            if isinstance(ack, TrackedAck):
+                ack.marked(generation)
+        return self.store.done_marks.mark(shard=dedupe.shard, generation=generation, ids=frame_ids)
 
     def _record_history(self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]) -> list[Awaitable[Any]]:
         """The batch's history writes, started in batch order (a delete of a message from this

@@ -26,6 +26,7 @@ from shared.bus import (
     ShardConsumer,
     Subscription,
 )
+from shared.done_marks import MemoryDoneMarks
 from shared.envelope import ActionEnvelope
 from shared.store import QuotaExceeded, Record, Store
 
@@ -77,6 +78,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._records: dict[str, dict[str, tuple[int, Record]]] = defaultdict(dict)
         self._marks: dict[str, int] = {}  # key -> expiry (monotonic ms)
+        self.done_marks = MemoryDoneMarks()
         self._windows: dict[tuple[str, int], int] = {}
         self._reports: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
         self._history: dict[str, list[tuple[int, str, bytes]]] = {}  # (appended at ms, id, frame)

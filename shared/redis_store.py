@@ -12,6 +12,7 @@ Owns the Redis key layout under ``{namespace}:`` (nothing else writes these keys
 - ``{ns}:presh:{holder}``   presence: set of ``"{room} {connection}"`` a holder (gateway incarnation) holds
 - ``{ns}:presx``            presence: zset holder → deadline (server ms); past it the holder is dead
 - ``{ns}:mem:{room}``       room members: zset of user ids, all score 0 (ordered by bytes)
+- ``{ns}:done:{<shard>}:…`` redelivery de-duplication marks (``shared.done_marks``)
 
 Must not import any component, and must behave exactly like ``shared.memory.MemoryStore``:
 ``tests/test_store.py`` runs the same tests against both.
@@ -27,6 +28,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from shared.done_marks import RedisDoneMarks
 from shared.redis_pipeline import Command, RedisPipeline, completion
 from shared.store import QuotaExceeded, Record, Store
 
@@ -253,6 +255,7 @@ class RedisStore(Store):
         # through it too (``real_backends``), so a router's history, publish and done marks share it.
         self.pipeline = RedisPipeline(self._redis)
         self._history_append = self.pipeline.script(_HISTORY_APPEND)
+        self.done_marks = RedisDoneMarks(self.pipeline, namespace)
         self._history_remove = self.pipeline.script(_HISTORY_REMOVE)
         self._presence_add = self.pipeline.script(_PRESENCE_ADD)
         self._presence_remove = self._redis.register_script(_PRESENCE_REMOVE)

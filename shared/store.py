@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from typing import Any
 
+from shared.done_marks import DoneMarks
+
 Record = dict[str, Any]
 
 ROOM = "room"
@@ -26,6 +28,10 @@ class QuotaExceeded(Exception):
 
 
 class Store(ABC):
+    # Redelivery de-duplication marks (``shared/done_marks.py``), kept beside the store's other
+    # state and sharing its connection and ordered pipeline.
+    done_marks: DoneMarks
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect. Idempotent."""
 

@@ -10,13 +10,14 @@ import asyncio
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
+from shared.done_marks import MemoryDoneMarks
 from shared.envelope import ActionEnvelope, Kind
 from shared.memory import MemoryBus, MemoryStore
 from shared.models import Room
 from shared.store import ROOM
 
 
-class DoneMarksHeld(MemoryStore):
+class DoneMarksHeld(MemoryDoneMarks):
     """Holds the router's done marks until ``release`` is set: a batch stays "in flight"
     between its publish and its acks, where a hand-over used to cut it."""
 
@@ -25,10 +26,10 @@ class DoneMarksHeld(MemoryStore):
         self.waiting = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def claim_many(self, keys: list[str], ttl_ms: int) -> None:
+    async def mark(self, shard: int, generation: int, ids: list[str]) -> None:
         self.waiting.set()
         await self.release.wait()
-        await super().claim_many(keys, ttl_ms)
+        await super().mark(shard, generation, ids)
 
 
 def _send(room_id: str, n: int) -> ActionEnvelope:
@@ -38,14 +39,15 @@ def _send(room_id: str, n: int) -> ActionEnvelope:
 async def test_releasing_a_shard_waits_for_its_batch_in_flight_and_drops_what_did_not_start(
     settings: Settings,
 ) -> None:
-    store, bus = DoneMarksHeld(), MemoryBus(settings.shards)
+    store, bus = MemoryStore(), MemoryBus(settings.shards)
+    store.done_marks = marks = DoneMarksHeld()
     room = Room(id="handoverRoom", arn="arn:aws:ivschat:us-east-1:123456789012:room/handoverRoom")
     await store.create(ROOM, room.id, room.to_record(), now_ms(), 100)
     router = Router(settings, store, bus, all_shards=True)
     await router.start()
     try:
         await bus.publish_action(_send(room.id, 1))
-        await asyncio.wait_for(store.waiting.wait(), 5)  # published, done marks not yet written
+        await asyncio.wait_for(marks.waiting.wait(), 5)  # published, done marks not yet written
         await bus.publish_action(_send(room.id, 2))  # queued behind it, not started
         for _ in range(100):
             if router._pending.get(room.id):
@@ -56,11 +58,12 @@ async def test_releasing_a_shard_waits_for_its_batch_in_flight_and_drops_what_di
         release = asyncio.create_task(router._rebalance(set()))
         await asyncio.sleep(0.2)
         assert not release.done(), "the shard was released with a batch in flight"
-        store.release.set()
+        marks.release.set()
         await asyncio.wait_for(release, 5)
 
-        assert await store.claimed(["done:frame-1", "done:frame-2"]) == [True, False]
+        shard = bus.shard_of(room.id)
+        assert await marks.check(shard, await marks.generation(shard), ["frame-1", "frame-2"]) == [True, False]
         assert room.id not in router._pending  # frame-2 is the next router's (it was never acked)
     finally:
-        store.release.set()
+        marks.release.set()
         await router.stop()
