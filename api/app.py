@@ -6,8 +6,8 @@ SigV4 check → decode (body / URI / query) → model validation → TPS limit �
 ``ApiError`` becomes its IVS error shape; anything unexpected becomes InternalServerException.
 
 Other components can mount more routes on ``app.router`` (e.g. ``/metrics``); they get the
-``x-amzn-RequestId`` header and error conversion but no SigV4 check, which lives in the
-operation endpoints only. ``app[API_CONTEXT]`` holds the settings, Store and Bus in use.
+``x-amzn-RequestId`` header, error conversion and the body deadline (``api.limits``) but no SigV4
+check, which lives in the operation endpoints only. ``app[API_CONTEXT]`` holds the settings, Store and Bus in use.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api import protocol, sigv4, throttle, validation
+from api import limits, protocol, sigv4, throttle, validation
 from api.context import ApiContext, arn_id
 from api.errors import (
     OTHER,
@@ -163,7 +163,9 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 def create_app(settings: Settings, store: Store, bus: Bus) -> web.Application:
     """The aiohttp application serving the IVS Chat control-plane API."""
     ctx = ApiContext(settings=settings, store=store, bus=bus)
-    app = web.Application(middlewares=[_envelope])
+    # Inside the envelope: a body cut off by its deadline still gets a request log line.
+    deadline = limits.body_deadline(limits.ServerLimits.from_settings(settings).body_timeout)
+    app = web.Application(middlewares=[_envelope, deadline])
     app[API_CONTEXT] = ctx
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus_metrics)

@@ -31,15 +31,15 @@ class ApiServer:
         self.port = 0
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, host or self.settings.api_host, self.settings.api_port if port is None else port
+        """Listen within the PARLEY_API_* read deadlines and per-client cap (``parley api`` and ``parley dev``)."""
+        from api.limits import ServerLimits, serve
+
+        self._runner, self.port = await serve(
+            self.app,
+            host or self.settings.api_host,
+            self.settings.api_port if port is None else port,
+            ServerLimits.from_settings(self.settings),
         )
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -102,6 +102,13 @@ class Settings:
 
     api_host: str = "127.0.0.1"
     api_port: int = 8081
+    # Control-plane read bounds (issue 12, api/limits.py), so slow or silent clients cannot pile up open sockets.
+    # A connection must finish each request head within api_header_timeout of connecting or of its previous
+    # response (aiohttp runs one timer for both, so this is also the idle keep-alive limit); a body must finish
+    # within api_body_timeout of its head. Both > 0. The cap counts open connections per client IP (0 = no cap).
+    api_header_timeout: float = 10.0
+    api_body_timeout: float = 30.0
+    api_max_connections_per_client: int = 128
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     gateway_id: str = field(default_factory=lambda: secrets.token_hex(4))

@@ -83,6 +83,10 @@ API_REQUEST_SECONDS = Histogram(
     ["operation"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+API_CONNECTIONS_REFUSED = Counter(
+    "parley_api_connections_refused",
+    "Control-plane connections closed on accept: the client address already had PARLEY_API_MAX_CONNECTIONS_PER_CLIENT",
+)
 
 
 def exposition() -> bytes:
