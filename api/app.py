@@ -5,9 +5,10 @@ boto3's ``ivschat`` client works against it with ``endpoint_url``. Each request 
 SigV4 check → decode (body / URI / query) → model validation → TPS limit → handler. Any
 ``ApiError`` becomes its IVS error shape; anything unexpected becomes InternalServerException.
 
-Other components can mount more routes on ``app.router`` (e.g. ``/metrics``); they get the
+Other components can mount more routes on ``app.router`` (e.g. the demo); they get the
 ``x-amzn-RequestId`` header, error conversion and the body deadline (``api.limits``) but no SigV4
-check, which lives in the operation endpoints only. ``app[API_CONTEXT]`` holds the settings, Store and Bus in use.
+check, which lives in the operation endpoints only. ``/metrics`` is mounted unless
+``PARLEY_METRICS_PUBLIC=false``. ``app[API_CONTEXT]`` holds the settings, Store and Bus in use.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ def create_app(settings: Settings, store: Store, bus: Bus) -> web.Application:
     app = web.Application(middlewares=[_envelope, deadline])
     app[API_CONTEXT] = ctx
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", prometheus_metrics)
+    if settings.metrics_public:  # otherwise only PARLEY_METRICS_PORT serves them; /metrics is an unknown path here
+        app.router.add_get("/metrics", prometheus_metrics)
     for name, handler in OPERATIONS.items():
         model = validation.operation_model(name)
         app.router.add_route(model.http["method"], _route_path(model.http["requestUri"]), _endpoint(ctx, name, handler))

@@ -140,6 +140,8 @@ class Gateway:
         if path == "/healthz":
             return ws.respond(HTTPStatus.OK, "ok\n")
         if path == "/metrics":
+            if not self.settings.metrics_public:  # PARLEY_METRICS_PORT serves them; not on the clients' port
+                return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
             return ws.respond(HTTPStatus.OK, metrics.exposition().decode())
         if self._shutting_down:
             return _reject(ws, Rejection(HTTPStatus.SERVICE_UNAVAILABLE, "shutting_down", "Gateway shutting down"))

@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _metrics(settings: Settings) -> None:
+    """The PARLEY_METRICS_PORT listener (every command but loadtest/logs) when that is set."""
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             # A handler on this machine is the usual dev setup; production allows only what the operator lists.
             review_allowed_networks=settings.review_allowed_networks or LOOPBACK_NETWORKS,
         )
+        _metrics(settings)  # with PARLEY_METRICS_PUBLIC=false this listener is the only /metrics
         node = Node(settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True, logger=True)
 
         async def start() -> None:

@@ -114,6 +114,8 @@ class Settings:
     gateway_id: str = field(default_factory=lambda: secrets.token_hex(4))
     metrics_port: int = 0  # 0: no separate metrics listener (the api serves /metrics itself)
     metrics_host: str = "127.0.0.1"  # the PARLEY_METRICS_PORT listener's address (0.0.0.0 in containers)
+    # false: /metrics only on PARLEY_METRICS_PORT, an unknown path on the api and gateway ports; true: on those too
+    metrics_public: bool = True
 
     shards: int = 16  # action queues; rooms hash onto them, each has one active router
     router_prefetch: int = 256

@@ -402,3 +402,40 @@ def test_readme_documents_every_metric() -> None:
     for metric in IVS_METRICS + OPERATIONAL_METRICS:
         base = re.sub(r"_(total|bucket|sum|count)$", "", metric)
         assert f"`{base}" in readme, metric
+
+
+# --- metrics off the public ports (issue 12) --------------------------------------------------
+def env_file(path: Path) -> dict[str, str]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+PARLEY_DEPLOYMENTS = {f"parley-{c}" for c in ("api", "gateway", "router", "reviewer", "logger")}
+
+
+def test_deployments_scrape_metrics_on_the_metrics_port_not_the_public_ones() -> None:
+    """PARLEY_METRICS_PUBLIC=false in both deployments, so Prometheus must scrape PARLEY_METRICS_PORT."""
+    compose_env = env_file(DEPLOY / "parley.env")
+    assert compose_env["PARLEY_METRICS_PUBLIC"] == "false"
+    port = compose_env["PARLEY_METRICS_PORT"]
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    for job in prometheus["scrape_configs"]:
+        if job["job_name"].startswith("parley-"):
+            for target in (t for sc in job["static_configs"] for t in sc["targets"]):
+                assert target.endswith(f":{port}"), target
+
+    config = next(d for d in k8s_documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "parley-config")
+    assert config["data"]["PARLEY_METRICS_PUBLIC"] == "false"
+    port = config["data"]["PARLEY_METRICS_PORT"]
+    prometheus_k8s = yaml.safe_load((DEPLOY / "prometheus" / "prometheus-k8s.yml").read_text())
+    for job in prometheus_k8s["scrape_configs"]:
+        assert all(str(sd["port"]) == port for sd in job["dns_sd_configs"]), job["job_name"]
+    for doc in k8s_documents():
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "Service" and name.startswith("parley-") and name.endswith("-metrics"):
+            assert [str(p["targetPort"]) for p in doc["spec"]["ports"]] == [port], name
+        if doc["kind"] == "Deployment" and name in PARLEY_DEPLOYMENTS:
+            template = doc["spec"]["template"]
+            assert template["metadata"]["annotations"]["prometheus.io/port"] == port, name
+            ports = {str(p["containerPort"]) for p in template["spec"]["containers"][0]["ports"]}
+            assert port in ports, name
