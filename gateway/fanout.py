@@ -3,7 +3,8 @@
 The gateway subscribes to a room's channel when its first local connection joins and
 unsubscribes when the last one leaves. A :class:`~shared.envelope.RoomDelivery` carries frames
 already encoded by the router; each becomes one serialized WebSocket frame written to every
-local connection of the room (``gateway.wire``) — one encoding, no task or await per socket.
+local connection of the room (``gateway.wire``) — one encoding, no task or await per socket,
+and ``gateway.wire``'s one policy for a socket that stopped reading.
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from typing import Protocol
 
-import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from gateway.wire import text_frame, write_frame
+from gateway.wire import abort_slow, send_frame, text_frame, write_frame
 from shared import metrics
 from shared.bus import Subscription
 from shared.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
-
-log = structlog.get_logger("gateway")
 
 MAX_HELD_FRAMES = 10_000
 # How long live frames are checked against the ids a catch-up already sent: far more than a
@@ -133,9 +131,7 @@ class RoomFanout:
                 ]
             else:
                 targets = audience
-            sent, slow = write_frame(targets, raw, self.max_send_buffer)
-            for ws in slow:
-                self._drop_slow(ws)
+            sent = write_frame(targets, raw, self.max_send_buffer)
             if holding:
                 self._keep_for_catch_up(audience, item.frame_id, raw)
             metrics.MESSAGING_DELIVERIES.inc(sent)
@@ -178,10 +174,8 @@ class RoomFanout:
             return
         for frame_id, raw in kept:
             if frame_id not in already_sent:
-                _, slow = write_frame((ws,), raw, self.max_send_buffer)
-                if slow:
-                    self._drop_slow(ws)
-                    return
+                if not write_frame((ws,), raw, self.max_send_buffer):
+                    return  # aborted as too slow, or closed: the rest would not arrive either
 
     def _forget_caught_up(self, ws: ServerConnection, ids: set[str]) -> None:
         if self._caught_up.get(ws) is ids:  # not replaced by a later catch-up meanwhile
@@ -194,7 +188,7 @@ class RoomFanout:
                 continue
             if len(kept) >= MAX_HELD_FRAMES:  # a catch-up that never finishes must not grow forever
                 self._holding.pop(ws)
-                self._drop_slow(ws)
+                abort_slow(ws)
             else:
                 kept.append((frame_id, raw))
 
@@ -203,16 +197,9 @@ class RoomFanout:
         ws = self._by_id.get(notice.connection_id)
         if ws is None:
             return  # the connection ended meanwhile
-        _, slow = write_frame((ws,), text_frame(notice.frame), self.max_send_buffer)
-        for too_slow in slow:
-            self._drop_slow(too_slow)
+        send_frame(ws, notice.frame, self.max_send_buffer)
         if notice.close_code:
             self.close_soon(ws, notice.close_code, "")
-
-    def _drop_slow(self, ws: ServerConnection) -> None:
-        metrics.SLOW_CONSUMER_DISCONNECTS.inc()
-        log.info("slow consumer aborted", buffered=ws.transport.get_write_buffer_size())
-        ws.transport.abort()  # no close frame: the SDK reconnects with a fresh token
 
     def close_soon(self, ws: ServerConnection, code: int, reason: str) -> None:
         task = asyncio.create_task(ws.close(code, reason))

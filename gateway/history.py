@@ -14,7 +14,7 @@ from __future__ import annotations
 from websockets.asyncio.server import ServerConnection
 
 from gateway.fanout import RoomFanout
-from gateway.wire import text_frame, write_frame
+from gateway.wire import send_frame
 from shared import frames
 from shared.frames import ClientRequest, ErrorCode, FrameError
 from shared.ids import new_id
@@ -43,6 +43,6 @@ async def answer_history(
         frame = frames.history_frame(
             frame_id=new_id(), request_id=request.request_id, messages=[frame for _, frame in rows], gap=gap
         )
-        write_frame((ws,), text_frame(frame), fanout.max_send_buffer)
+        send_frame(ws, frame, fanout.max_send_buffer)
     finally:
         fanout.release(ws, sent)

@@ -22,6 +22,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import Event
 
+from gateway.wire import send_frame
 from shared import approval, closecodes, frames
 from shared.clock import now_ms
 from shared.frames import Action, ClientRequest
@@ -102,7 +103,7 @@ class Lifecycle:
     async def answer(self, ws: ServerConnection, room_id: str, request: ClientRequest) -> None:
         if request.action is Action.PING:
             frame = frames.pong_frame(frame_id=new_id(), request_id=request.request_id, send_ms=now_ms())
-            await ws.send(frame.decode())
+            send_frame(ws, frame, self.gateway.fanout.max_send_buffer)
         elif request.action is Action.APPROVE_CONNECTION:
             delivery = approval.approved_delivery(room_id, request.connection_id, request.request_id, now_ms())
             await self.gateway.bus.publish_rooms([(room_id, delivery)])

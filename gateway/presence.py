@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import structlog
 from websockets.asyncio.server import ServerConnection
 
-from gateway.wire import text_frame, write_frame
+from gateway.wire import send_frame
 from shared import frames, presence
 from shared.bus import Bus
 from shared.frames import ClientRequest, ErrorCode, FrameError
@@ -109,4 +109,4 @@ async def answer_presence(
         connection_count=connection_count,
         next_after=next_after,
     )
-    write_frame((ws,), text_frame(frame), max_buffer)
+    send_frame(ws, frame, max_buffer)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 import structlog
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -19,6 +19,7 @@ from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
 from gateway.presence import GatewayPresence, answer_presence
 from gateway.session import ChatSession
+from gateway.wire import send_frame
 from shared import closecodes, frames, metrics
 from shared.bus import Bus
 from shared.clock import now_ms
@@ -103,8 +104,7 @@ class Gateway:
                 code=ErrorCode.UNAUTHORIZED,
                 message="Gateway shutting down; reconnect with a new token",
             )
-            with contextlib.suppress(Exception):
-                await ws.send(frame.decode())
+            send_frame(ws, frame, self.fanout.max_send_buffer)  # never waits on a client that stopped reading
             self.fanout.close_soon(ws, closecodes.GOING_AWAY, "Gateway shutting down")
         if self._server is not None:
             await self._server.wait_closed()
@@ -210,29 +210,29 @@ class Gateway:
                 await answer_history(self.store, self.fanout, ws, session.token.room_id, action)
                 return
         except FrameError as error:
-            await self._send_error(ws, error.code, error.message, error.request_id)
+            self._send_error(ws, error.code, error.message, error.request_id)
             return
         except Exception:
             log.exception("answering a request failed", room_id=session.token.room_id)
-            await self._send_error(ws, ErrorCode.INTERNAL, "Could not answer the request; try again", None)
+            self._send_error(ws, ErrorCode.INTERNAL, "Could not answer the request; try again", None)
             return
         try:
             await self.bus.publish_action(action)
         except Exception:
             log.exception("publishing an action failed", room_id=action.room_id)
-            await self._send_error(ws, ErrorCode.INTERNAL, "Could not accept the request; try again", action.request_id)
+            self._send_error(ws, ErrorCode.INTERNAL, "Could not accept the request; try again", action.request_id)
 
-    async def _send_error(self, ws: ServerConnection, code: int, message: str, request_id: str | None) -> None:
+    def _send_error(self, ws: ServerConnection, code: int, message: str, request_id: str | None) -> None:
         metrics.REQUEST_ERRORS.labels(str(code)).inc()
         frame = frames.error_frame(frame_id=new_id(), request_id=request_id, code=code, message=message)
-        await ws.send(frame.decode())
+        send_frame(ws, frame, self.fanout.max_send_buffer)
 
     def _expire(self, ws: ServerConnection) -> None:
         """Session over: ERROR 401 makes the SDK reconnect with a fresh token, then close."""
         frame = frames.error_frame(
             frame_id=new_id(), request_id=None, code=ErrorCode.UNAUTHORIZED, message="Chat session expired"
         )
-        broadcast([ws], frame, text=True)
+        send_frame(ws, frame, self.fanout.max_send_buffer)
         self.fanout.close_soon(ws, closecodes.SESSION_EXPIRED, "Session expired")
 
 

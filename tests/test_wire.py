@@ -28,12 +28,19 @@ class FakeTransport:
     def __init__(self, buffered: int = 0) -> None:
         self.written: list[bytes] = []
         self.buffered = buffered
+        self.aborted = False
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
 
 
 def _conn(state: State = State.OPEN, buffered: int = 0) -> Any:
@@ -62,8 +69,8 @@ def test_write_frame_skips_closed_and_drops_slow_connections() -> None:
     closing = _conn(State.CLOSING)
     slow = _conn(buffered=2_000_000)
     raw = text_frame(b'{"Type":"MESSAGE"}')
-    sent, too_slow = write_frame([open_a, closing, slow, open_b], raw, max_buffer=1_000_000)
-    assert sent == 2 and too_slow == [slow]
+    sent = write_frame([open_a, closing, slow, open_b], raw, max_buffer=1_000_000)
+    assert sent == 2 and slow.transport.aborted and not closing.transport.aborted
     assert open_a.transport.written == [raw] == open_b.transport.written
     assert closing.transport.written == [] and slow.transport.written == []
 
