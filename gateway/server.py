@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -28,6 +31,7 @@ from shared.frames import Action, ClientRequest, ErrorCode, FrameError
 from shared.ids import new_id
 from shared.ratelimit import SlidingWindow
 from shared.store import Record, Store
+from shared.text import is_encodable
 
 log = structlog.get_logger("gateway")
 
@@ -198,32 +202,38 @@ class Gateway:
             await self.presence.leave(connection_id)
 
     async def _on_frame(self, ws: ServerConnection, session: ChatSession, data: str | bytes) -> None:
+        """Answer one client frame. Every failure becomes an ERROR frame to this client: an
+        exception escaping here would end the connection with 1011."""
+        request_id: str | None = None
         try:
             action = session.request(data, now_ms())
+            request_id = action.request_id
             if isinstance(action, ClientRequest):  # answered here, not by a router
-                if action.action is Action.GET_PRESENCE:
-                    await answer_presence(self.store, ws, session.token.room_id, action, self.fanout.max_send_buffer)
-                    return
-                if action.action is not Action.GET_HISTORY:
-                    await self.lifecycle.answer(ws, session.token.room_id, action)
-                    return
-                await answer_history(self.store, self.fanout, ws, session.token.room_id, action)
-                return
+                await self._answer(ws, session.token.room_id, action)
+            else:
+                await self.bus.publish_action(action)
         except FrameError as error:
             self._send_error(ws, error.code, error.message, error.request_id)
-            return
         except Exception:
-            log.exception("answering a request failed", room_id=session.token.room_id)
-            self._send_error(ws, ErrorCode.INTERNAL, "Could not answer the request; try again", None)
-            return
-        try:
-            await self.bus.publish_action(action)
-        except Exception:
-            log.exception("publishing an action failed", room_id=action.room_id)
-            self._send_error(ws, ErrorCode.INTERNAL, "Could not accept the request; try again", action.request_id)
+            _log_unexpected("answering a frame failed", room_id=session.token.room_id)
+            self._send_error(ws, ErrorCode.INTERNAL, "Could not answer the request; try again", request_id)
+
+    async def _answer(self, ws: ServerConnection, room_id: str, request: ClientRequest) -> None:
+        if request.action is Action.GET_PRESENCE:
+            await answer_presence(self.store, ws, room_id, request, self.fanout.max_send_buffer)
+        elif request.action is Action.GET_HISTORY:
+            await answer_history(self.store, self.fanout, ws, room_id, request)
+        else:
+            await self.lifecycle.answer(ws, room_id, request)
 
     def _send_error(self, ws: ServerConnection, code: int, message: str, request_id: str | None) -> None:
+        """Cannot fail on the frame's text: parse_client_frame refuses unencodable text, and
+        anything that slipped past it is dropped here rather than break the error path."""
         metrics.REQUEST_ERRORS.labels(str(code)).inc()
+        if request_id is not None and not is_encodable(request_id):
+            request_id = None
+        if not is_encodable(message):
+            message = _FALLBACK_MESSAGE
         frame = frames.error_frame(frame_id=new_id(), request_id=request_id, code=code, message=message)
         send_frame(ws, frame, self.fanout.max_send_buffer)
 
@@ -234,6 +244,64 @@ class Gateway:
         )
         send_frame(ws, frame, self.fanout.max_send_buffer)
         self.fanout.close_soon(ws, closecodes.SESSION_EXPIRED, "Session expired")
+
+
+_FALLBACK_MESSAGE = "Invalid request"
+
+
+@dataclass(slots=True)
+class _Kind:
+    logged_at: float
+    held_back: int = 0
+
+
+class ErrorLogThrottle:
+    """Which unexpected errors get a traceback in the log.
+
+    Clients choose how often a failing request is repeated (10 frames/s per connection, times every
+    connection), so a traceback per frame would let them flood the log and bury everything else.
+    One traceback per (event, exception type) per ``interval`` keeps each distinct failure visible;
+    the next one logged says how many were held back meanwhile, and
+    ``parley_request_errors_total{code="500"}`` counts every one. Pure: the clock is injected.
+    """
+
+    def __init__(
+        self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic, max_kinds: int = 256
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._max_kinds = max_kinds
+        self._kinds: dict[tuple[str, type[BaseException]], _Kind] = {}
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def forget(self) -> None:
+        self._kinds.clear()
+
+    def admit(self, event: str, kind: type[BaseException]) -> int | None:
+        """None: hold this one back (counted). Otherwise log it now; the number is how many of
+        its kind were held back since it was last logged."""
+        now = self._clock()
+        key = (event, kind)
+        seen = self._kinds.get(key)
+        if seen is not None and now - seen.logged_at < self.interval:
+            seen.held_back += 1
+            return None
+        if seen is None and len(self._kinds) >= self._max_kinds:
+            self._kinds.clear()  # bounded memory; a forgotten kind is merely logged once more
+        self._kinds[key] = _Kind(now)
+        return seen.held_back if seen is not None else 0
+
+
+UNEXPECTED_ERRORS = ErrorLogThrottle()  # one budget per process: the log is per process
+
+
+def _log_unexpected(event: str, **fields: object) -> None:
+    """In an ``except`` block: log the exception being handled, within UNEXPECTED_ERRORS' budget."""
+    held_back = UNEXPECTED_ERRORS.admit(event, type(sys.exc_info()[1]))
+    if held_back is not None:
+        log.exception(event, held_back=held_back, **fields)
 
 
 def _echo_subprotocol(ws: ServerConnection, subprotocols: list[str]) -> str | None:
