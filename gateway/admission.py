@@ -8,8 +8,12 @@ the token was never used (consumed last, so a refusal for another reason does no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+
+from websockets.exceptions import InvalidHeaderFormat
+from websockets.headers import parse_subprotocol
 
 from shared import bans, membership, tokens
 from shared.store import ROOM, Record, Store
@@ -30,12 +34,21 @@ class Rejection:
     detail: str
 
 
-def offered_token(header: str | None) -> str | None:
-    """The chat token is the only ``Sec-WebSocket-Protocol`` value the IVS SDKs offer."""
-    if not header:
+def offered_token(headers: Sequence[str]) -> str | None:
+    """The chat token: the first ``Sec-WebSocket-Protocol`` value (the only one IVS SDKs offer).
+
+    ``headers`` holds every such header of the request: RFC 6455 lets a client send several, which
+    mean the same as one comma-joined header. They are parsed exactly as websockets parses them
+    to pick the subprotocol it echoes (``_echo_subprotocol``), so the token admitted here is the
+    one echoed; and a header websockets would refuse (400) offers no token, so it burns none.
+    """
+    offered: list[str] = []
+    try:
+        for header in headers:
+            offered.extend(parse_subprotocol(header))
+    except InvalidHeaderFormat:
         return None
-    first = header.split(",", 1)[0].strip()
-    return first or None
+    return offered[0] if offered else None
 
 
 async def admit(

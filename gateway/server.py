@@ -152,7 +152,7 @@ class Gateway:
         result = await admit(
             store=self.store,
             secret=self.settings.token_keys,  # every PARLEY_TOKEN_SECRET key: rotation
-            token=offered_token(request.headers.get("Sec-WebSocket-Protocol")),
+            token=offered_token(request.headers.get_all("Sec-WebSocket-Protocol")),  # several headers: RFC 6455
             now_ms=now_ms(),
             connections_in_use=len(self.fanout) + self._others_connections,
             max_connections=self.settings.max_connections,
