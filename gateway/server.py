@@ -16,7 +16,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from gateway.admission import Admitted, Rejection, admit, offered_token
+from gateway.admission import Admitted, ConnectionQuota, Rejection, Reservation, admit, offered_token
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
@@ -54,6 +54,28 @@ class Connection:
     room: Record  # the room's record as read at the handshake
 
 
+class GatewayConnection(TrackedConnection):
+    """A server connection that holds its quota slot until the TCP connection is gone, so the
+    slot comes back however it ends: a handshake that fails after admission (the client left, the
+    server is closing), a handler that fails before joining, or the end of a chat connection."""
+
+    reservation: Reservation | None = None
+    lost = False
+
+    def hold(self, reservation: Reservation) -> None:
+        self.reservation = reservation
+        if self.lost:  # gone while it was being admitted
+            reservation.release()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        try:
+            super().connection_lost(exc)
+        finally:
+            if self.reservation is not None:
+                self.reservation.release()
+
+
 class Gateway:
     def __init__(self, settings: Settings, store: Store, bus: Bus, *, gateway_id: str | None = None) -> None:
         self.settings = settings
@@ -63,7 +85,8 @@ class Gateway:
         self.fanout = RoomFanout(settings.max_send_buffer)
         self.lifecycle = Lifecycle(self)  # parley extensions: PING, idle timeout, approval
         self.presence = GatewayPresence(store, bus, self.gateway_id, settings.presence_ttl_seconds)
-        self._others_connections = 0  # other gateways' last reported counts
+        # this gateway's slots of the account's connection quota, reserved in the store at each handshake
+        self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.gateway_id, REPORT_TTL_MS)
         self._server: Server | None = None
         self._reporter: asyncio.Task[None] | None = None
         self._expiry: dict[str, asyncio.TimerHandle] = {}
@@ -91,7 +114,7 @@ class Gateway:
             max_size=HARD_MAX_FRAME,
             ping_interval=self.settings.ping_interval,
             ping_timeout=self.settings.ping_interval,
-            create_connection=TrackedConnection,  # last activity, for the idle timeout
+            create_connection=GatewayConnection,  # last activity (idle timeout), the quota slot
             backlog=LISTEN_BACKLOG,
         )
         log.info("gateway listening", gateway_id=self.gateway_id, port=self.port)
@@ -126,9 +149,10 @@ class Gateway:
     # --- connection quota --------------------------------------------------------------------
     async def _report(self) -> None:
         await self.presence.heartbeat()  # parley extension: keeps this gateway's presence entries alive
-        await self.store.report(CONNECTIONS_GROUP, self.gateway_id, len(self.fanout), REPORT_TTL_MS)
-        counts = await self.store.reports(CONNECTIONS_GROUP)
-        self._others_connections = sum(v for k, v in counts.items() if k != self.gateway_id)
+        # Keeps this gateway's slots live (a crashed gateway's expire) and corrects any drift. It
+        # never undoes a reservation in flight: ``held`` counts a reservation from when it is
+        # issued, and the report is ordered with them (see ConnectionQuota).
+        await self.store.report(CONNECTIONS_GROUP, self.gateway_id, self.quota.held, REPORT_TTL_MS)
 
     async def _report_loop(self) -> None:
         while True:
@@ -154,11 +178,13 @@ class Gateway:
             secret=self.settings.token_keys,  # every PARLEY_TOKEN_SECRET key: rotation
             token=offered_token(request.headers.get_all("Sec-WebSocket-Protocol")),  # several headers: RFC 6455
             now_ms=now_ms(),
-            connections_in_use=len(self.fanout) + self._others_connections,
+            quota=self.quota,
             max_connections=self.settings.max_connections,
         )
         if isinstance(result, Rejection):
             return _reject(ws, result)
+        assert isinstance(ws, GatewayConnection)  # create_connection
+        ws.hold(result.reservation)  # released when the connection is gone, even if the handshake fails
         ws.admitted = result  # type: ignore[attr-defined]  # handed to _handle
         return None
 
@@ -199,6 +225,7 @@ class Gateway:
             metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
             metrics.CONNECTIONS_RESOURCE_COUNT.dec()
             await self.fanout.leave(conn)
+            admitted.reservation.release()  # now, not when the socket is closed (GatewayConnection)
             await self.presence.leave(connection_id)
 
     async def _on_frame(self, ws: ServerConnection, session: ChatSession, data: str | bytes) -> None:

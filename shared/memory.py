@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict, deque
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from shared import metrics
 from shared.bus import (
@@ -33,6 +34,14 @@ from shared.store import QuotaExceeded, Record, Store
 
 def _monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
+
+
+_T = TypeVar("_T")
+
+
+async def _ready(value: _T) -> _T:
+    """An awaitable of a result already computed (methods that are ordered at call time)."""
+    return value
 
 
 class _MemoryLogConsumer(LogConsumer):
@@ -309,6 +318,28 @@ class MemoryStore(Store):
     async def reports(self, group: str) -> dict[str, int]:
         now = _monotonic_ms()
         return {m: value for m, (value, expiry) in self._reports[group].items() if expiry > now}
+
+    def _live_values(self, group: str) -> dict[str, tuple[int, int]]:
+        """``group``'s live members (the dead ones forgotten, as Redis forgets them)."""
+        now = _monotonic_ms()
+        live = {m: entry for m, entry in self._reports[group].items() if entry[1] > now}
+        self._reports[group] = live
+        return live
+
+    def reserve(self, group: str, member: str, limit: int, ttl_ms: int) -> Awaitable[bool]:
+        # applied now, not when awaited: "ordered at call time" like RedisStore's pipeline
+        live = self._live_values(group)
+        if sum(value for value, _ in live.values()) >= limit:
+            return _ready(False)
+        live[member] = (live.get(member, (0, 0))[0] + 1, _monotonic_ms() + ttl_ms)
+        return _ready(True)
+
+    def unreserve(self, group: str, member: str) -> Awaitable[None]:
+        live = self._live_values(group)
+        if member in live:
+            value, deadline = live[member]
+            live[member] = (max(value - 1, 0), deadline)
+        return _ready(None)
 
 
 class _MemoryShardConsumer(ShardConsumer):

@@ -6,7 +6,7 @@ Owns the Redis key layout under ``{namespace}:`` (nothing else writes these keys
 - ``{ns}:idx:{kind}``        sorted set id → updated_ms (count, paging, the quota check)
 - ``{ns}:mark:{key}``        one-shot marks (``claim``), ``SET NX PX``
 - ``{ns}:hit:{key}:{win}``   fixed-window counters (``hit``)
-- ``{ns}:rep:{group}`` / ``{ns}:repx:{group}``  reported values (hash) and their deadlines (zset)
+- ``{ns}:rep:{group}`` / ``{ns}:repx:{group}``  reported (and reserved) values (hash) and their deadlines (zset)
 - ``{ns}:pres:{room}``      presence: hash connection id → JSON ``{"h": holder, "u": user, "a": attributes}``
 - ``{ns}:presn:{room}``     presence: hash user id → that user's connection count in the room
 - ``{ns}:presh:{holder}``   presence: set of ``"{room} {connection}"`` a holder (gateway incarnation) holds
@@ -80,6 +80,45 @@ for i, member in ipairs(live) do
   end
 end
 return out
+"""
+
+# A reservation against a quota shared by processes: the sum over the live members and the
+# increment are one atomic step, or concurrent reservations (on one or several gateways) could
+# each see ``limit - 1`` and all succeed. KEYS: rep, repx; ARGV: member, limit, ttl.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+if #dead > 0 then
+  redis.call('HDEL', KEYS[1], unpack(dead))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+end
+local total = 0
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+if #live > 0 then
+  for _, value in ipairs(redis.call('HMGET', KEYS[1], unpack(live))) do
+    if value then total = total + tonumber(value) end
+  end
+end
+if total >= tonumber(ARGV[2]) then return 0 end
+local ttl = tonumber(ARGV[3])
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+for _, key in ipairs(KEYS) do
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+return 1
+"""
+
+# A member past its deadline holds nothing (its value is stale): never decrement it below 0.
+_UNRESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not deadline or tonumber(deadline) <= now then return 0 end
+if (tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or 0) <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+return 1
 """
 
 
@@ -249,11 +288,14 @@ class RedisStore(Store):
         self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._create = self._redis.register_script(_CREATE)
         self._put = self._redis.register_script(_PUT)
-        self._report = self._redis.register_script(_REPORT)
         self._reports = self._redis.register_script(_REPORTS)
         # This turn's commands, in order, one round trip; the bus of the same process publishes
         # through it too (``real_backends``), so a router's history, publish and done marks share it.
         self.pipeline = RedisPipeline(self._redis)
+        # report, reserve and unreserve share the pipeline: their order is their call order
+        self._report = self.pipeline.script(_REPORT)
+        self._reserve = self.pipeline.script(_RESERVE)
+        self._unreserve = self.pipeline.script(_UNRESERVE)
         self._history_append = self.pipeline.script(_HISTORY_APPEND)
         self.done_marks = RedisDoneMarks(self.pipeline, namespace)
         self._history_remove = self.pipeline.script(_HISTORY_REMOVE)
@@ -492,11 +534,19 @@ class RedisStore(Store):
             count, _ = await pipe.execute()
         return int(count)
 
+    def _rep(self, group: str) -> tuple[str, str]:
+        return f"{self._ns}:rep:{group}", f"{self._ns}:repx:{group}"
+
     async def report(self, group: str, member: str, value: int, ttl_ms: int) -> None:
-        keys = [f"{self._ns}:rep:{group}", f"{self._ns}:repx:{group}"]
-        await self._report(keys=keys, args=[member, value, ttl_ms])
+        await self.pipeline.submit([("EVALSHA", self._report.sha, 2, *self._rep(group), member, value, ttl_ms)])
 
     async def reports(self, group: str) -> dict[str, int]:
-        keys = [f"{self._ns}:rep:{group}", f"{self._ns}:repx:{group}"]
-        flat = await self._reports(keys=keys)
+        flat = await self._reports(keys=list(self._rep(group)))
         return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def reserve(self, group: str, member: str, limit: int, ttl_ms: int) -> Awaitable[bool]:
+        script = ("EVALSHA", self._reserve.sha, 2, *self._rep(group), member, limit, ttl_ms)
+        return _first_as_bool(self.pipeline.submit([script]))
+
+    def unreserve(self, group: str, member: str) -> Awaitable[None]:
+        return completion(self.pipeline.submit([("EVALSHA", self._unreserve.sha, 2, *self._rep(group), member)]))

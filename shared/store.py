@@ -172,6 +172,9 @@ class Store(ABC):
     async def hit(self, key: str, window_ms: int) -> int:
         """Count one event in the fixed window holding now; return the window's count."""
 
+    # A group's members each hold a value that lives until the member's deadline. ``report``,
+    # ``reserve`` and ``unreserve`` of one process take effect in the order they are called
+    # (``report`` when its call is awaited at once), like ``history_append``.
     @abstractmethod
     async def report(self, group: str, member: str, value: int, ttl_ms: int) -> None:
         """Publish ``member``'s current ``value`` in ``group`` (e.g. a gateway's connection
@@ -180,3 +183,15 @@ class Store(ABC):
     @abstractmethod
     async def reports(self, group: str) -> dict[str, int]:
         """Live members of ``group`` and their last reported values."""
+
+    @abstractmethod
+    def reserve(self, group: str, member: str, limit: int, ttl_ms: int) -> Awaitable[bool]:
+        """Atomically: if the live members' values in ``group`` sum to less than ``limit``, add 1
+        to ``member``'s value (0 if it was not live) and keep it live ``ttl_ms`` more; True if it
+        did. Ordered at call time. A quota shared by processes: each holds what it reserved, and
+        a dead process's reservations stop counting with its deadline."""
+
+    @abstractmethod
+    def unreserve(self, group: str, member: str) -> Awaitable[None]:
+        """Subtract 1 from ``member``'s value, never below 0, and only while it is live (a member
+        that was forgotten holds nothing). Ordered at call time."""

@@ -3,11 +3,13 @@ and metric reason, and which refusals leave the single-use token unspent."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from http import HTTPStatus
 
 import pytest
 
-from gateway.admission import Admitted, Rejection, admit
+from gateway.admission import Admitted, ConnectionQuota, Rejection, admit
 from shared import bans, tokens
 from shared.memory import MemoryStore
 from shared.store import ROOM
@@ -36,9 +38,19 @@ async def store() -> MemoryStore:
     return store
 
 
-async def _admit(store: MemoryStore, token: str | None, in_use: int = 0) -> Admitted | Rejection:
+GROUP = "gateway-connections"
+
+
+def _quota(store: MemoryStore) -> ConnectionQuota:
+    return ConnectionQuota(store, GROUP, "gw", 5000)
+
+
+async def _admit(
+    store: MemoryStore, token: str | None, in_use: int = 0, quota: ConnectionQuota | None = None
+) -> Admitted | Rejection:
+    await store.report(GROUP, "other-gateway", in_use, 5000)  # the slots other gateways hold
     return await admit(
-        store=store, secret=SECRET, token=token, now_ms=NOW, connections_in_use=in_use, max_connections=5
+        store=store, secret=SECRET, token=token, now_ms=NOW, quota=quota or _quota(store), max_connections=5
     )
 
 
@@ -73,3 +85,82 @@ async def test_refusals_and_the_token_survives_them(
     if case in ("banned", "quota"):  # a refusal for another reason must not burn the token
         await bans.unban(store, "room1", "u1")
         assert isinstance(await _admit(store, token), Admitted)
+
+
+# --- the connection quota: a slot reserved in the store, given back on every refusal ------------
+async def test_admission_holds_a_slot_until_released(store: MemoryStore) -> None:
+    quota = _quota(store)
+    admitted = [await _admit(store, _token(user_id=f"u{n}"), in_use=3, quota=quota) for n in range(3)]
+    assert [type(a) for a in admitted] == [Admitted, Admitted, Rejection]  # 3 + 2 = 5
+    assert (quota.held, await store.reports(GROUP)) == (2, {"other-gateway": 3, "gw": 2})
+    first = admitted[0]
+    assert isinstance(first, Admitted)
+    first.reservation.release()
+    first.reservation.release()  # once only
+    await asyncio.sleep(0)
+    assert (quota.held, (await store.reports(GROUP))["gw"]) == (1, 1)
+    assert isinstance(await _admit(store, _token(user_id="later"), in_use=3, quota=quota), Admitted)
+
+
+async def test_a_used_token_gives_its_reserved_slot_back(store: MemoryStore) -> None:
+    quota, token = _quota(store), _token()
+    assert isinstance(await _admit(store, token, quota=quota), Admitted)
+    for _ in range(10):
+        refused = await _admit(store, token, in_use=3, quota=quota)
+        assert isinstance(refused, Rejection) and refused.reason == "token_used"
+    await asyncio.sleep(0)
+    assert (quota.held, (await store.reports(GROUP))["gw"]) == (1, 1)
+
+
+async def test_concurrent_admissions_take_exactly_the_free_slots(store: MemoryStore) -> None:
+    quota = _quota(store)
+    await store.report(GROUP, "other-gateway", 2, 5000)
+    results = await asyncio.gather(
+        *(
+            admit(store=store, secret=SECRET, token=_token(user_id=f"u{n}"), now_ms=NOW, quota=quota, max_connections=5)
+            for n in range(20)
+        )
+    )
+    reasons = sorted(r.reason if isinstance(r, Rejection) else "admitted" for r in results)
+    assert reasons == ["admitted"] * 3 + ["quota"] * 17
+    assert quota.held == 3
+
+
+async def test_a_reservation_released_before_its_answer_still_comes_back(store: MemoryStore) -> None:
+    quota = _quota(store)
+    reservation = quota.reserve(5)
+    reservation.release()  # e.g. the handshake was cancelled while the store answered
+    assert await reservation.granted() is True
+    await asyncio.sleep(0)
+    assert (quota.held, await store.reports(GROUP)) == (0, {"gw": 0})
+
+
+class _ReserveFails(MemoryStore):
+    def reserve(self, group: str, member: str, limit: int, ttl_ms: int) -> Awaitable[bool]:
+        return self._lose(super().reserve(group, member, limit, ttl_ms))  # applied, but its answer is lost
+
+    async def _lose(self, answer: Awaitable[bool]) -> bool:
+        await answer
+        raise ConnectionError("store unreachable")
+
+
+async def test_a_lost_reservation_answer_is_not_counted_and_burns_no_slot_for_good() -> None:
+    store = _ReserveFails()
+    await store.create(ROOM, "room1", {"id": "room1"}, NOW, limit=10)
+    quota = _quota(store)
+    with pytest.raises(ConnectionError):
+        await admit(store=store, secret=SECRET, token=_token(), now_ms=NOW, quota=quota, max_connections=5)
+    await asyncio.sleep(0)
+    assert quota.held == 0  # the store over-counts ("gw": 1) until the gateway's next report of ``held``
+    await store.report(GROUP, "gw", quota.held, 5000)
+    assert await store.reports(GROUP) == {"gw": 0}
+
+
+async def test_a_report_sent_while_a_reservation_is_in_flight_counts_it(store: MemoryStore) -> None:
+    """The gateway reports ``held`` every second and the report sets the store's value: it must
+    include a reservation issued before it, whose answer has not come yet."""
+    quota = _quota(store)
+    reservation = quota.reserve(5)
+    await store.report(GROUP, "gw", quota.held, 5000)
+    assert await reservation.granted() is True
+    assert (await store.reports(GROUP))["gw"] == 1

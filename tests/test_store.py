@@ -254,6 +254,79 @@ async def test_report_refresh_extends_life(store: Store) -> None:
     assert await store.reports("g") == {"m": 2}
 
 
+async def test_reserve_up_to_the_limit_over_all_members(store: Store) -> None:
+    assert await store.reserve("q", "a", 3, 5000) is True
+    assert await store.reserve("q", "a", 3, 5000) is True
+    assert await store.reserve("q", "b", 3, 5000) is True
+    assert await store.reserve("q", "b", 3, 5000) is False  # the limit is the group's, not a member's
+    assert await store.reserve("q", "c", 3, 5000) is False
+    assert await store.reports("q") == {"a": 2, "b": 1}
+    await store.unreserve("q", "a")
+    assert await store.reserve("q", "c", 3, 5000) is True
+    assert await store.reports("q") == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_reported_values_count_towards_reservations(store: Store) -> None:
+    await store.report("q", "a", 3, 5000)
+    assert await store.reserve("q", "b", 3, 5000) is False
+    await store.report("q", "a", 2, 5000)  # a report sets the value, reservations included
+    assert await store.reserve("q", "a", 3, 5000) is True
+    assert await store.reports("q") == {"a": 3}
+
+
+async def test_dead_members_reservations_stop_counting(store: Store) -> None:
+    assert await store.reserve("q", "dead", 2, 150) is True
+    assert await store.reserve("q", "dead", 2, 150) is True
+    assert await store.reserve("q", "live", 2, 5000) is False
+    await asyncio.sleep(0.25)
+    assert await store.reserve("q", "live", 2, 5000) is True
+    await store.unreserve("q", "dead")  # forgotten: nothing to give back, and it stays forgotten
+    assert await store.reports("q") == {"live": 1}
+    assert await store.reserve("q", "dead", 2, 5000) is True  # back, from 0
+    assert await store.reports("q") == {"live": 1, "dead": 1}
+
+
+async def test_reserve_keeps_the_member_live(store: Store) -> None:
+    assert await store.reserve("q", "m", 10, 400) is True
+    await asyncio.sleep(0.25)
+    assert await store.reserve("q", "m", 10, 400) is True
+    await asyncio.sleep(0.25)  # past the first deadline, before the second
+    assert await store.reports("q") == {"m": 2}
+
+
+async def test_unreserve_never_goes_below_zero(store: Store) -> None:
+    await store.unreserve("q", "nobody")
+    assert await store.reports("q") == {}
+    assert await store.reserve("q", "m", 1, 5000) is True
+    await store.unreserve("q", "m")
+    await store.unreserve("q", "m")
+    assert await store.reports("q") == {"m": 0}
+    assert await store.reserve("q", "m", 1, 5000) is True
+    assert await store.reserve("q", "m", 1, 5000) is False
+
+
+async def test_concurrent_reservations_never_exceed_the_limit(store: Store) -> None:
+    granted = await asyncio.gather(*(store.reserve("q", f"m{n % 4}", 10, 5000) for n in range(40)))
+    assert granted.count(True) == 10
+    assert sum((await store.reports("q")).values()) == 10
+
+
+async def test_reservations_and_reports_take_effect_in_call_order(store: Store) -> None:
+    first = store.reserve("q", "a", 1, 5000)
+    second = store.reserve("q", "b", 1, 5000)
+    assert await second is False  # awaited first, but called second
+    assert await first is True
+    # a reservation issued before a report is overwritten by it: the reporter counts what it issued
+    pending = store.reserve("q", "a", 5, 5000)
+    await store.report("q", "a", 4, 5000)
+    assert await pending is True
+    assert await store.reports("q") == {"a": 4}
+    releasing = store.unreserve("q", "a")
+    await store.report("q", "a", 3, 5000)
+    await releasing
+    assert await store.reports("q") == {"a": 3}
+
+
 # --- real only ------------------------------------------------------------------------------
 @pytest.mark.integration
 async def test_keys_are_namespaced_and_destroy_removes_them(redis_url: str, namespace: str) -> None:

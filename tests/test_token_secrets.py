@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admission import Admitted, Rejection, admit
+from gateway.admission import Admitted, ConnectionQuota, Rejection, admit
 from parley import cli
 from shared import tokens
 from shared.config import MIN_TOKEN_SECRET_BYTES, Settings
@@ -116,9 +116,8 @@ async def test_the_gateway_admits_tokens_of_every_listed_key() -> None:
     keys = Settings(token_secret=f"{STRONG},{OTHER}").token_keys
 
     async def _admit(token: str, accepted: tuple[bytes, ...]) -> Admitted | Rejection:
-        return await admit(
-            store=store, secret=accepted, token=token, now_ms=NOW, connections_in_use=0, max_connections=5
-        )
+        quota = ConnectionQuota(store, "gateway-connections", "gw", 5000)
+        return await admit(store=store, secret=accepted, token=token, now_ms=NOW, quota=quota, max_connections=5)
 
     assert isinstance(await _admit(_mint(OTHER.encode()), keys), Admitted)
     refused = await _admit(_mint(OTHER.encode()), keys[:1])
