@@ -50,9 +50,14 @@ return 1
 """
 
 # Deadlines use the Redis server's clock so replicas with skewed clocks agree on who is alive.
-_REPORT = """
+_NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_REPORT = (
+    _NOW
+    + """
 local ttl = tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
@@ -60,16 +65,24 @@ for _, key in ipairs(KEYS) do
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 """
+)
 
-_REPORTS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+# KEYS: rep, repx. Forget the members past their deadline; ``live`` is the rest.
+_LIVE_REPORTS = (
+    _NOW
+    + """
 local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 if #dead > 0 then
   redis.call('HDEL', KEYS[1], unpack(dead))
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 end
 local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+"""
+)
+
+_REPORTS = (
+    _LIVE_REPORTS
+    + """
 if #live == 0 then return {} end
 local values = redis.call('HMGET', KEYS[1], unpack(live))
 local out = {}
@@ -81,20 +94,15 @@ for i, member in ipairs(live) do
 end
 return out
 """
+)
 
 # A reservation against a quota shared by processes: the sum over the live members and the
 # increment are one atomic step, or concurrent reservations (on one or several gateways) could
 # each see ``limit - 1`` and all succeed. KEYS: rep, repx; ARGV: member, limit, ttl.
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-if #dead > 0 then
-  redis.call('HDEL', KEYS[1], unpack(dead))
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-end
+_RESERVE = (
+    _LIVE_REPORTS
+    + """
 local total = 0
-local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
 if #live > 0 then
   for _, value in ipairs(redis.call('HMGET', KEYS[1], unpack(live))) do
     if value then total = total + tonumber(value) end
@@ -109,24 +117,26 @@ for _, key in ipairs(KEYS) do
 end
 return 1
 """
+)
 
 # A member past its deadline holds nothing (its value is stale): never decrement it below 0.
-_UNRESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_UNRESERVE = (
+    _NOW
+    + """
 local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not deadline or tonumber(deadline) <= now then return 0 end
 if (tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or 0) <= 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 return 1
 """
+)
 
 
 # History: one stream per room; entry ids are the server's ms clock, so age trimming is MINID.
 # Count and age are trimmed on every append, and the key expires when the room goes quiet.
-_HISTORY_APPEND = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_HISTORY_APPEND = (
+    _NOW
+    + """
 for i = 3, #ARGV, 2 do
   redis.call('XADD', KEYS[1], '*', 'i', ARGV[i], 'f', ARGV[i + 1])
 end
@@ -134,6 +144,7 @@ redis.call('XTRIM', KEYS[1], 'MAXLEN', tonumber(ARGV[1]))
 redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 """
+)
 
 # Finding a message by its id scans the (small, bounded) stream inside Redis.
 _HISTORY_REMOVE = """
@@ -148,11 +159,6 @@ return 0
 
 # Presence: all steps of one connection's add/remove (entry, holder set, per-user count) are
 # one script, so "first connection" / "last connection" is decided exactly once per user.
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
 _PRESENCE_ADD = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
