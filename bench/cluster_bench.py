@@ -79,6 +79,36 @@ def service_pids() -> dict[str, int]:
     return pids
 
 
+def start_processes(cluster: Cluster, gateways: list[str], routers: list[str]) -> None:
+    """The api, then the named gateways and routers; returns once routers agree on shards."""
+    cluster.start_api()
+    for name in gateways:
+        cluster.start_gateway(name)
+    for name in routers:
+        cluster.start_router(name)
+    time.sleep(2.0)  # routers agree on shard ownership
+
+
+def loadtest_command(cluster: Cluster, gateways: list[str], options: dict[str, object]) -> list[str]:
+    """``parley loadtest --json`` against the cluster's api and ``gateways``, with ``--name value``
+    for each of ``options``."""
+    command = [sys.executable, "-m", "parley", "loadtest", "--json", "--no-progress"]
+    command += ["--api", f"http://127.0.0.1:{cluster.ports['api']}"]
+    for name, value in options.items():
+        command += [f"--{name}", str(value)]
+    for name in gateways:
+        command += ["--gateway", cluster.ws_url(name)]
+    return command
+
+
+def loadtest_env(cluster: Cluster) -> dict[str, str]:
+    """The environment ``parley loadtest`` needs: the cluster's SigV4 credentials."""
+    settings = cluster.settings
+    return dict(
+        os.environ, PARLEY_ACCESS_KEY_ID=settings.access_key_id, PARLEY_SECRET_ACCESS_KEY=settings.secret_access_key
+    )
+
+
 def busiest_window(samples: list[tuple[float, dict[str, float]]], seconds: float = 5.0) -> dict[str, float]:
     """Cores used per process over the ``seconds`` window with the most CPU in total."""
     best: dict[str, float] = {}
@@ -218,41 +248,22 @@ def main() -> None:
         args.profile_dir.mkdir(parents=True, exist_ok=True)
     tmp = args.profile_dir or Path(tempfile.mkdtemp(prefix="parley-bench-"))
     try:
-        cluster.start_api()
-        for name in gateways:
-            cluster.start_gateway(name)
-        for name in routers:
-            cluster.start_router(name)
-        time.sleep(2.0)  # routers agree on shard ownership
-        command = [
-            sys.executable,
-            "-m",
-            "parley",
-            "loadtest",
-            "--json",
-            "--no-progress",
-            "--api",
-            f"http://127.0.0.1:{cluster.ports['api']}",
-            "--clients",
-            str(args.clients),
-            "--rooms",
-            str(args.rooms),
-            "--rate",
-            str(args.rate),
-            "--duration",
-            str(args.duration),
-            "--senders",
-            str(args.senders),
-            "--latency-clients",
-            str(args.latency_clients),
-            "--connect-concurrency",
-            str(args.connect_concurrency),
-            "--procs",
-            str(args.procs),
-        ]
-        for name in gateways:
-            command += ["--gateway", cluster.ws_url(name)]
-        env = dict(os.environ, PARLEY_ACCESS_KEY_ID="AKIDBENCH", PARLEY_SECRET_ACCESS_KEY="bench-secret")
+        start_processes(cluster, gateways, routers)
+        command = loadtest_command(
+            cluster,
+            gateways,
+            {
+                "clients": args.clients,
+                "rooms": args.rooms,
+                "rate": args.rate,
+                "duration": args.duration,
+                "senders": args.senders,
+                "latency-clients": args.latency_clients,
+                "connect-concurrency": args.connect_concurrency,
+                "procs": args.procs,
+            },
+        )
+        env = loadtest_env(cluster)
         before = {name: scrape(cluster.ports[name]) for name in gateways}
         routers_before = {name: scrape(cluster.ports[name]) for name in routers}
         rss_before = {name: rss_mib(cluster.processes[name].pid) for name in gateways}

@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.cluster_bench import rss_mib  # noqa: E402
+from bench.cluster_bench import loadtest_command, loadtest_env, rss_mib, start_processes  # noqa: E402
 from tests.cluster import Cluster, throwaway_settings  # noqa: E402
 
 
@@ -120,23 +120,20 @@ def main() -> None:
     )
     rows: list[dict[str, float]] = []
     try:
-        cluster.start_api()
-        for i in range(args.gateways):
-            cluster.start_gateway(f"gw{i}")
-        for i in range(args.routers):
-            cluster.start_router(f"router{i}")
-        time.sleep(2.0)  # routers agree on shard ownership
-        command = [
-            sys.executable, "-m", "parley", "loadtest", "--json", "--no-progress",
-            "--api", f"http://127.0.0.1:{cluster.ports['api']}",
-            "--clients", str(args.clients), "--rooms", str(args.rooms), "--rate", str(args.rate),
-            "--duration", str(args.minutes * 60), "--procs", str(args.procs),
-        ]  # fmt: skip
-        for i in range(args.gateways):
-            command += ["--gateway", cluster.ws_url(f"gw{i}")]
-        env = dict(
-            os.environ, PARLEY_ACCESS_KEY_ID=settings.access_key_id, PARLEY_SECRET_ACCESS_KEY=settings.secret_access_key
+        gateways = [f"gw{i}" for i in range(args.gateways)]
+        start_processes(cluster, gateways, [f"router{i}" for i in range(args.routers)])
+        command = loadtest_command(
+            cluster,
+            gateways,
+            {
+                "clients": args.clients,
+                "rooms": args.rooms,
+                "rate": args.rate,
+                "duration": args.minutes * 60,
+                "procs": args.procs,
+            },
         )
+        env = loadtest_env(cluster)
         loadgen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE)
         started = time.monotonic()
         next_sample = started
