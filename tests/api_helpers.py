@@ -218,3 +218,19 @@ def api(settings: Settings, start_api: Callable[..., ApiServer]) -> ApiServer:
 @pytest.fixture
 def ivs(api: ApiServer) -> Any:
     return api.client()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def server(
+    request: pytest.FixtureRequest, settings: Settings, start_api: Callable[..., ApiServer], namespace: str
+) -> Iterator[ApiServer]:
+    """A running server on each Store in turn: memory, then Redis (this test's namespace, deleted after)."""
+    if request.param == "memory":
+        yield start_api(settings, MemoryStore)
+        return
+    from shared.redis_store import RedisStore
+
+    redis_url = request.getfixturevalue("redis_url")
+    api = start_api(settings, lambda: RedisStore(redis_url, namespace))
+    yield api
+    api.run(api.store.destroy())

@@ -22,14 +22,11 @@ from hypothesis import strategies as st
 
 from api.operations import OPERATIONS
 from api.validation import operation_model
-from shared.config import Settings
-from shared.memory import MemoryStore
-from shared.redis_store import RedisStore
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer
 
-pytest_plugins = ["api_helpers"]
+pytest_plugins = ["api_helpers"]  # also the `server` fixture: each test on memory and on Redis
 
 # Steps into a map or list; any other step is a structure member's name.
 KEY, VALUE, ITEM = "{key}", "{value}", "[]"
@@ -155,17 +152,6 @@ def test_every_string_position_is_enumerated() -> None:
     ]:
         assert expected in positions, expected
     assert {operation for operation, _ in SLOTS} == set(OPERATIONS)  # each has at least one string
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
-def server(request, settings: Settings, start_api, namespace: str) -> Iterator[ApiServer]:
-    if request.param == "memory":
-        yield start_api(settings, MemoryStore)
-        return
-    redis_url = request.getfixturevalue("redis_url")
-    api = start_api(settings, lambda: RedisStore(redis_url, namespace))
-    yield api
-    api.run(api.store.destroy())
 
 
 @pytest.fixture

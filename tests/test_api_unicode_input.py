@@ -10,32 +10,14 @@ not UTF-8 are refused the same way. Both Stores are covered: the bug looked diff
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-
-import pytest
-
-from shared.config import Settings
-from shared.memory import MemoryStore
-from shared.redis_store import RedisStore
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer
 
-pytest_plugins = ["api_helpers"]
+pytest_plugins = ["api_helpers"]  # also the `server` fixture: each test on memory and on Redis
 
 LONE = "\ud800"
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
-def server(request, settings: Settings, start_api, namespace: str) -> Iterator[ApiServer]:
-    if request.param == "memory":
-        yield start_api(settings, MemoryStore)
-        return
-    redis_url = request.getfixturevalue("redis_url")
-    api = start_api(settings, lambda: RedisStore(redis_url, namespace))
-    yield api
-    api.run(api.store.destroy())
 
 
 def _post(api: ApiServer, operation: str, body: dict[str, Any] | bytes) -> tuple[int, dict[str, str], Any]:
