@@ -8,35 +8,20 @@ control plane's own, and its errors are JSON.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from api import rooms
-from api.app import API_CONTEXT, create_app
-from api.demo import mount_demo
+from api.app import API_CONTEXT
 from api.demo.routes import gateway_url
 from parley.embedded import Node
 from shared import tokens
 from shared.config import Settings
 from shared.memory import MemoryBus, MemoryStore
 
-
-async def _client(settings: Settings, **mount: Any) -> TestClient:
-    app = create_app(settings, MemoryStore(), MemoryBus(settings.shards))
-    mount_demo(app, gateway_port=lambda: 18080, **mount)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    return client
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[TestClient]:
-    client = await _client(settings)
-    yield client
-    await client.close()
+pytest_plugins = ["demo_helpers"]  # the `client` and `start_demo` fixtures
 
 
 async def _vend(client: TestClient, **body: Any) -> dict[str, Any]:
@@ -106,17 +91,14 @@ async def test_not_json_and_oversized_bodies(client: TestClient) -> None:
     assert response.status == 400 and "at most" in (await response.json())["error"]["message"]
 
 
-async def test_rate_limited_per_client(settings: Settings) -> None:
-    client = await _client(settings, tokens_per_minute=2)
-    try:
-        await _vend(client, room="lobby", displayName="Ana")
-        await _vend(client, room="lobby", displayName="Ana")
-        response = await client.post("/demo/token", json={"room": "lobby", "displayName": "Ana"})
-        assert response.status == 429
-        assert int(response.headers["Retry-After"]) >= 1
-        assert (await response.json())["error"]["code"] == "TooManyRequests"
-    finally:
-        await client.close()
+async def test_rate_limited_per_client(start_demo) -> None:  # type: ignore[no-untyped-def]
+    client = await start_demo(tokens_per_minute=2)
+    await _vend(client, room="lobby", displayName="Ana")
+    await _vend(client, room="lobby", displayName="Ana")
+    response = await client.post("/demo/token", json={"room": "lobby", "displayName": "Ana"})
+    assert response.status == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    assert (await response.json())["error"]["code"] == "TooManyRequests"
 
 
 async def test_page_and_static_files_are_served(client: TestClient) -> None:

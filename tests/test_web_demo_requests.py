@@ -15,31 +15,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from api import rooms
-from api.app import API_CONTEXT, create_app
-from api.demo import mount_demo
-from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
+from api.app import API_CONTEXT
+
+pytest_plugins = ["demo_helpers"]  # the `client` and `start_demo` fixtures
 
 VALID = {"room": "lobby", "displayName": "Ana"}
 JSON = {"Content-Type": "application/json"}
-
-
-async def _client(settings: Settings, **mount: Any) -> TestClient:
-    app = create_app(settings, MemoryStore(), MemoryBus(settings.shards))
-    mount_demo(app, gateway_port=lambda: 18080, **mount)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    return client
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[TestClient]:
-    client = await _client(settings)
-    yield client
-    await client.close()
 
 
 async def _demo_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
@@ -129,17 +113,14 @@ async def test_only_json_is_accepted(client: TestClient, content_type: str | Non
 @pytest.mark.parametrize(
     "origin", ["https://attacker.example", "null", "http://127.0.0.1:1", "http://127.0.0.1.attacker.example"]
 )
-async def test_a_foreign_origin_is_refused_before_anything_else(settings: Settings, origin: str) -> None:
-    client = await _client(settings, tokens_per_minute=1)
-    try:
-        for _ in range(3):  # refused before the rate limit: a foreign page cannot use up a visitor's budget
-            response = await client.post("/demo/token", json=VALID, headers={"Origin": origin})
-            await _demo_error(response, 403, "ForbiddenOrigin")
-        assert await _room_names(client) == []
-        own = f"http://{client.host}:{client.port}"
-        assert (await client.post("/demo/token", json=VALID, headers={"Origin": own})).status == 200
-    finally:
-        await client.close()
+async def test_a_foreign_origin_is_refused_before_anything_else(start_demo, origin: str) -> None:  # type: ignore[no-untyped-def]
+    client = await start_demo(tokens_per_minute=1)
+    for _ in range(3):  # refused before the rate limit: a foreign page cannot use up a visitor's budget
+        response = await client.post("/demo/token", json=VALID, headers={"Origin": origin})
+        await _demo_error(response, 403, "ForbiddenOrigin")
+    assert await _room_names(client) == []
+    own = f"http://{client.host}:{client.port}"
+    assert (await client.post("/demo/token", json=VALID, headers={"Origin": own})).status == 200
 
 
 async def test_own_origin_and_no_origin_are_accepted(client: TestClient) -> None:
