@@ -12,7 +12,7 @@ from aiohttp import web
 
 from shared.config import Settings
 from tests.chatclient import ChatClient
-from tests.cluster import Cluster, free_port, running_cluster
+from tests.cluster import Cluster, running_cluster, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -31,12 +31,8 @@ async def handler_url() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/review", review)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/review"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield f"{url}/review"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from aiohttp import web
 from botocore.config import Config
 
 from tests.chatclient import ChatClient
-from tests.cluster import free_port, parley_dev
+from tests.cluster import parley_dev, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +30,8 @@ async def handler_url() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/review", review)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/review"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield f"{url}/review"
 
 
 async def test_parley_dev_reviews_through_a_loopback_handler(dev: dict[str, int], handler_url: str) -> None:
