@@ -160,6 +160,18 @@ class Cluster:
         )
 
 
+def dev_ivschat(api_port: int) -> Any:
+    """boto3's ivschat client for a ``parley dev`` on ``api_port``, with the keys it prints."""
+    return boto3.client(
+        "ivschat",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{api_port}",
+        aws_access_key_id="AKIDPARLEYDEV",
+        aws_secret_access_key="parley-dev-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
 @contextlib.contextmanager
 def parley_dev() -> Iterator[dict[str, int]]:
     """``parley dev`` as a newcomer runs it (``make run``): a process with no PARLEY_* settings on

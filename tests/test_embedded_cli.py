@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 
 from tests.chatclient import ChatClient
-from tests.cluster import parley_dev
+from tests.cluster import dev_ivschat, parley_dev
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +21,7 @@ def dev() -> Iterator[dict[str, int]]:
 
 
 async def test_parley_dev_serves_boto3_and_websockets(dev: dict[str, int]) -> None:
-    ivschat = boto3.client(
-        "ivschat",
-        region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{dev['api']}",
-        aws_access_key_id="AKIDPARLEYDEV",
-        aws_secret_access_key="parley-dev-secret",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    ivschat = dev_ivschat(dev["api"])
     room = ivschat.create_room(name="lobby")
     assert ivschat.get_room(identifier=room["arn"])["maximumMessageLength"] == 500
     token = ivschat.create_chat_token(roomIdentifier=room["arn"], userId="alice", capabilities=["SEND_MESSAGE"])[

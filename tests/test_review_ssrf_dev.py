@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import boto3
 import pytest
 from aiohttp import web
-from botocore.config import Config
 
 from tests.chatclient import ChatClient
-from tests.cluster import parley_dev, serving
+from tests.cluster import dev_ivschat, parley_dev, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +33,7 @@ async def handler_url() -> AsyncIterator[str]:
 
 
 async def test_parley_dev_reviews_through_a_loopback_handler(dev: dict[str, int], handler_url: str) -> None:
-    ivschat = boto3.client(
-        "ivschat",
-        region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{dev['api']}",
-        aws_access_key_id="AKIDPARLEYDEV",
-        aws_secret_access_key="parley-dev-secret",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    ivschat = dev_ivschat(dev["api"])
     with pytest.raises(ivschat.exceptions.ValidationException):
         ivschat.create_room(messageReviewHandler={"uri": "http://169.254.169.254/latest/meta-data/"})
     with pytest.raises(ivschat.exceptions.ValidationException):
