@@ -32,6 +32,7 @@ from shared.config import Settings
 from shared.envelope import DeliveryItem, Kind, RoomDelivery
 from shared.ids import new_id
 from shared.memory import MemoryBus, MemoryStore
+from shared.models import Room
 from tests.chatclient import ChatClient
 from tests.nodes import make_room, mint_token, ws_url
 
@@ -232,20 +233,26 @@ def test_a_reply_to_an_over_buffer_socket_aborts_it_and_is_counted(loop: str, re
     _run(loop, settings, scenario)
 
 
+def _expiring_token(node: Node, room: Room, left_ms: int) -> str:
+    """alice's token, minted a minute minus ``left_ms`` ago with a 1-minute session: it can still
+    connect, and its session ends ``left_ms`` from now."""
+    token, _ = tokens.mint(
+        node.settings.token_secret_bytes,
+        room_id=room.id,
+        user_id="alice",
+        capabilities=["SEND_MESSAGE"],
+        attributes=None,
+        now_ms=now_ms() - (60_000 - left_ms),
+        session_minutes=1,
+    )
+    return token
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_session_expiry_to_an_over_buffer_socket_aborts_it(loop: str, settings: Settings) -> None:
     async def scenario(node: Node, clients: Clients) -> None:
         room = await make_room(node)
-        # Minted 58.5 s ago with a 1-minute session: it can still connect and expires in 1.5 s.
-        token, _ = tokens.mint(
-            node.settings.token_secret_bytes,
-            room_id=room.id,
-            user_id="alice",
-            capabilities=["SEND_MESSAGE"],
-            attributes=None,
-            now_ms=now_ms() - 58_500,
-            session_minutes=1,
-        )
+        token = _expiring_token(node, room, left_ms=1500)
         client = await clients.open(node, token)
         server_ws = await _over_buffer(node, room.id, client)
         before = _aborts()
@@ -261,15 +268,7 @@ async def test_session_expiry_tells_a_reading_client_to_reconnect_then_closes(se
     await node.start(gateway_port=0)
     try:
         room = await make_room(node)
-        token, _ = tokens.mint(
-            node.settings.token_secret_bytes,
-            room_id=room.id,
-            user_id="alice",
-            capabilities=["SEND_MESSAGE"],
-            attributes=None,
-            now_ms=now_ms() - 59_500,
-            session_minutes=1,
-        )
+        token = _expiring_token(node, room, left_ms=500)
         client = await ChatClient.open(ws_url(node), token)
         error = await client.expect(Type="ERROR", timeout=3)
         assert (error["ErrorCode"], error["ErrorMessage"]) == (401, "Chat session expired")
