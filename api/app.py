@@ -36,9 +36,9 @@ from api.errors import (
 )
 from api.operations import OPERATIONS, Handler
 from shared import metrics
-from shared.bus import Bus
 from shared.config import Settings
-from shared.store import Store
+from shared.engine.bus import Bus
+from shared.engine.store import Store
 
 API_CONTEXT = web.AppKey("parley.api.context", ApiContext)
 # Typed request keys where aiohttp has them (3.13+); plain strings work on older versions.

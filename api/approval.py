@@ -1,6 +1,6 @@
 """ApproveConnection (parley extension): admit a connection waiting in an approvalRequired room.
 
-Published on the room's channel like a moderator's APPROVE_CONNECTION (``shared.approval``), so
+Published on the room's channel like a moderator's APPROVE_CONNECTION (``shared.features.approval``), so
 the gateway holding the connection admits it wherever it runs.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from api.context import ApiContext, load_room
-from shared import approval
 from shared.clock import now_ms
+from shared.features import approval
 
 
 async def approve_connection(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:

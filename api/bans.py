@@ -11,8 +11,9 @@ from typing import Any
 
 from api.context import ApiContext, load_room, member
 from api.moderation import disconnect_user
-from shared import bans
-from shared.clock import iso_ms, now_ms
+from shared.clock import now_ms
+from shared.features import bans
+from shared.protocol.timestamps import iso_ms
 
 
 async def ban_user(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,10 @@ from typing import Any
 
 from api.context import ApiContext, load_room, member
 from api.errors import AccessDeniedException
-from shared import bans, membership, tokens
-from shared.clock import iso_ms, now_ms
+from shared.clock import now_ms
+from shared.features import bans, membership
+from shared.protocol import tokens
+from shared.protocol.timestamps import iso_ms
 
 DEFAULT_SESSION_MINUTES = 60
 

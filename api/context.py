@@ -13,11 +13,11 @@ from typing import Any
 from api.errors import LOGGING_CONFIGURATION as LOGGING_CONFIGURATION_TYPE
 from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ValidationException
-from shared.bus import Bus
 from shared.config import Settings
-from shared.ids import parse_arn
-from shared.models import LoggingConfiguration, Room
-from shared.store import LOGGING_CONFIGURATION, ROOM, Record, Store
+from shared.engine.bus import Bus
+from shared.engine.store import LOGGING_CONFIGURATION, ROOM, Record, Store
+from shared.protocol.ids import parse_arn
+from shared.protocol.models import LoggingConfiguration, Room
 
 DEFAULT_MAX_RESULTS = 50
 _SCAN_BATCH = 200  # Store rows read per round trip while filtering a List

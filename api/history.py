@@ -13,7 +13,7 @@ from typing import Any
 
 from api.context import ApiContext, load_room, member
 from api.rooms import publish_room_changed, save_room
-from shared.models import Room
+from shared.protocol.models import Room
 
 DEFAULT_PAGE = 50
 

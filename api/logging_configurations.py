@@ -1,6 +1,6 @@
 """Logging-configuration operations: Create, Get, Update, Delete, List.
 
-Records are ``shared.models.LoggingConfiguration``; parley creates them ACTIVE at once (there is
+Records are ``shared.protocol.models.LoggingConfiguration``; parley creates them ACTIVE at once (there is
 no destination to provision). A configuration still referenced by a room cannot be deleted.
 """
 
@@ -16,10 +16,10 @@ from api.errors import (
     ServiceQuotaExceededException,
 )
 from shared.clock import now_ms
-from shared.envelope import ControlNotice
-from shared.ids import logging_configuration_arn, new_id
-from shared.models import LoggingConfiguration, Room
-from shared.store import LOGGING_CONFIGURATION, ROOM, QuotaExceeded
+from shared.engine.store import LOGGING_CONFIGURATION, ROOM, QuotaExceeded
+from shared.protocol.envelope import ControlNotice
+from shared.protocol.ids import logging_configuration_arn, new_id
+from shared.protocol.models import LoggingConfiguration, Room
 
 _SCAN_BATCH = 500
 

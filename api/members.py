@@ -2,7 +2,7 @@
 
 The member list is kept for any room; it matters when the room is ``membersOnly``
 (UpdateRoomExtensions): then only members get chat tokens and connect, and the router refuses
-anyone else's actions (``shared/membership.py``). Every change is announced to the room, in order
+anyone else's actions (``shared/features/membership.py``). Every change is announced to the room, in order
 with its messages, as ``parley:MEMBER_ADDED`` / ``parley:MEMBER_REMOVED`` events (one per user
 actually added or removed). A member removed from a members-only room is then disconnected like
 DisconnectUser (``aws:DISCONNECT_USER`` event, close 1000).
@@ -14,10 +14,10 @@ from typing import Any
 
 from api.context import ApiContext, load_room, member
 from api.presence import user_cursor
-from shared import membership, presence
 from shared.clock import now_ms
-from shared.envelope import ActionEnvelope, ControlNotice, Kind
-from shared.ids import new_id
+from shared.features import membership, presence
+from shared.protocol.envelope import ActionEnvelope, ControlNotice, Kind
+from shared.protocol.ids import new_id
 
 DEFAULT_PAGE = 50
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from api.context import ApiContext, load_room
 from shared.clock import now_ms
-from shared.envelope import ActionEnvelope, Kind
-from shared.ids import new_id
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.ids import new_id
 
 
 async def _publish(ctx: ApiContext, params: dict[str, Any], kind: str, target: str, **extra: Any) -> str:

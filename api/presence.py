@@ -1,6 +1,6 @@
 """GetRoomPresence (a parley extension, ``parleychat`` model): who is connected to a room now.
 
-Reads the presence every gateway keeps in the Store (``shared/presence.py``): users in user-id
+Reads the presence every gateway keeps in the Store (``shared/features/presence.py``): users in user-id
 order with their token attributes and connection counts, and the room's total connection count.
 Connections of a gateway that stopped heartbeating are not listed (see the README, "Presence").
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from api.context import ApiContext, load_room, member
 from api.errors import ValidationException
-from shared import presence
+from shared.features import presence
 
 DEFAULT_PAGE = 50
 

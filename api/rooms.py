@@ -1,6 +1,6 @@
 """Room operations: CreateRoom, GetRoom, UpdateRoom, DeleteRoom, ListRooms.
 
-Rooms are ``shared.models.Room`` records in the Store. After a change that the data plane
+Rooms are ``shared.protocol.models.Room`` records in the Store. After a change that the data plane
 caches (update, delete) a ``ControlNotice.ROOM_CHANGED`` tells every process to reload.
 """
 
@@ -20,15 +20,15 @@ from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ServiceQuotaExceededException
 from api.validation import check_review_handler_uri
 from shared.clock import now_ms
-from shared.envelope import ControlNotice
-from shared.ids import new_id, room_arn
-from shared.models import (
+from shared.engine.store import ROOM, QuotaExceeded, Record
+from shared.protocol.envelope import ControlNotice
+from shared.protocol.ids import new_id, room_arn
+from shared.protocol.models import (
     DEFAULT_FALLBACK_RESULT,
     DEFAULT_MAX_MESSAGE_LENGTH,
     DEFAULT_MAX_MESSAGE_RATE,
     Room,
 )
-from shared.store import ROOM, QuotaExceeded, Record
 
 
 async def _check_logging_configurations(ctx: ApiContext, arns: list[str]) -> None:

@@ -13,9 +13,9 @@ from api.errors import LOGGING_CONFIGURATION as LOGGING_CONFIGURATION_TYPE
 from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ValidationException
 from api.validation import MAX_TAGS
-from shared.ids import parse_arn
-from shared.models import LoggingConfiguration, Room
-from shared.store import LOGGING_CONFIGURATION, ROOM
+from shared.engine.store import LOGGING_CONFIGURATION, ROOM
+from shared.protocol.ids import parse_arn
+from shared.protocol.models import LoggingConfiguration, Room
 
 Resource = Room | LoggingConfiguration
 

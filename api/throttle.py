@@ -8,7 +8,7 @@ Disabled when ``settings.api_throttling`` is False (tests, single-user setups).
 from __future__ import annotations
 
 from api.errors import ROOM, ThrottlingException
-from shared.store import Store
+from shared.engine.store import Store
 
 WINDOW_MS = 1000
 

@@ -30,10 +30,10 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from api.errors import ValidationException
 from shared import address_policy
-from shared.frames import MAX_ATTRIBUTES_BYTES, attributes_size
-from shared.ids import parse_arn
-from shared.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
-from shared.tokens import Capability
+from shared.protocol.frames import MAX_ATTRIBUTES_BYTES, attributes_size
+from shared.protocol.ids import parse_arn
+from shared.protocol.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
+from shared.protocol.tokens import Capability
 
 FieldErrors = list[tuple[str, str]]
 MAX_TAGS = 50

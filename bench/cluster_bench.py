@@ -32,10 +32,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from parley.testing.cluster import Cluster, throwaway_settings
 
-from tests.cluster import Cluster, throwaway_settings  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rss_mib(pid: int) -> float:

@@ -20,18 +20,14 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _generate(urls_tokens: list[tuple[str, str]], rate: float, seconds: float, out: multiprocessing.Queue) -> None:
     import uvloop
     from websockets.asyncio.client import connect
 
-    from shared.clock import parse_iso
+    from shared.protocol.timestamps import parse_iso
 
     async def run() -> dict[str, object]:
         conns = [
@@ -102,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.room_e2e import percentile
-    from tests.cluster import BENCH_ENV, running_cluster, throwaway_settings
+    from parley.testing.cluster import BENCH_ENV, running_cluster, throwaway_settings
 
     settings = throwaway_settings(16)
     with running_cluster(

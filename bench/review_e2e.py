@@ -22,14 +22,11 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.room_e2e import count_errors, lift_rate_cap, percentile, print_result, send_paced  # noqa: E402
-from shared.clock import parse_iso  # noqa: E402
-from tests.chatclient import ChatClient  # noqa: E402
-from tests.cluster import BENCH_ENV, free_port, running_cluster, throwaway_settings, wait_http  # noqa: E402
+from bench.room_e2e import count_errors, lift_rate_cap, percentile, print_result, send_paced
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import BENCH_ENV, free_port, running_cluster, throwaway_settings, wait_http
+from shared.protocol.timestamps import parse_iso
 
 MARK = "ok:"
 

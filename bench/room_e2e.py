@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from shared.clock import parse_iso  # noqa: E402
-from shared.config import Settings  # noqa: E402
-from shared.envelope import ControlNotice  # noqa: E402
-from shared.models import Room  # noqa: E402
-from shared.store import ROOM  # noqa: E402
-from tests.chatclient import ChatClient  # noqa: E402
-from tests.cluster import BENCH_ENV, running_cluster, throwaway_settings  # noqa: E402
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import BENCH_ENV, running_cluster, throwaway_settings
+from shared.config import Settings
+from shared.engine.store import ROOM
+from shared.protocol.envelope import ControlNotice
+from shared.protocol.models import Room
+from shared.protocol.timestamps import parse_iso
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -70,8 +66,8 @@ async def send_paced(senders: list[ChatClient], rate: float, seconds: float) -> 
 
 
 async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_id: str, rate: int) -> None:
-    from shared.amqp_bus import AmqpRedisBus
-    from shared.redis_store import RedisStore
+    from shared.engine.amqp_bus import AmqpRedisBus
+    from shared.engine.redis_store import RedisStore
 
     store = RedisStore(redis_url, settings.namespace)
     bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)

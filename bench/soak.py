@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.cluster_bench import loadtest_command, loadtest_env, rss_mib, start_processes
+from parley.testing.cluster import Cluster, throwaway_settings
 
-from bench.cluster_bench import loadtest_command, loadtest_env, rss_mib, start_processes  # noqa: E402
-from tests.cluster import Cluster, throwaway_settings  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def redis_memory(redis_url: str, namespace: str) -> tuple[float, int]:

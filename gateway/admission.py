@@ -20,8 +20,9 @@ from http import HTTPStatus
 from websockets.exceptions import InvalidHeaderFormat
 from websockets.headers import parse_subprotocol
 
-from shared import bans, membership, tokens
-from shared.store import ROOM, Record, Store
+from shared.engine.store import ROOM, Record, Store
+from shared.features import bans, membership
+from shared.protocol import tokens
 
 CLAIM_SLACK_MS = 60_000
 

@@ -1,7 +1,7 @@
 """Rooms on one gateway: which local connections are in which room, and delivering to them.
 
 The gateway subscribes to a room's channel when its first local connection joins and
-unsubscribes when the last one leaves. A :class:`~shared.envelope.RoomDelivery` carries frames
+unsubscribes when the last one leaves. A :class:`~shared.protocol.envelope.RoomDelivery` carries frames
 already encoded by the router; each becomes one serialized WebSocket frame written to every
 local connection of the room (``gateway.wire``) — one encoding, no task or await per socket,
 and ``gateway.wire``'s one policy for a socket that stopped reading.
@@ -20,8 +20,8 @@ from websockets.protocol import State
 
 from gateway.wire import abort_slow, send_frame, text_frame, write_frame
 from shared import metrics
-from shared.bus import Subscription
-from shared.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
+from shared.engine.bus import Subscription
+from shared.protocol.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
 
 MAX_HELD_FRAMES = 10_000
 # How long live frames are checked against the ids a catch-up already sent: far more than a

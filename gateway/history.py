@@ -15,11 +15,11 @@ from websockets.asyncio.server import ServerConnection
 
 from gateway.fanout import RoomFanout
 from gateway.wire import send_frame
-from shared import frames
-from shared.frames import ClientRequest, ErrorCode, FrameError
-from shared.ids import new_id
-from shared.models import Room
-from shared.store import ROOM, Store
+from shared.engine.store import ROOM, Store
+from shared.protocol import frames
+from shared.protocol.frames import ClientRequest, ErrorCode, FrameError
+from shared.protocol.ids import new_id
+from shared.protocol.models import Room
 
 
 async def answer_history(

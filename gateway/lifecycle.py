@@ -23,10 +23,11 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import Event
 
 from gateway.wire import send_frame
-from shared import approval, closecodes, frames
 from shared.clock import now_ms
-from shared.frames import Action, ClientRequest
-from shared.ids import new_id
+from shared.features import approval
+from shared.protocol import closecodes, frames
+from shared.protocol.frames import Action, ClientRequest
+from shared.protocol.ids import new_id
 
 if TYPE_CHECKING:
     from gateway.server import Connection, Gateway

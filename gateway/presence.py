@@ -22,12 +22,13 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 
 from gateway.wire import send_frame
-from shared import frames, presence
-from shared.bus import Bus
-from shared.frames import ClientRequest, ErrorCode, FrameError
-from shared.ids import new_id
-from shared.store import ROOM, Record, Store
-from shared.tokens import ChatToken
+from shared.engine.bus import Bus
+from shared.engine.store import ROOM, Record, Store
+from shared.features import presence
+from shared.protocol import frames
+from shared.protocol.frames import ClientRequest, ErrorCode, FrameError
+from shared.protocol.ids import new_id
+from shared.protocol.tokens import ChatToken
 
 log = structlog.get_logger("gateway")
 

@@ -23,15 +23,16 @@ from gateway.lifecycle import Lifecycle, TrackedConnection
 from gateway.presence import GatewayPresence, answer_presence
 from gateway.session import ChatSession
 from gateway.wire import send_frame
-from shared import closecodes, frames, metrics
-from shared.bus import Bus
+from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.frames import Action, ClientRequest, ErrorCode, FrameError
-from shared.ids import new_id
-from shared.ratelimit import SlidingWindow
-from shared.store import Record, Store
-from shared.text import is_encodable
+from shared.engine.bus import Bus
+from shared.engine.store import Record, Store
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol import closecodes, frames
+from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
+from shared.protocol.ids import new_id
+from shared.protocol.text import is_encodable
 
 log = structlog.get_logger("gateway")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared import frames
-from shared.envelope import ActionEnvelope, Kind
-from shared.frames import Action, ClientRequest, ErrorCode, FrameError
-from shared.ids import new_id
-from shared.ratelimit import SlidingWindow
-from shared.tokens import ChatToken
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol import frames
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
+from shared.protocol.ids import new_id
+from shared.protocol.tokens import ChatToken
 
 _KIND = {
     Action.SEND_MESSAGE: Kind.SEND_MESSAGE,

@@ -73,6 +73,6 @@ def write_frame(connections: Iterable[ServerConnection], raw: bytes, max_buffer:
 
 
 def send_frame(ws: ServerConnection, payload: bytes, max_buffer: int) -> bool:
-    """Send one encoded frame (UTF-8 JSON from ``shared.frames``) to one connection, by the same
+    """Send one encoded frame (UTF-8 JSON from ``shared.protocol.frames``) to one connection, by the same
     policy as fan-out; True if it was written."""
     return write_frame((ws,), text_frame(payload), max_buffer) == 1

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from shared.models import LoggingConfiguration, Room
-from shared.store import LOGGING_CONFIGURATION, ROOM, Store
+from shared.engine.store import LOGGING_CONFIGURATION, ROOM, Store
+from shared.protocol.models import LoggingConfiguration, Room
 
 ACTIVE = "ACTIVE"
 

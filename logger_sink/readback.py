@@ -18,8 +18,8 @@ from typing import Any
 
 from logger_sink import layout, s3
 from logger_sink.records import parse_record
-from shared.clock import parse_iso
 from shared.config import Settings
+from shared.protocol.timestamps import parse_iso
 
 HOUR_MS = 3_600_000
 

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.clock import iso_ms, parse_iso
-from shared.envelope import DeliveryItem, RoomDelivery
+from shared.protocol.envelope import DeliveryItem, RoomDelivery
+from shared.protocol.timestamps import iso_ms, parse_iso
 
 VERSION = "1.0"
 LOGGED_TYPES = frozenset({"MESSAGE", "EVENT"})  # ERRORs only ever go to one connection

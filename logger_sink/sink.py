@@ -35,12 +35,12 @@ from logger_sink.layout import spool_dir
 from logger_sink.records import records_from_delivery
 from logger_sink.s3 import OTHER
 from shared import metrics
-from shared.bus import Ack, Bus, LogConsumer, Subscription
 from shared.config import Settings
-from shared.envelope import ControlNotice
-from shared.ids import logging_configuration_arn
-from shared.models import LoggingConfiguration
-from shared.store import Store
+from shared.engine.bus import Ack, Bus, LogConsumer, Subscription
+from shared.engine.store import Store
+from shared.protocol.envelope import ControlNotice
+from shared.protocol.ids import logging_configuration_arn
+from shared.protocol.models import LoggingConfiguration
 
 log = structlog.get_logger("logger_sink")
 

@@ -13,8 +13,8 @@ from parley.embedded import Node
 from parley.runtime import real_backends, run, serve_until_signal
 from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
+from shared.engine.memory import MemoryBus, MemoryStore
 from shared.logs import configure_logging
-from shared.memory import MemoryBus, MemoryStore
 
 log = structlog.get_logger("parley")
 

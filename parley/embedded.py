@@ -14,9 +14,9 @@ from reviewer.config import ReviewConfig
 from reviewer.remote import RemoteReviewer
 from reviewer.server import ReviewerServer
 from router.worker import Router
-from shared.bus import Bus
 from shared.config import Settings
-from shared.store import Store
+from shared.engine.bus import Bus
+from shared.engine.store import Store
 
 
 class ApiServer:

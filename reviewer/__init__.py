@@ -8,7 +8,7 @@ transport over the Bus (``RemoteReviewer`` on the router side, ``ReviewerServer`
 ``parley reviewer`` and ``parley dev``). Rooms' http(s) handlers are called only at addresses
 ``shared.address_policy`` allows, judged after DNS (issue 12: server-side request forgery).
 
-Must not: decide delivery (a review only returns a :class:`shared.review.Verdict`; the router
+Must not: decide delivery (a review only returns a :class:`shared.protocol.review.Verdict`; the router
 applies it, in order, and publishes), read or write the Store, touch sockets of chat clients,
 or block chat — every path ends in a verdict, at worst the fallback after the timeout.
 

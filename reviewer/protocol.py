@@ -7,8 +7,8 @@ import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from shared.frames import MAX_ATTRIBUTES_BYTES, MAX_REASON_LENGTH
-from shared.review import ReviewRequest, Verdict
+from shared.protocol.frames import MAX_ATTRIBUTES_BYTES, MAX_REASON_LENGTH
+from shared.protocol.review import ReviewRequest, Verdict
 
 REVIEW_BUDGET_S = 0.2  # IVS's handler timeout, a fixed (not adjustable) quota
 MAX_RESPONSE_BYTES = 64 * 1024  # a valid response is far smaller (Content ≤ 500, Attributes ≤ 1 KB)

@@ -1,4 +1,4 @@
-"""The router's reviewer in every mode: a :class:`~shared.review.Reviewer` that sends a room
+"""The router's reviewer in every mode: a :class:`~shared.protocol.review.Reviewer` that sends a room
 batch's reviews as ONE request over the Bus to whichever reviewer process takes it, and waits for
 its verdicts (one reply). Each request carries the deadline at which the router stops waiting.
 
@@ -15,10 +15,10 @@ import structlog
 
 from reviewer.protocol import redact_uri
 from shared import metrics
-from shared.bus import Bus
-from shared.envelope import ActionEnvelope
-from shared.models import Room
-from shared.review import Reviewer, ReviewRequest, Verdict, decode_verdicts, encode_requests, fallback
+from shared.engine.bus import Bus
+from shared.protocol.envelope import ActionEnvelope
+from shared.protocol.models import Room
+from shared.protocol.review import Reviewer, ReviewRequest, Verdict, decode_verdicts, encode_requests, fallback
 
 log = structlog.get_logger("reviewer.remote")
 

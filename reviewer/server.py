@@ -10,7 +10,7 @@ import structlog
 
 from reviewer.config import ReviewConfig
 from reviewer.service import ReviewService
-from shared.bus import Bus, ShardConsumer
+from shared.engine.bus import Bus, ShardConsumer
 
 log = structlog.get_logger("reviewer")
 

@@ -34,7 +34,7 @@ from reviewer.protocol import (
 )
 from reviewer.webhook import Webhook
 from shared import metrics
-from shared.review import ReviewRequest, Verdict, decode_requests, encode_verdicts
+from shared.protocol.review import ReviewRequest, Verdict, decode_requests, encode_verdicts
 
 log = structlog.get_logger("reviewer")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
-from shared.envelope import ActionEnvelope, Kind
-from shared.ratelimit import SlidingWindow
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol.envelope import ActionEnvelope, Kind
 
 
 class AccountRates:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from router.account import AccountRates
-from shared import frames
-from shared.envelope import NOT_LOGGED, ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
-from shared.models import Room
-from shared.presence import event_attributes as presence_attributes
-from shared.ratelimit import SlidingWindow
-from shared.review import Verdict
+from shared.features.presence import event_attributes as presence_attributes
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol import frames
+from shared.protocol.envelope import NOT_LOGGED, ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
+from shared.protocol.models import Room
+from shared.protocol.review import Verdict
 
 
 @dataclass(slots=True)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import time
 
 from router.decide import Outcome, reject
-from shared import membership
-from shared.envelope import ActionEnvelope, Kind
-from shared.frames import ErrorCode
-from shared.models import Room
-from shared.store import Store
+from shared.engine.store import Store
+from shared.features import membership
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.frames import ErrorCode
+from shared.protocol.models import Room
 
 
 class MemberCache:

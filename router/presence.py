@@ -16,9 +16,9 @@ import contextlib
 
 import structlog
 
-from shared import presence
-from shared.bus import Bus
-from shared.store import Store
+from shared.engine.bus import Bus
+from shared.engine.store import Store
+from shared.features import presence
 
 log = structlog.get_logger("router")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from shared.models import Room
-from shared.store import ROOM, Store
+from shared.engine.store import ROOM, Store
+from shared.protocol.models import Room
 
 
 class RoomCache:

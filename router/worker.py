@@ -27,9 +27,10 @@ from router.presence import PresenceSweeper
 from router.rooms import RoomCache
 from router.shards import owned_shards
 from shared import metrics
-from shared.bus import Ack, Bus, ShardConsumer, Subscription
 from shared.config import Settings
-from shared.envelope import (
+from shared.engine.bus import Ack, Bus, ShardConsumer, Subscription
+from shared.engine.store import Store
+from shared.protocol.envelope import (
     NOT_LOGGED,
     ActionEnvelope,
     ConnectionNotice,
@@ -38,9 +39,8 @@ from shared.envelope import (
     Kind,
     RoomDelivery,
 )
-from shared.models import Room
-from shared.review import FallbackReviewer, Reviewer
-from shared.store import Store
+from shared.protocol.models import Room
+from shared.protocol.review import FallbackReviewer, Reviewer
 
 log = structlog.get_logger("router")
 
@@ -290,7 +290,7 @@ class Router:
 
         metrics.ROUTER_BATCH_SIZE.observe(len(batch))
         # One ordered round of writes (Store and Bus share one Redis pipeline, see
-        # shared/redis_pipeline.py): started in order now, awaited in order below. History
+        # shared/engine/redis_pipeline.py): started in order now, awaited in order below. History
         # first: a client catching up subscribes, then reads history, so anything published
         # after that read was already live for it (no gap). Then the room publish, the senders'
         # errors, and the done marks, which must never exist for an unpublished action.

@@ -1,24 +1,14 @@
-"""Time: epoch milliseconds inside parley, ``YYYY-MM-DDTHH:MM:SS.sssZ`` on every wire."""
+"""The clock: every wall-clock read in parley goes through :func:`now_ms`.
+
+Epoch milliseconds inside parley; :mod:`shared.protocol.timestamps` formats them for the wire.
+One definition lets tests reason about time in one unit and keeps ``time.time() * 1000`` (a float,
+rounded differently at each call site) out of the code."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 
 def now_ms() -> int:
+    """Wall-clock epoch milliseconds."""
     return time.time_ns() // 1_000_000
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """Format like JavaScript's ``toISOString()``, the form every IVS client SDK parses."""
-    seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-
-
-def parse_iso(text: str) -> int:
-    """Epoch ms from an ISO 8601 string (the inverse of :func:`iso_ms`)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)

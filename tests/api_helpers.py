@@ -29,9 +29,9 @@ from botocore.credentials import Credentials
 
 from api.app import create_app
 from shared.config import Settings
-from shared.envelope import ActionEnvelope, ControlNotice
-from shared.memory import MemoryBus, MemoryStore
-from shared.store import Store
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.engine.store import Store
+from shared.protocol.envelope import ActionEnvelope, ControlNotice
 
 _SESSION = boto3.session.Session()  # one session: its loader caches the service model
 
@@ -228,7 +228,7 @@ def server(
     if request.param == "memory":
         yield start_api(settings, MemoryStore)
         return
-    from shared.redis_store import RedisStore
+    from shared.engine.redis_store import RedisStore
 
     redis_url = request.getfixturevalue("redis_url")
     api = start_api(settings, lambda: RedisStore(redis_url, namespace))

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.demo import mount_demo
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
+from shared.engine.memory import MemoryBus, MemoryStore
 
 
 @pytest.fixture

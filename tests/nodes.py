@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from parley.embedded import Node
-from shared import tokens
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.ids import new_id, room_arn
-from shared.memory import MemoryBus, MemoryStore
-from shared.models import Room
-from shared.store import ROOM
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.engine.store import ROOM
+from shared.protocol import tokens
+from shared.protocol.ids import new_id, room_arn
+from shared.protocol.models import Room
 
 BACKENDS = ["memory", pytest.param("real", marks=pytest.mark.integration)]
 

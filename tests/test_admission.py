@@ -10,9 +10,10 @@ from http import HTTPStatus
 import pytest
 
 from gateway.admission import Admitted, ConnectionQuota, Rejection, admit
-from shared import bans, tokens
-from shared.memory import MemoryStore
-from shared.store import ROOM
+from shared.engine.memory import MemoryStore
+from shared.engine.store import ROOM
+from shared.features import bans
+from shared.protocol import tokens
 
 SECRET = b"admission-test-secret"
 NOW = 1_700_000_000_000

@@ -10,8 +10,8 @@ import pytest
 from api.errors import AccessDeniedException
 from api.sigv4 import verify
 from logger_sink import layout
-from shared.frames import ErrorCode, FrameError, parse_client_frame
-from shared.ids import ID12_RE, parse_arn, room_arn
+from shared.protocol.frames import ErrorCode, FrameError, parse_client_frame
+from shared.protocol.ids import ID12_RE, parse_arn, room_arn
 
 VALID_ID = "abcdefghijkl"
 ARN = room_arn("us-east-1", "123456789012", VALID_ID)

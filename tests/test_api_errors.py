@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shared.memory import MemoryStore
+from shared.engine.memory import MemoryStore
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer

@@ -22,9 +22,9 @@ import pytest
 from botocore.config import Config
 
 from parley.embedded import ApiServer
+from parley.testing.cluster import Cluster, free_port, wait_http
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
-from tests.cluster import Cluster, free_port, wait_http
+from shared.engine.memory import MemoryBus, MemoryStore
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER_TIMEOUT = 1.0

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shared import tokens
 from shared.clock import now_ms
-from shared.envelope import Kind
-from shared.ids import ID12_RE
+from shared.protocol import tokens
+from shared.protocol.envelope import Kind
+from shared.protocol.ids import ID12_RE
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shared.envelope import ControlNotice
+from shared.protocol.envelope import ControlNotice
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer

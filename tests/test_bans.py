@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from parley.testing.cluster import parleychat_client
 from shared.clock import now_ms
-from shared.envelope import Kind
-from tests.cluster import parleychat_client
+from shared.protocol.envelope import Kind
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import frames
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import Cluster, new_namespace, running_cluster, suite_settings
 from shared.config import Settings
-from tests.chatclient import ChatClient
-from tests.cluster import Cluster, new_namespace, running_cluster, suite_settings
+from shared.protocol import frames
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

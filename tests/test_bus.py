@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from shared.bus import Ack, Bus, shard_of
-from shared.envelope import ActionEnvelope, Kind
-from shared.memory import MemoryBus
+from shared.engine.bus import Ack, Bus, shard_of
+from shared.engine.memory import MemoryBus
+from shared.protocol.envelope import ActionEnvelope, Kind
 
 MakeBus = Callable[[], Awaitable[Bus]]
 TIMEOUT = 5.0

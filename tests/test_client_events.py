@@ -12,12 +12,12 @@ from api.errors import ValidationException
 from api.validation import validate
 from gateway.session import ChatSession
 from parley.embedded import Node
-from shared import frames
-from shared.envelope import ActionEnvelope, Kind
-from shared.frames import Action, ErrorCode, FrameError
-from shared.ratelimit import SlidingWindow
-from shared.tokens import ChatToken
-from tests.chatclient import ChatClient
+from parley.testing.chatclient import ChatClient
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol import frames
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.frames import Action, ErrorCode, FrameError
+from shared.protocol.tokens import ChatToken
 from tests.nodes import make_room, mint_token, ws_url
 
 EVENTS = ("SEND_MESSAGE", "SEND_EVENT")

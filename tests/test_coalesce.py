@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from shared.coalesce import TurnBatcher
+from shared.engine.coalesce import TurnBatcher
 
 
 async def test_submissions_in_one_turn_share_one_flush_in_order() -> None:

@@ -19,8 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from parley.embedded import Node
+from parley.testing.cluster import suite_settings
 from shared.config import Settings
-from tests.cluster import suite_settings
 from tests.nodes import make_room, mint_token, ws_url
 
 QUOTA = 3

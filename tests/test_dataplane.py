@@ -14,10 +14,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from parley.embedded import Node
-from shared import tokens
+from parley.testing.chatclient import ChatClient
 from shared.clock import now_ms
-from shared.store import ROOM
-from tests.chatclient import ChatClient
+from shared.engine.store import ROOM
+from shared.protocol import tokens
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
 from tests.nodes import ws_url as _url
@@ -195,7 +195,7 @@ async def test_router_forgets_idle_rooms(node: Node) -> None:
 
 
 async def test_banned_user_cannot_connect(node: Node) -> None:
-    from shared import bans
+    from shared.features import bans
 
     room = await _room(node)
     token = _token(node, room, "bob")

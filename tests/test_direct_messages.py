@@ -12,10 +12,10 @@ import pytest
 
 from logger_sink.records import records_from_delivery
 from parley.embedded import Node
-from shared import frames
-from shared.envelope import ActionEnvelope, DeliveryItem, Kind, RoomDelivery
-from shared.frames import Action, ErrorCode, FrameError
-from tests.chatclient import ChatClient
+from parley.testing.chatclient import ChatClient
+from shared.protocol import frames
+from shared.protocol.envelope import ActionEnvelope, DeliveryItem, Kind, RoomDelivery
+from shared.protocol.frames import Action, ErrorCode, FrameError
 from tests.nodes import make_room, mint_token, ws_url
 
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import Cluster, running_cluster
 from shared.config import Settings
-from tests.chatclient import ChatClient
-from tests.cluster import Cluster, running_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from router.dedupe import ShardDedupe
-from shared.done_marks import DoneMarks, MemoryDoneMarks
-from shared.store import Store
+from shared.engine.done_marks import DoneMarks, MemoryDoneMarks
+from shared.engine.store import Store
 
 
 @pytest.fixture(params=["memory", pytest.param("real", marks=pytest.mark.integration)])

@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.chatclient import ChatClient
-from tests.cluster import dev_ivschat, parley_dev
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import dev_ivschat, parley_dev
 
 pytestmark = pytest.mark.e2e
 

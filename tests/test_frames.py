@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from shared import frames
-from shared.clock import iso_ms, parse_iso
-from shared.frames import Action, ErrorCode, FrameError, parse_client_frame
-from shared.ids import ID12_RE, new_id, parse_arn, room_arn
+from shared.protocol import frames
+from shared.protocol.frames import Action, ErrorCode, FrameError, parse_client_frame
+from shared.protocol.ids import ID12_RE, new_id, parse_arn, room_arn
+from shared.protocol.timestamps import iso_ms, parse_iso
 
 
 def test_sdk_send_message_frame_parses() -> None:

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.session import ChatSession
-from shared.frames import ClientRequest, ErrorCode, FrameError, parse_client_frame
-from shared.ratelimit import SlidingWindow
-from shared.tokens import ChatToken
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol.frames import ClientRequest, ErrorCode, FrameError, parse_client_frame
+from shared.protocol.tokens import ChatToken
 
 CODES = {ErrorCode.BAD_REQUEST, ErrorCode.FORBIDDEN, ErrorCode.TOO_LARGE, ErrorCode.TOO_MANY_REQUESTS}
 

@@ -23,15 +23,15 @@ from hypothesis import strategies as st
 
 from gateway.session import ChatSession
 from parley.embedded import Node
-from shared import frames
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import suite_settings
 from shared.config import Settings
-from shared.envelope import ActionEnvelope
-from shared.frames import Action, ClientRequest, ErrorCode, FrameError
-from shared.ratelimit import SlidingWindow
-from shared.text import is_encodable
-from shared.tokens import Capability, ChatToken
-from tests.chatclient import ChatClient
-from tests.cluster import suite_settings
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol import frames
+from shared.protocol.envelope import ActionEnvelope
+from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
+from shared.protocol.text import is_encodable
+from shared.protocol.tokens import Capability, ChatToken
 from tests.nodes import make_room, mint_token, started_node, ws_url
 
 # Any code point, surrogates included: st.characters() alone never draws one, and st.text() over

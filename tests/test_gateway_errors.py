@@ -17,10 +17,10 @@ from structlog.testing import capture_logs
 from gateway import server as gateway_server
 from gateway.server import ErrorLogThrottle
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
 from shared.config import Settings
-from shared.envelope import ActionEnvelope
-from shared.memory import MemoryBus, MemoryStore
-from tests.chatclient import ChatClient
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.protocol.envelope import ActionEnvelope
 from tests.nodes import make_room, mint_token, ws_url
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from parley.embedded import Node
-from tests.chatclient import ChatClient
+from parley.testing.chatclient import ChatClient
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
 from tests.nodes import ws_url as _url

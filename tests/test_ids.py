@@ -6,7 +6,7 @@ import collections
 import multiprocessing
 import os
 
-from shared import ids
+from shared.protocol import ids
 
 
 def test_every_character_is_about_equally_likely() -> None:

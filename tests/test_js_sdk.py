@@ -22,7 +22,7 @@ import pytest
 
 from parley.embedded import Node
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
+from shared.engine.memory import MemoryBus, MemoryStore
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
 

@@ -11,11 +11,11 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.session import ChatSession
 from parley.embedded import Node
-from shared import closecodes, frames
-from shared.frames import Action, ClientRequest, ErrorCode, FrameError
-from shared.ratelimit import SlidingWindow
-from shared.tokens import ChatToken
-from tests.chatclient import ChatClient
+from parley.testing.chatclient import ChatClient
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol import closecodes, frames
+from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
+from shared.protocol.tokens import ChatToken
 from tests.nodes import make_room, mint_token, ws_url
 
 MODERATOR = ("SEND_MESSAGE", "DISCONNECT_USER")

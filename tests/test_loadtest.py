@@ -10,9 +10,9 @@ import pytest
 
 from parley import loadtest
 from parley.embedded import Node
+from parley.testing.cluster import ROOT
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
-from tests.cluster import ROOT
+from shared.engine.memory import MemoryBus, MemoryStore
 
 
 @pytest.fixture

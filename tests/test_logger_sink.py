@@ -21,11 +21,11 @@ from botocore.config import Config
 
 from logger_sink import layout, readback
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import ROOT, Cluster, free_port, wait_http
 from shared import metrics
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
-from tests.chatclient import ChatClient
-from tests.cluster import ROOT, Cluster, free_port, wait_http
+from shared.engine.memory import MemoryBus, MemoryStore
 from tests.nodes import BACKENDS, started_node
 
 KEY_RE = re.compile(
@@ -234,7 +234,7 @@ async def test_room_logs_reach_every_destination_exactly_as_clients_saw_them(nod
 
 
 def _ms(iso: str) -> int:
-    from shared.clock import parse_iso
+    from shared.protocol.timestamps import parse_iso
 
     return parse_iso(iso)
 

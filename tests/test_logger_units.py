@@ -12,7 +12,7 @@ from logger_sink import layout
 from logger_sink.batching import Batch, BatchLimits, Countdown
 from logger_sink.readback import merge
 from logger_sink.records import parse_record, record_line, records_from_delivery
-from shared.envelope import DeliveryItem, Kind, RoomDelivery
+from shared.protocol.envelope import DeliveryItem, Kind, RoomDelivery
 
 FRAME = (
     b'{"Type":"MESSAGE","Id":"50PsDdX18qcJ","RequestId":"r1","Content":"h\\u00e9llo \\"q\\"","Attributes":{},'

@@ -14,9 +14,9 @@ from websockets.exceptions import InvalidStatus
 from api.context import ApiContext
 from api.members import add_room_members, remove_room_members
 from parley.embedded import Node
-from shared import membership
-from shared.envelope import ControlNotice, Kind
-from tests.chatclient import ChatClient
+from parley.testing.chatclient import ChatClient
+from shared.features import membership
+from shared.protocol.envelope import ControlNotice, Kind
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
 from tests.nodes import ws_url as _url

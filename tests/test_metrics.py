@@ -12,10 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from parley.embedded import Node
 from parley.loadtest import IvsChatApi
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import Cluster, free_port
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
-from tests.chatclient import ChatClient
-from tests.cluster import Cluster, free_port
+from shared.engine.memory import MemoryBus, MemoryStore
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 USAGE = (("Class", "None"), ("Resource", "ConcurrentChatConnections"), ("Service", "IVS Chat"), ("Type", "Resource"))

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from parley.embedded import Node
+from parley.testing.cluster import Cluster, free_port, wait_http
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
-from tests.cluster import Cluster, free_port, wait_http
+from shared.engine.memory import MemoryBus, MemoryStore
 from tests.test_api_limits import parley_dev
 
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
 from router.presence import PresenceSweeper
-from shared.envelope import Kind
-from shared.presence import EVENT_USER_JOINED, EVENT_USER_LEFT
-from tests.chatclient import ChatClient
+from shared.features.presence import EVENT_USER_JOINED, EVENT_USER_LEFT
+from shared.protocol.envelope import Kind
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
 from tests.nodes import ws_url as _url

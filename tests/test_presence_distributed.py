@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from shared import tokens
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import Cluster, running_cluster
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.membership import EVENT_MEMBER_REMOVED
-from shared.presence import EVENT_USER_JOINED, EVENT_USER_LEFT
-from tests.chatclient import ChatClient
-from tests.cluster import Cluster, running_cluster
+from shared.features.membership import EVENT_MEMBER_REMOVED
+from shared.features.presence import EVENT_USER_JOINED, EVENT_USER_LEFT
+from shared.protocol import tokens
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -1,4 +1,4 @@
-from shared.ratelimit import SlidingWindow
+from shared.features.ratelimit import SlidingWindow
 
 
 def test_at_most_limit_in_any_window() -> None:

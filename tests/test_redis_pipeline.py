@@ -11,10 +11,10 @@ import pytest
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.envelope import ActionEnvelope, Kind, RoomDelivery
-from shared.models import Room
-from shared.redis_pipeline import RedisPipeline
-from shared.store import ROOM
+from shared.engine.redis_pipeline import RedisPipeline
+from shared.engine.store import ROOM
+from shared.protocol.envelope import ActionEnvelope, Kind, RoomDelivery
+from shared.protocol.models import Room
 
 pytestmark = pytest.mark.integration
 

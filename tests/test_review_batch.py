@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 from reviewer.config import ReviewConfig
 from reviewer.remote import RemoteReviewer
 from reviewer.service import ReviewService
-from shared.envelope import ActionEnvelope, Kind
-from shared.memory import MemoryBus
-from shared.models import Room
-from shared.review import (
+from shared.engine.memory import MemoryBus
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.models import Room
+from shared.protocol.review import (
     FallbackReviewer,
     ReviewRequest,
     Verdict,

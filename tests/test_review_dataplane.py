@@ -14,13 +14,13 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import free_port
 from reviewer.config import ReviewConfig
 from shared.address_policy import parse_networks
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
-from shared.models import Room
-from tests.chatclient import ChatClient
-from tests.cluster import free_port
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.protocol.models import Room
 from tests.nodes import BACKENDS
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp import web
 
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import Cluster, running_cluster, serving
 from shared.config import Settings
-from tests.chatclient import ChatClient
-from tests.cluster import Cluster, running_cluster, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -19,9 +19,9 @@ from reviewer.protocol import (
     validate_response,
 )
 from reviewer.service import ReviewService
-from shared.envelope import ActionEnvelope, Kind
-from shared.models import Room
-from shared.review import ReviewRequest, Verdict
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.models import Room
+from shared.protocol.review import ReviewRequest, Verdict
 
 
 def _request(uri: str = "parley:allow", fallback: str = "ALLOW", max_length: int = 10, **kw: Any) -> ReviewRequest:

@@ -22,16 +22,16 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import free_port
 from reviewer.config import ReviewConfig
 from reviewer.protocol import HandlerRefused
 from reviewer.service import ReviewService
 from reviewer.webhook import GuardedResolver, Webhook
 from shared.address_policy import LOOPBACK_NETWORKS, parse_networks
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
-from shared.review import ReviewRequest, Verdict
-from tests.chatclient import ChatClient
-from tests.cluster import free_port
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.protocol.review import ReviewRequest, Verdict
 from tests.nodes import make_room, mint_token, ws_url
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp import web
 
-from tests.chatclient import ChatClient
-from tests.cluster import dev_ivschat, parley_dev, serving
+from parley.testing.chatclient import ChatClient
+from parley.testing.cluster import dev_ivschat, parley_dev, serving
 
 pytestmark = pytest.mark.e2e
 

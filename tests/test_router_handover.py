@@ -10,11 +10,11 @@ import asyncio
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.done_marks import MemoryDoneMarks
-from shared.envelope import ActionEnvelope, Kind
-from shared.memory import MemoryBus, MemoryStore
-from shared.models import Room
-from shared.store import ROOM
+from shared.engine.done_marks import MemoryDoneMarks
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.engine.store import ROOM
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.models import Room
 
 
 class DoneMarksHeld(MemoryDoneMarks):

@@ -26,14 +26,14 @@ from websockets.protocol import State
 from gateway.fanout import RoomFanout
 from gateway.wire import send_frame, text_frame, write_frame
 from parley.embedded import Node
-from shared import frames, tokens
+from parley.testing.chatclient import ChatClient
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.envelope import DeliveryItem, Kind, RoomDelivery
-from shared.ids import new_id
-from shared.memory import MemoryBus, MemoryStore
-from shared.models import Room
-from tests.chatclient import ChatClient
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.protocol import frames, tokens
+from shared.protocol.envelope import DeliveryItem, Kind, RoomDelivery
+from shared.protocol.ids import new_id
+from shared.protocol.models import Room
 from tests.nodes import make_room, mint_token, ws_url
 
 MAX_BUFFER = 8 * 1024

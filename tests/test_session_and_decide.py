@@ -9,12 +9,12 @@ import pytest
 from gateway.session import ChatSession
 from router.account import AccountRates
 from router.decide import RoomState, decide
-from shared import frames
-from shared.envelope import ActionEnvelope, Kind, RoomDelivery
-from shared.frames import ErrorCode, FrameError
-from shared.models import Room
-from shared.ratelimit import SlidingWindow
-from shared.tokens import ChatToken
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol import frames
+from shared.protocol.envelope import ActionEnvelope, Kind, RoomDelivery
+from shared.protocol.frames import ErrorCode, FrameError
+from shared.protocol.models import Room
+from shared.protocol.tokens import ChatToken
 
 
 def _session(*caps: str, rate: int = 10) -> ChatSession:

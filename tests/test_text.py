@@ -1,8 +1,8 @@
-"""shared/text.py: the one check for strings a UTF-8 encoder refuses (lone surrogates)."""
+"""shared/protocol/text.py: the one check for strings a UTF-8 encoder refuses (lone surrogates)."""
 
 import json
 
-from shared.text import has_unencodable, is_encodable
+from shared.protocol.text import has_unencodable, is_encodable
 
 
 def test_lone_surrogates_are_not_encodable() -> None:

@@ -13,10 +13,10 @@ import pytest
 
 from gateway.admission import Admitted, ConnectionQuota, Rejection, admit
 from parley import cli
-from shared import tokens
 from shared.config import MIN_TOKEN_SECRET_BYTES, Settings
-from shared.memory import MemoryStore
-from shared.store import ROOM
+from shared.engine.memory import MemoryStore
+from shared.engine.store import ROOM
+from shared.protocol import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_700_000_000_000

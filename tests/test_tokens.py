@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shared import tokens
+from shared.protocol import tokens
 
 SECRET = b"s3cret"
 NOW = 1_700_000_000_000

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from parley.embedded import Node
-from shared.frames import Action, FrameError, parse_client_frame
-from shared.text import UNPAIRED_SURROGATE
-from tests.chatclient import ChatClient
+from parley.testing.chatclient import ChatClient
+from shared.protocol.frames import Action, FrameError, parse_client_frame
+from shared.protocol.text import UNPAIRED_SURROGATE
 from tests.nodes import make_room, mint_token, ws_url
 
 LONE = "\ud800"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import ROOT, parley_dev
+from parley.testing.cluster import ROOT, parley_dev
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: run `make install`")
 Browser = playwright_api.Browser

@@ -17,9 +17,9 @@ from api import rooms
 from api.app import API_CONTEXT
 from api.demo.routes import gateway_url
 from parley.embedded import Node
-from shared import tokens
 from shared.config import Settings
-from shared.memory import MemoryBus, MemoryStore
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.protocol import tokens
 
 pytest_plugins = ["demo_helpers"]  # the `client` and `start_demo` fixtures
 

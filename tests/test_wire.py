@@ -14,14 +14,14 @@ from websockets.streams import StreamReader
 
 from gateway.wire import text_frame, write_frame
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.ids import new_id, room_arn
-from shared.memory import MemoryBus, MemoryStore
-from shared.models import Room
-from shared.store import ROOM
-from shared.tokens import mint
-from tests.chatclient import ChatClient
+from shared.engine.memory import MemoryBus, MemoryStore
+from shared.engine.store import ROOM
+from shared.protocol.ids import new_id, room_arn
+from shared.protocol.models import Room
+from shared.protocol.tokens import mint
 
 
 class FakeTransport:
@@ -143,7 +143,7 @@ async def test_catch_up_skips_live_frames_that_trail_their_history_entry(monkeyp
     the catch-up read released the connection: it must be skipped, not shown twice."""
     from gateway import fanout as fanout_module
     from gateway.fanout import RoomFanout
-    from shared.envelope import DeliveryItem, Kind, RoomDelivery
+    from shared.protocol.envelope import DeliveryItem, Kind, RoomDelivery
 
     monkeypatch.setattr(fanout_module, "CAUGHT_UP_SECONDS", 0.05)
     fanout = RoomFanout()

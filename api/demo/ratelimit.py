@@ -7,7 +7,7 @@ hold across api replicas when the demo is enabled on several.
 
 from __future__ import annotations
 
-from shared.store import Store
+from shared.engine.store import Store
 
 WINDOW_MS = 60_000
 DEFAULT_TOKENS_PER_MINUTE = 30  # a page needs one per join/reconnect; a few tabs stay far below this

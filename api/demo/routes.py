@@ -30,7 +30,7 @@ from api.demo.vending import TokenVendor, VendedToken
 from api.errors import ApiError
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
+from shared.protocol.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 4096  # a valid request is well under 300 bytes

@@ -15,8 +15,8 @@ from api import chat_tokens, rooms, throttle, validation
 from api.context import ApiContext, load_room
 from api.demo.inputs import TokenRequest
 from api.errors import ResourceNotFoundException
-from shared.models import Room
-from shared.tokens import Capability
+from shared.protocol.models import Room
+from shared.protocol.tokens import Capability
 
 USER_CAPABILITIES = (Capability.SEND_MESSAGE,)
 MODERATOR_CAPABILITIES = (Capability.SEND_MESSAGE, Capability.DELETE_MESSAGE, Capability.DISCONNECT_USER)

@@ -1,7 +1,7 @@
 """One ordered Redis pipeline per loop turn, shared by the Store and the Bus of a process.
 
 Every command submitted in an event-loop turn goes out in one pipeline (one round trip), and
-pipelines run one at a time in submission order (a serial :class:`~shared.coalesce.TurnBatcher`).
+pipelines run one at a time in submission order (a serial :class:`~shared.engine.coalesce.TurnBatcher`).
 So commands execute in the order they were submitted, whichever component submitted them: a
 router queues a room batch's history append (Store), its room publish (Bus) and its done marks
 (Store) together, pays one round trip for all three, and still has history written before the
@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from shared.coalesce import TurnBatcher
+from shared.engine.coalesce import TurnBatcher
 
 # One queued command: the raw command name and its arguments.
 Command = tuple[Any, ...]

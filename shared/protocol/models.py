@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.clock import iso_ms
+from shared.protocol.timestamps import iso_ms
 
 DEFAULT_MAX_MESSAGE_RATE = 10
 DEFAULT_MAX_MESSAGE_LENGTH = 500

@@ -9,9 +9,9 @@ wherever the moderator is. Neither item is stored in history or logged.
 
 from __future__ import annotations
 
-from shared import frames
-from shared.envelope import NOT_LOGGED, DeliveryItem, Kind, RoomDelivery
-from shared.ids import new_id
+from shared.protocol import frames
+from shared.protocol.envelope import NOT_LOGGED, DeliveryItem, Kind, RoomDelivery
+from shared.protocol.ids import new_id
 
 
 def pending_delivery(

@@ -1,4 +1,4 @@
-"""``AmqpRedisBus``: the production :class:`~shared.bus.Bus`.
+"""``AmqpRedisBus``: the production :class:`~shared.engine.bus.Bus`.
 
 Owns, under ``namespace``:
 
@@ -19,7 +19,7 @@ Owns, under ``namespace``:
   ``correlation_id``. Requests and replies are transient and unconfirmed: a lost one is a timeout,
   and the caller falls back.
 
-Must not import any component, and must behave like ``shared.memory.MemoryBus``
+Must not import any component, and must behave like ``shared.engine.memory.MemoryBus``
 (``tests/test_bus.py`` runs the same tests against both).
 """
 
@@ -53,7 +53,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import metrics
-from shared.bus import (
+from shared.engine.bus import (
     Ack,
     ActionHandler,
     Bus,
@@ -66,9 +66,9 @@ from shared.bus import (
     ShardConsumer,
     Subscription,
 )
-from shared.coalesce import TurnBatcher
-from shared.envelope import ActionEnvelope
-from shared.redis_pipeline import Command, RedisPipeline, completion
+from shared.engine.coalesce import TurnBatcher
+from shared.engine.redis_pipeline import Command, RedisPipeline, completion
+from shared.protocol.envelope import ActionEnvelope
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ Three paths, each with its own guarantee:
   Reviewers compete for requests; a request nobody answers in time dies (the router then applies
   the room's fallback), so no reviewer process is needed for chat to flow.
 
-Implementations: ``shared.memory.MemoryBus`` (embedded mode) and ``shared.amqp_bus.AmqpRedisBus``
+Implementations: ``shared.engine.memory.MemoryBus`` (embedded mode) and ``shared.engine.amqp_bus.AmqpRedisBus``
 (RabbitMQ for actions, Redis pub/sub for channels). Both pass ``tests/test_bus.py``.
 """
 
@@ -29,7 +29,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
-from shared.envelope import ActionEnvelope
+from shared.protocol.envelope import ActionEnvelope
 
 Ack = Callable[[], Awaitable[None]]
 ActionHandler = Callable[[ActionEnvelope, Ack, bool], Awaitable[None]]  # (action, ack, redelivered)
@@ -130,7 +130,7 @@ class Bus(ABC):
     # --- reviews ------------------------------------------------------------------------
     @abstractmethod
     async def request_review(self, data: bytes, timeout: float) -> bytes | None:
-        """Send review request bytes (a room batch of ``ReviewRequest``s, see ``shared.review``) to
+        """Send review request bytes (a room batch of ``ReviewRequest``s, see ``shared.protocol.review``) to
         one reviewer and return its reply bytes (the batch's verdicts), or None when no answer
         came within ``timeout`` seconds (or the bus failed). Never raises."""
 

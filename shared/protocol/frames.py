@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from shared.clock import iso_ms
-from shared.ids import ID12_RE
-from shared.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
+from shared.protocol.ids import ID12_RE
+from shared.protocol.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
+from shared.protocol.timestamps import iso_ms
 
 
 class Action(StrEnum):

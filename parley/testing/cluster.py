@@ -27,7 +27,7 @@ from api.validation import EXTENSIONS_DATA_PATH
 from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -262,8 +262,8 @@ def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None 
 
 def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None:
     """Delete a test namespace's queues, exchanges and keys."""
-    from shared.amqp_bus import AmqpRedisBus
-    from shared.redis_store import RedisStore
+    from shared.engine.amqp_bus import AmqpRedisBus
+    from shared.engine.redis_store import RedisStore
 
     async def destroy() -> None:
         bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from shared import metrics
-from shared.bus import (
+from shared.engine.bus import (
     Ack,
     ActionHandler,
     Bus,
@@ -27,9 +27,9 @@ from shared.bus import (
     ShardConsumer,
     Subscription,
 )
-from shared.done_marks import MemoryDoneMarks
-from shared.envelope import ActionEnvelope
-from shared.store import QuotaExceeded, Record, Store
+from shared.engine.done_marks import MemoryDoneMarks
+from shared.engine.store import QuotaExceeded, Record, Store
+from shared.protocol.envelope import ActionEnvelope
 
 
 def _monotonic_ms() -> int:

@@ -20,10 +20,10 @@ import binascii
 from typing import Any
 
 from shared.clock import now_ms
-from shared.envelope import ActionEnvelope, Kind
-from shared.ids import new_id
-from shared.models import Room
-from shared.store import ROOM, Store
+from shared.engine.store import ROOM, Store
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.ids import new_id
+from shared.protocol.models import Room
 
 EVENT_USER_JOINED = "parley:USER_JOINED"
 EVENT_USER_LEFT = "parley:USER_LEFT"

@@ -1,8 +1,8 @@
 """The ``Store`` interface: state every replica of every component must agree on.
 
 Records are JSON-able dicts kept per *kind* (``room``, ``logging-configuration``); the control
-plane owns their shape (see ``shared.models``). Implementations: ``shared.memory.MemoryStore``
-(embedded mode, tests) and ``shared.redis_store.RedisStore`` (production). Both pass the same
+plane owns their shape (see ``shared.protocol.models``). Implementations: ``shared.engine.memory.MemoryStore``
+(embedded mode, tests) and ``shared.engine.redis_store.RedisStore`` (production). Both pass the same
 conformance suite in ``tests/test_store.py``.
 """
 
@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from typing import Any
 
-from shared.done_marks import DoneMarks
+from shared.engine.done_marks import DoneMarks
 
 Record = dict[str, Any]
 
@@ -28,7 +28,7 @@ class QuotaExceeded(Exception):
 
 
 class Store(ABC):
-    # Redelivery de-duplication marks (``shared/done_marks.py``), kept beside the store's other
+    # Redelivery de-duplication marks (``shared/engine/done_marks.py``), kept beside the store's other
     # state and sharing its connection and ordered pipeline.
     done_marks: DoneMarks
 

@@ -6,7 +6,7 @@ sets and lifts it (BanUser/UnbanUser); CreateChatToken and the gateway's handsha
 
 from __future__ import annotations
 
-from shared.store import Store
+from shared.engine.store import Store
 
 
 def ban_key(room_id: str, user_id: str) -> str:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import msgpack
 
-from shared.envelope import ActionEnvelope
-from shared.models import Room
+from shared.protocol.envelope import ActionEnvelope
+from shared.protocol.models import Room
 
 
 @dataclass(slots=True)
@@ -25,7 +25,7 @@ class Verdict:
     attributes: dict[str, str] | None
     reason: str = ""  # the handler's Attributes.Reason on DENY, for the sender's ERROR 406
 
-    # Wire form (reviewer → router, msgpack array in field order), like shared/envelope.py.
+    # Wire form (reviewer → router, msgpack array in field order), like shared/protocol/envelope.py.
     def encode(self) -> bytes:
         return msgpack.packb([self.allow, self.content, self.attributes, self.reason])
 

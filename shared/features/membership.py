@@ -12,9 +12,9 @@ room's shard, ordered with its messages).
 from __future__ import annotations
 
 from shared.clock import now_ms
-from shared.envelope import ActionEnvelope, Kind
-from shared.ids import new_id
-from shared.store import Store
+from shared.engine.store import Store
+from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.ids import new_id
 
 EVENT_MEMBER_ADDED = "parley:MEMBER_ADDED"
 EVENT_MEMBER_REMOVED = "parley:MEMBER_REMOVED"

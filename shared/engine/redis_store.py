@@ -1,4 +1,4 @@
-"""``RedisStore``: the production :class:`~shared.store.Store`, shared by every replica.
+"""``RedisStore``: the production :class:`~shared.engine.store.Store`, shared by every replica.
 
 Owns the Redis key layout under ``{namespace}:`` (nothing else writes these keys):
 
@@ -12,9 +12,9 @@ Owns the Redis key layout under ``{namespace}:`` (nothing else writes these keys
 - ``{ns}:presh:{holder}``   presence: set of ``"{room} {connection}"`` a holder (gateway incarnation) holds
 - ``{ns}:presx``            presence: zset holder → deadline (server ms); past it the holder is dead
 - ``{ns}:mem:{room}``       room members: zset of user ids, all score 0 (ordered by bytes)
-- ``{ns}:done:{<shard>}:…`` redelivery de-duplication marks (``shared.done_marks``)
+- ``{ns}:done:{<shard>}:…`` redelivery de-duplication marks (``shared.engine.done_marks``)
 
-Must not import any component, and must behave exactly like ``shared.memory.MemoryStore``:
+Must not import any component, and must behave exactly like ``shared.engine.memory.MemoryStore``:
 ``tests/test_store.py`` runs the same tests against both.
 """
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from shared.done_marks import RedisDoneMarks
-from shared.redis_pipeline import Command, RedisPipeline, completion
-from shared.store import QuotaExceeded, Record, Store
+from shared.engine.done_marks import RedisDoneMarks
+from shared.engine.redis_pipeline import Command, RedisPipeline, completion
+from shared.engine.store import QuotaExceeded, Record, Store
 
 # The count check and the insert must be one atomic step, or concurrent creates on several api
 # replicas could each see ``limit - 1`` and all insert.
