@@ -66,8 +66,8 @@ async def send_paced(senders: list[ChatClient], rate: float, seconds: float) -> 
 
 
 async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_id: str, rate: int) -> None:
-    from shared.engine.amqp_bus import AmqpRedisBus
-    from shared.engine.redis_store import RedisStore
+    from shared.engine.amqp.bus import AmqpRedisBus
+    from shared.engine.redis.store import RedisStore
 
     store = RedisStore(redis_url, settings.namespace)
     bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)

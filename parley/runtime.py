@@ -18,8 +18,8 @@ log = structlog.get_logger("parley")
 
 def real_backends(settings: Settings) -> tuple[Store, Bus]:
     """Redis store and RabbitMQ/Redis bus, as every distributed process uses."""
-    from shared.engine.amqp_bus import AmqpRedisBus
-    from shared.engine.redis_store import RedisStore
+    from shared.engine.amqp.bus import AmqpRedisBus
+    from shared.engine.redis.store import RedisStore
 
     store = RedisStore(settings.redis_url, settings.namespace)
     bus = AmqpRedisBus(
@@ -30,7 +30,7 @@ def real_backends(settings: Settings) -> tuple[Store, Bus]:
         prefetch=settings.router_prefetch,
         durable_actions=settings.durable_actions,
         # one ordered pipeline for the store's writes and the bus's publishes: a router's history,
-        # publish and done marks go out together and run in that order (shared/engine/redis_pipeline.py)
+        # publish and done marks go out together and run in that order (shared/engine/redis/pipeline.py)
         pipeline=store.pipeline,
     )
     bus.log_queue_max_bytes = settings.log_queue_max_bytes

@@ -290,7 +290,7 @@ class Router:
 
         metrics.ROUTER_BATCH_SIZE.observe(len(batch))
         # One ordered round of writes (Store and Bus share one Redis pipeline, see
-        # shared/engine/redis_pipeline.py): started in order now, awaited in order below. History
+        # shared/engine/redis/pipeline.py): started in order now, awaited in order below. History
         # first: a client catching up subscribes, then reads history, so anything published
         # after that read was already live for it (no gap). Then the room publish, the senders'
         # errors, and the done marks, which must never exist for an unpublished action.

@@ -228,7 +228,7 @@ def server(
     if request.param == "memory":
         yield start_api(settings, MemoryStore)
         return
-    from shared.engine.redis_store import RedisStore
+    from shared.engine.redis.store import RedisStore
 
     redis_url = request.getfixturevalue("redis_url")
     api = start_api(settings, lambda: RedisStore(redis_url, namespace))

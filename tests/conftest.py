@@ -81,7 +81,7 @@ def settings(namespace: str) -> Settings:
 @pytest.fixture
 async def redis_store(redis_url: str, namespace: str):  # -> AsyncIterator[RedisStore]
     """A started ``RedisStore`` on this test's namespace; its keys are deleted afterwards."""
-    from shared.engine.redis_store import RedisStore
+    from shared.engine.redis.store import RedisStore
 
     store = RedisStore(redis_url, namespace)
     await store.start()
@@ -96,7 +96,7 @@ async def redis_store(redis_url: str, namespace: str):  # -> AsyncIterator[Redis
 async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
     """``await make(**kwargs)`` builds and starts an ``AmqpRedisBus`` on this test's namespace
     (default 4 shards); every bus is closed and the namespace's queues deleted afterwards."""
-    from shared.engine.amqp_bus import AmqpRedisBus
+    from shared.engine.amqp.bus import AmqpRedisBus
 
     buses: list[AmqpRedisBus] = []
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from shared.engine.amqp_bus import _AckCoalescer
+from shared.engine.amqp.bus import _AckCoalescer
 
 
 @dataclass(eq=False)  # hashed by identity, like a real channel

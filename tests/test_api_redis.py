@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shared.engine.redis_store import RedisStore
+from shared.engine.redis.store import RedisStore
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer

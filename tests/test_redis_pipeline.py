@@ -11,7 +11,7 @@ import pytest
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.redis_pipeline import RedisPipeline
+from shared.engine.redis.pipeline import RedisPipeline
 from shared.engine.store import ROOM
 from shared.protocol.envelope import ActionEnvelope, Kind, RoomDelivery
 from shared.protocol.models import Room

@@ -95,7 +95,7 @@ async def test_concurrent_creates_never_exceed_limit(store: Store) -> None:
 
 @pytest.mark.integration
 async def test_concurrent_creates_from_several_replicas(redis_store: Store, redis_url: str, namespace: str) -> None:
-    from shared.engine.redis_store import RedisStore
+    from shared.engine.redis.store import RedisStore
 
     replicas = [redis_store] + [RedisStore(redis_url, namespace) for _ in range(3)]
     try:
@@ -332,7 +332,7 @@ async def test_reservations_and_reports_take_effect_in_call_order(store: Store) 
 async def test_keys_are_namespaced_and_destroy_removes_them(redis_url: str, namespace: str) -> None:
     import redis.asyncio as aioredis
 
-    from shared.engine.redis_store import RedisStore
+    from shared.engine.redis.store import RedisStore
 
     store, other = RedisStore(redis_url, namespace), RedisStore(redis_url, namespace + "x")
     client = aioredis.Redis.from_url(redis_url)

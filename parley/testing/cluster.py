@@ -262,8 +262,8 @@ def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None 
 
 def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None:
     """Delete a test namespace's queues, exchanges and keys."""
-    from shared.engine.amqp_bus import AmqpRedisBus
-    from shared.engine.redis_store import RedisStore
+    from shared.engine.amqp.bus import AmqpRedisBus
+    from shared.engine.redis.store import RedisStore
 
     async def destroy() -> None:
         bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)

@@ -19,7 +19,7 @@ Three paths, each with its own guarantee:
   Reviewers compete for requests; a request nobody answers in time dies (the router then applies
   the room's fallback), so no reviewer process is needed for chat to flow.
 
-Implementations: ``shared.engine.memory.MemoryBus`` (embedded mode) and ``shared.engine.amqp_bus.AmqpRedisBus``
+Implementations: ``shared.engine.memory.MemoryBus`` (embedded mode) and ``shared.engine.amqp.bus.AmqpRedisBus``
 (RabbitMQ for actions, Redis pub/sub for channels). Both pass ``tests/test_bus.py``.
 """
 

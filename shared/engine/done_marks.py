@@ -23,7 +23,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.engine.redis_pipeline import RedisPipeline
+    from shared.engine.redis.pipeline import RedisPipeline
 
 # The generations a check consults around the current one: a router that read ``g`` may find
 # marks a previous owner wrote just before or after its own last rotation.
@@ -115,7 +115,7 @@ class RedisDoneMarks(DoneMarks):
         return [any(reply[index] for reply in replies) for index in range(len(ids))]
 
     def mark(self, shard: int, generation: int, ids: list[str]) -> Awaitable[None]:
-        from shared.engine.redis_pipeline import completion
+        from shared.engine.redis.pipeline import completion
 
         if not ids:
             return completion(None)

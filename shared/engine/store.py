@@ -2,7 +2,7 @@
 
 Records are JSON-able dicts kept per *kind* (``room``, ``logging-configuration``); the control
 plane owns their shape (see ``shared.protocol.models``). Implementations: ``shared.engine.memory.MemoryStore``
-(embedded mode, tests) and ``shared.engine.redis_store.RedisStore`` (production). Both pass the same
+(embedded mode, tests) and ``shared.engine.redis.store.RedisStore`` (production). Both pass the same
 conformance suite in ``tests/test_store.py``.
 """
 

@@ -67,7 +67,7 @@ from shared.engine.bus import (
     Subscription,
 )
 from shared.engine.coalesce import TurnBatcher
-from shared.engine.redis_pipeline import Command, RedisPipeline, completion
+from shared.engine.redis.pipeline import Command, RedisPipeline, completion
 from shared.protocol.envelope import ActionEnvelope
 
 log = structlog.get_logger(__name__)

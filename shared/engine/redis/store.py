@@ -29,7 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from shared.engine.done_marks import RedisDoneMarks
-from shared.engine.redis_pipeline import Command, RedisPipeline, completion
+from shared.engine.redis.pipeline import Command, RedisPipeline, completion
 from shared.engine.store import QuotaExceeded, Record, Store
 
 # The count check and the insert must be one atomic step, or concurrent creates on several api

@@ -1,0 +1,5 @@
+"""The RabbitMQ engines: action shards, the review RPC and the log stream."""
+
+from shared.engine.amqp.bus import AmqpRedisBus
+
+__all__ = ["AmqpRedisBus"]
