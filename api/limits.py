@@ -1,4 +1,4 @@
-"""Read deadlines and a per-client connection cap for the control plane's aiohttp server (issue 12).
+"""Read deadlines and a per-client connection cap for the control plane's aiohttp server.
 
 Without them a client that connects and sends nothing, trickles its request head, or stops
 half-way through a body holds a socket (and a file descriptor) for about an hour: aiohttp's

@@ -17,7 +17,7 @@ from api.errors import (
 )
 from shared.clock import now_ms
 from shared.engine.store import LOGGING_CONFIGURATION, ROOM, QuotaExceeded
-from shared.protocol.envelope import ControlNotice
+from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import logging_configuration_arn, new_id
 from shared.protocol.models import LoggingConfiguration, Room
 
@@ -78,7 +78,7 @@ async def update_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
 
 async def _config_changed(ctx: ApiContext, config: LoggingConfiguration) -> None:
     # Logger sinks cache configurations; this makes a new destination apply at once.
-    await ctx.bus.publish_control(ControlNotice(ControlNotice.LOGGING_CONFIGURATION_CHANGED, config.id).encode())
+    await ctx.bus.publish_control(ControlNotice(ControlTopic.LOGGING_CONFIGURATION_CHANGED, config.id).encode())
 
 
 async def _first_room_using(ctx: ApiContext, arn: str) -> Room | None:

@@ -16,14 +16,14 @@ from api.context import ApiContext, load_room, member
 from api.presence import user_cursor
 from shared.clock import now_ms
 from shared.features import membership, presence
-from shared.protocol.envelope import ActionEnvelope, ControlNotice, Kind
+from shared.protocol.envelope import ActionEnvelope, ControlNotice, ControlTopic, Kind
 from shared.protocol.ids import new_id
 
 DEFAULT_PAGE = 50
 
 
 async def _changed(ctx: ApiContext, room_id: str) -> None:
-    await ctx.bus.publish_control(ControlNotice(ControlNotice.MEMBERS_CHANGED, room_id).encode())
+    await ctx.bus.publish_control(ControlNotice(ControlTopic.MEMBERS_CHANGED, room_id).encode())
 
 
 async def add_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +50,7 @@ async def remove_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[s
                     frame_id=new_id(),
                     room_id=room.id,
                     received_ms=now_ms(),
-                    target=user_id,
+                    disconnect_user_id=user_id,
                     reason="Removed from the room's members",
                 )
             )

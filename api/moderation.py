@@ -16,25 +16,28 @@ from shared.protocol.envelope import ActionEnvelope, Kind
 from shared.protocol.ids import new_id
 
 
-async def _publish(ctx: ApiContext, params: dict[str, Any], kind: str, target: str, **extra: Any) -> str:
+async def _publish(ctx: ApiContext, params: dict[str, Any], kind: Kind, **fields: Any) -> str:
+    """Queue the room's action whose ``fields`` say what it carries; return its frame id."""
     room = await load_room(ctx, params["roomIdentifier"])
     frame_id = new_id()
     await ctx.bus.publish_action(
-        ActionEnvelope(kind=kind, frame_id=frame_id, room_id=room.id, received_ms=now_ms(), target=target, **extra)
+        ActionEnvelope(kind=kind, frame_id=frame_id, room_id=room.id, received_ms=now_ms(), **fields)
     )
     return frame_id
 
 
 async def send_event(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
-    frame_id = await _publish(ctx, params, Kind.SEND_EVENT, params["eventName"], attributes=params.get("attributes"))
+    frame_id = await _publish(
+        ctx, params, Kind.SEND_EVENT, event_name=params["eventName"], attributes=params.get("attributes")
+    )
     return {"id": frame_id}
 
 
 async def delete_message(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
-    frame_id = await _publish(ctx, params, Kind.DELETE_MESSAGE, params["id"], reason=params.get("reason"))
+    frame_id = await _publish(ctx, params, Kind.DELETE_MESSAGE, message_id=params["id"], reason=params.get("reason"))
     return {"id": frame_id}
 
 
 async def disconnect_user(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
-    await _publish(ctx, params, Kind.DISCONNECT_USER, params["userId"], reason=params.get("reason"))
+    await _publish(ctx, params, Kind.DISCONNECT_USER, disconnect_user_id=params["userId"], reason=params.get("reason"))
     return {}

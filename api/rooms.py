@@ -1,7 +1,7 @@
 """Room operations: CreateRoom, GetRoom, UpdateRoom, DeleteRoom, ListRooms.
 
 Rooms are ``shared.protocol.models.Room`` records in the Store. After a change that the data plane
-caches (update, delete) a ``ControlNotice.ROOM_CHANGED`` tells every process to reload.
+caches (update, delete) a ``ControlTopic.ROOM_CHANGED`` tells every process to reload.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from api.errors import ResourceNotFoundException, ServiceQuotaExceededException
 from api.validation import check_review_handler_uri
 from shared.clock import now_ms
 from shared.engine.store import ROOM, QuotaExceeded, Record
-from shared.protocol.envelope import ControlNotice
+from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import new_id, room_arn
 from shared.protocol.models import (
     DEFAULT_FALLBACK_RESULT,
@@ -40,7 +40,7 @@ def _apply_handler(ctx: ApiContext, room: Room, handler: dict[str, Any] | None) 
     if handler is None:
         return
     if handler.get("uri") is not None:
-        # The reviewer will POST there from inside our network: refuse what it would refuse (issue 12).
+        # The reviewer will POST there from inside our network: refuse what it would refuse.
         check_review_handler_uri(handler["uri"], ctx.settings.review_allowed_networks)
         room.review_uri = handler["uri"]  # "" detaches the handler
     if handler.get("fallbackResult") is not None:
@@ -56,7 +56,7 @@ async def save_room(ctx: ApiContext, room: Room) -> None:
 
 
 async def publish_room_changed(ctx: ApiContext, room_id: str) -> None:
-    await ctx.bus.publish_control(ControlNotice(ControlNotice.ROOM_CHANGED, room_id).encode())
+    await ctx.bus.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, room_id).encode())
 
 
 async def create_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from shared import address_policy
 from shared.protocol.frames import MAX_ATTRIBUTES_BYTES, attributes_size
 from shared.protocol.ids import parse_arn
 from shared.protocol.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
-from shared.protocol.tokens import Capability
+from shared.protocol.tokens import EXTENSION_CAPABILITIES
 
 FieldErrors = list[tuple[str, str]]
 MAX_TAGS = 50
@@ -106,7 +106,7 @@ def check_review_handler_uri(value: str, allowed_networks: str) -> None:
 
 # parley extensions to IVS enums (boto3 does not check enums client-side, so it sends them as is).
 EXTRA_ENUM_VALUES: dict[str, tuple[str, ...]] = {
-    "ChatTokenCapability": Capability.EXTENSIONS,  # SEND_EVENT: client events over the socket
+    "ChatTokenCapability": EXTENSION_CAPABILITIES,  # SEND_EVENT: client events over the socket
 }
 
 SHAPE_CHECKS: dict[str, Callable[[str], str | None]] = {

@@ -27,6 +27,7 @@ def _generate(urls_tokens: list[tuple[str, str]], rate: float, seconds: float, o
     import uvloop
     from websockets.asyncio.client import connect
 
+    from shared.clock import now_ms
     from shared.protocol.timestamps import parse_iso
 
     async def run() -> dict[str, object]:
@@ -50,7 +51,7 @@ def _generate(urls_tokens: list[tuple[str, str]], rate: float, seconds: float, o
                     echoes += 1
                     n += 1
                     if n % 50 == 0:  # sample latency without decoding every frame
-                        latencies.append(time.time() * 1000 - parse_iso(json.loads(raw)["SendTime"]))
+                        latencies.append(now_ms() - parse_iso(json.loads(raw)["SendTime"]))
                 elif raw.startswith('{"Type":"ERROR"'):
                     code = str(json.loads(raw)["ErrorCode"])
                     errors[code] = errors.get(code, 0) + 1

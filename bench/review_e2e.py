@@ -26,6 +26,7 @@ import time
 from bench.room_e2e import count_errors, lift_rate_cap, percentile, print_result, send_paced
 from parley.testing.chatclient import ChatClient
 from parley.testing.cluster import BENCH_ENV, free_port, running_cluster, throwaway_settings, wait_http
+from shared.clock import now_ms
 from shared.protocol.timestamps import parse_iso
 
 MARK = "ok:"
@@ -96,7 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                         reviewed[index] += 1
                     else:
                         fallbacks[0] += 1
-                    latencies.append(time.time() * 1000 - parse_iso(frame["SendTime"]))
+                    latencies.append(now_ms() - parse_iso(frame["SendTime"]))
 
         readers = [asyncio.create_task(read(i, c)) for i, c in enumerate(receivers)]
         readers += [asyncio.create_task(count_errors(c, stop_reading, errors)) for c in senders]

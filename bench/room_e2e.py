@@ -22,9 +22,10 @@ from typing import Any
 
 from parley.testing.chatclient import ChatClient
 from parley.testing.cluster import BENCH_ENV, running_cluster, throwaway_settings
+from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.store import ROOM
-from shared.protocol.envelope import ControlNotice
+from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.models import Room
 from shared.protocol.timestamps import parse_iso
 
@@ -78,7 +79,7 @@ async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_
     room = Room.from_record(record)
     room.maximum_message_rate_per_second = rate
     await store.put(ROOM, room_id, room.to_record(), room.update_ms)
-    await bus.publish_control(ControlNotice(ControlNotice.ROOM_CHANGED, room_id).encode())
+    await bus.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, room_id).encode())
     await bus.close()
     await store.close()
 
@@ -120,7 +121,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 if frame["Type"] == "MESSAGE":
                     received[index] += 1
                     if index == 0:
-                        latencies.append(time.time() * 1000 - parse_iso(frame["SendTime"]))
+                        latencies.append(now_ms() - parse_iso(frame["SendTime"]))
 
         readers = [asyncio.create_task(read(i, c)) for i, c in enumerate(receivers)]
         readers += [asyncio.create_task(count_errors(c, stop_reading, errors)) for c in senders]

@@ -10,7 +10,6 @@ and ``gateway.wire``'s one policy for a socket that stopped reading.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from collections.abc import Callable, Collection
 from typing import Protocol
@@ -20,7 +19,9 @@ from websockets.protocol import State
 
 from gateway.wire import abort_slow, send_frame, text_frame, write_frame
 from shared import metrics
+from shared.clock import now_ms
 from shared.engine.bus import Subscription
+from shared.protocol.closecodes import CloseCode
 from shared.protocol.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
 
 MAX_HELD_FRAMES = 10_000
@@ -137,10 +138,10 @@ class RoomFanout:
             metrics.MESSAGING_DELIVERIES.inc(sent)
             metrics.DELIVERIES_BY_ACTION[item.kind].inc(sent)
             if item.received_ms:
-                metrics.SEND_TO_DELIVER_SECONDS.observe(max(time.time() * 1000 - item.received_ms, 0) / 1000)
+                metrics.SEND_TO_DELIVER_SECONDS.observe(max(now_ms() - item.received_ms, 0) / 1000)
             if item.close_user_id:
                 for ws in list(self._users.get((room_id, item.close_user_id), ())):
-                    self.close_soon(ws, 1000, item.close_reason)
+                    self.close_soon(ws, CloseCode.DISCONNECTED_BY_MODERATOR, item.close_reason)
 
     def _audience(self, room_id: str, room: set[ServerConnection], item: DeliveryItem) -> set[ServerConnection]:
         """The connections a targeted item goes to: the named users' (direct messages and

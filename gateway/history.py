@@ -33,8 +33,8 @@ async def answer_history(
     fanout.hold(ws)
     sent: set[str] = set()
     try:
-        if request.message_id:
-            rows, found = await store.history_after(room_id, request.message_id, request.limit, max_age_ms)
+        if request.after:
+            rows, found = await store.history_after(room_id, request.after, request.limit, max_age_ms)
             gap = not found
         else:
             rows = list(reversed(await store.history_latest(room_id, request.limit, max_age_ms)))

@@ -1,4 +1,4 @@
-"""Connection lifecycle extensions (parley, issue 6), per gateway:
+"""Connection lifecycle extensions (parley), per gateway:
 
 - **PING → PONG**, answered here; the IVS SDK never sends PING, so it never sees a PONG.
 - **Idle timeout** (``PARLEY_IDLE_TIMEOUT`` seconds, 0 = off): a connection that sent no frame
@@ -25,7 +25,8 @@ from websockets.protocol import Event
 from gateway.wire import send_frame
 from shared.clock import now_ms
 from shared.features import approval
-from shared.protocol import closecodes, frames
+from shared.protocol import frames
+from shared.protocol.closecodes import CloseCode
 from shared.protocol.frames import Action, ClientRequest
 from shared.protocol.ids import new_id
 
@@ -124,7 +125,7 @@ class Lifecycle:
         if state is None or not state.conn.session.pending:
             return
         log.info("connection not approved in time", room_id=state.conn.room_id)
-        self.gateway.fanout.close_soon(ws, closecodes.NOT_APPROVED, "Not approved by a moderator")
+        self.gateway.fanout.close_soon(ws, CloseCode.NOT_APPROVED, "Not approved by a moderator")
 
     def _check_idle(self, ws: ServerConnection) -> None:
         state = self._states.get(ws)
@@ -135,6 +136,6 @@ class Lifecycle:
         idle = loop.time() - getattr(ws, "last_activity", 0.0)
         if idle >= timeout:
             state.idle = None
-            self.gateway.fanout.close_soon(ws, closecodes.IDLE_TIMEOUT, "Idle timeout")
+            self.gateway.fanout.close_soon(ws, CloseCode.IDLE_TIMEOUT, "Idle timeout")
         else:
             state.idle = loop.call_later(timeout - idle, self._check_idle, ws)

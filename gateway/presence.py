@@ -99,7 +99,7 @@ async def answer_presence(
     if await store.get(ROOM, room_id) is None:
         raise FrameError(ErrorCode.NOT_FOUND, "Room not found", request.request_id)
     users, connection_count = presence.group_users(await store.presence_list(room_id))
-    page, next_after = presence.page_after(users, request.user_id or None, request.limit)
+    page, next_after = presence.page_after(users, request.after or None, request.limit)
     frame = frames.presence_frame(
         frame_id=new_id(),
         request_id=request.request_id,

@@ -29,7 +29,8 @@ from shared.config import Settings
 from shared.engine.bus import Bus
 from shared.engine.store import Record, Store
 from shared.features.ratelimit import SlidingWindow
-from shared.protocol import closecodes, frames
+from shared.protocol import frames
+from shared.protocol.closecodes import CloseCode
 from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
 from shared.protocol.ids import new_id
 from shared.protocol.text import is_encodable
@@ -133,7 +134,7 @@ class Gateway:
                 message="Gateway shutting down; reconnect with a new token",
             )
             send_frame(ws, frame, self.fanout.max_send_buffer)  # never waits on a client that stopped reading
-            self.fanout.close_soon(ws, closecodes.GOING_AWAY, "Gateway shutting down")
+            self.fanout.close_soon(ws, CloseCode.GOING_AWAY, "Gateway shutting down")
         if self._server is not None:
             await self._server.wait_closed()
         if self._reporter is not None:
@@ -271,7 +272,7 @@ class Gateway:
             frame_id=new_id(), request_id=None, code=ErrorCode.UNAUTHORIZED, message="Chat session expired"
         )
         send_frame(ws, frame, self.fanout.max_send_buffer)
-        self.fanout.close_soon(ws, closecodes.SESSION_EXPIRED, "Session expired")
+        self.fanout.close_soon(ws, CloseCode.SESSION_EXPIRED, "Session expired")
 
 
 _FALLBACK_MESSAGE = "Invalid request"

@@ -77,7 +77,7 @@ class ChatSession:
             raise FrameError(
                 ErrorCode.FORBIDDEN, f"The chat token lacks the {request.action.value} capability", request.request_id
             )
-        action = ActionEnvelope(
+        return ActionEnvelope(
             kind=_KIND[request.action],
             frame_id=new_id(),
             room_id=self.token.room_id,
@@ -88,19 +88,14 @@ class ChatSession:
             user_id=self.token.user_id,
             user_attributes=self.token.attributes,
             ip=self.ip,
+            content=request.content,
+            attributes=request.attributes,
+            event_name=request.event_name,
+            message_id=request.message_id,
+            disconnect_user_id=request.disconnect_user_id,
+            reason=request.reason,
+            recipient=request.recipient,
         )
-        if request.action is Action.SEND_MESSAGE:
-            action.content = request.content
-            action.attributes = request.attributes
-            action.recipient = request.recipient
-        elif request.action is Action.SEND_EVENT:
-            action.target, action.attributes = request.event_name, request.attributes
-            action.recipient = request.recipient
-        elif request.action is Action.DELETE_MESSAGE:
-            action.target, action.reason = request.message_id, request.reason
-        else:
-            action.target, action.reason = request.user_id, request.reason
-        return action
 
     def _rate_message(self) -> str:
         return f"Too many requests: at most {self.rate.limit} messaging requests per second per connection"

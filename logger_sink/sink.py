@@ -38,7 +38,7 @@ from shared import metrics
 from shared.config import Settings
 from shared.engine.bus import Ack, Bus, LogConsumer, Subscription
 from shared.engine.store import Store
-from shared.protocol.envelope import ControlNotice
+from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import logging_configuration_arn
 from shared.protocol.models import LoggingConfiguration
 
@@ -110,9 +110,9 @@ class LoggerSink:
             notice = ControlNotice.decode(data)
         except Exception:
             return
-        if notice.topic == ControlNotice.ROOM_CHANGED:
+        if notice.topic == ControlTopic.ROOM_CHANGED:
             self._resolver.invalidate_room(notice.subject)
-        elif notice.topic == ControlNotice.LOGGING_CONFIGURATION_CHANGED:
+        elif notice.topic == ControlTopic.LOGGING_CONFIGURATION_CHANGED:
             self._resolver.invalidate_configs()
 
     # --- destinations ---------------------------------------------------------------------

@@ -70,7 +70,7 @@ class Node:
         self.api = ApiServer(settings, store, bus) if api else None
         self.gateway = Gateway(settings, store, bus) if gateway else None
         self.logger = LoggerSink(settings, store, bus) if logger else None
-        # The reviewer and the api judge handler addresses by the same setting (issue 12).
+        # The reviewer and the api judge handler addresses by the same setting.
         review_config = review_config or ReviewConfig.from_env(allowed_networks=settings.review_allowed_networks)
         self.reviewer = ReviewerServer(bus, review_config) if reviewer else None
         self.router = (

@@ -6,7 +6,7 @@ room's ``fallbackResult`` when anything goes wrong, the ``InvocationErrors`` /
 ``ResponseValidationErrors`` / ``parley_review_seconds`` metrics, and the router↔reviewer
 transport over the Bus (``RemoteReviewer`` on the router side, ``ReviewerServer`` in
 ``parley reviewer`` and ``parley dev``). Rooms' http(s) handlers are called only at addresses
-``shared.address_policy`` allows, judged after DNS (issue 12: server-side request forgery).
+``shared.address_policy`` allows, judged after DNS (against server-side request forgery).
 
 Must not: decide delivery (a review only returns a :class:`shared.protocol.review.Verdict`; the router
 applies it, in order, and publishes), read or write the Store, touch sockets of chat clients,

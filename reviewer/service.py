@@ -54,7 +54,7 @@ class ReviewService:
         self.config = config
         self.budget = budget
         self._slots = asyncio.Semaphore(config.concurrency)
-        # Rooms' URLs come from API callers: only addresses the policy accepts (issue 12).
+        # Rooms' URLs come from API callers: only addresses the policy accepts.
         self._webhook = Webhook(config.concurrency, config.allowed_networks, resolver=resolver)
         # PARLEY_REVIEW_LAMBDA_MAP targets come from the operator, who may point them anywhere.
         self._mapped = Webhook(config.concurrency, None, resolver=resolver)

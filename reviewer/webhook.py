@@ -4,7 +4,7 @@ One ``aiohttp.ClientSession`` per reviewer process, so keep-alive connections to
 reused across reviews (a fresh TCP/TLS handshake per message would eat the 200 ms budget).
 
 Rooms' handler URLs are chosen by whoever holds API keys, so a :class:`Webhook` with
-``allowed_networks`` calls only addresses ``shared.address_policy`` accepts (issue 12). A literal
+``allowed_networks`` calls only addresses ``shared.address_policy`` accepts. A literal
 IP host is judged before the request; a name is judged by :class:`GuardedResolver`, which the
 connector resolves through and then connects to exactly the addresses it returned - so a name
 that resolves to a public address when checked and to 169.254.169.254 a moment later (DNS

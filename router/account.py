@@ -21,12 +21,12 @@ from shared.protocol.envelope import ActionEnvelope, Kind
 
 class AccountRates:
     def __init__(self, send_message: int, delete_message: int, disconnect_user: int) -> None:
-        self._limits = {
+        self._limits: dict[str, int] = {
             Kind.SEND_MESSAGE: send_message,
             Kind.DELETE_MESSAGE: delete_message,
             Kind.DISCONNECT_USER: disconnect_user,
         }
-        self._windows = {kind: SlidingWindow(limit) for kind, limit in self._limits.items()}
+        self._windows: dict[str, SlidingWindow] = {kind: SlidingWindow(limit) for kind, limit in self._limits.items()}
         self.routers = 1
 
     def share(self, routers: int) -> None:

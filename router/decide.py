@@ -82,28 +82,33 @@ def decide(action: ActionEnvelope, state: RoomState, account: AccountRates | Non
         return _message(action, action.content, action.attributes)
 
     if action.kind == Kind.DELETE_MESSAGE:
-        attributes = frames.delete_message_attributes(action.target, action.reason)
+        attributes = frames.delete_message_attributes(action.message_id, action.reason)
         return Outcome(_event(action, frames.EVENT_DELETE_MESSAGE, attributes))
 
     if action.kind == Kind.DISCONNECT_USER:
-        attributes = frames.disconnect_user_attributes(action.target, action.reason)
-        item = _event(action, frames.EVENT_DISCONNECT_USER, attributes)
-        item.close_user_id = action.target
-        item.close_reason = "Disconnected by moderator"
-        return Outcome(item)
+        attributes = frames.disconnect_user_attributes(action.disconnect_user_id, action.reason)
+        return Outcome(
+            _event(
+                action,
+                frames.EVENT_DISCONNECT_USER,
+                attributes,
+                close_user_id=action.disconnect_user_id,
+                close_reason="Disconnected by moderator",
+            )
+        )
 
     if action.kind == Kind.SEND_EVENT:
         if action.gateway_id:  # parley extension: a client's SEND_EVENT (typing, receipts, app:*)
             return Outcome(_client_event(action))
-        return Outcome(_event(action, action.target, action.attributes))
+        return Outcome(_event(action, action.event_name, action.attributes))
 
     if action.kind == Kind.PRESENCE:  # parley extension: parley:USER_JOINED / parley:USER_LEFT
         if not room.presence_events:
             return Outcome()
-        return Outcome(_event(action, action.target, presence_attributes(action.user_id, action.user_attributes)))
+        return Outcome(_event(action, action.event_name, presence_attributes(action.user_id, action.user_attributes)))
 
     if action.kind == Kind.MEMBERSHIP:  # parley extension: parley:MEMBER_ADDED / parley:MEMBER_REMOVED
-        return Outcome(_event(action, action.target, action.attributes))
+        return Outcome(_event(action, action.event_name, action.attributes))
 
     return reject(action, frames.ErrorCode.BAD_REQUEST, "Unknown action")
 
@@ -127,17 +132,28 @@ def _message(action: ActionEnvelope, content: str, attributes: dict[str, str] | 
         sender_attributes=action.user_attributes,
         recipient=action.recipient,
     )
-    item = DeliveryItem(action.kind, frame, "MESSAGE", received_ms=action.received_ms, frame_id=action.frame_id)
-    if action.recipient:  # a direct message: every connection of the two parties, nobody else
-        item.only_users = [action.user_id, action.recipient]
-    return Outcome(item)
+    return Outcome(
+        DeliveryItem(
+            action.kind,
+            frame,
+            "MESSAGE",
+            received_ms=action.received_ms,
+            frame_id=action.frame_id,
+            only_users=_direct_parties(action),
+        )
+    )
+
+
+def _direct_parties(action: ActionEnvelope) -> list[str] | None:
+    """A direct message or event goes to every connection of its two parties and nobody else."""
+    return [action.user_id, action.recipient] if action.recipient else None
 
 
 def _client_event(action: ActionEnvelope) -> DeliveryItem:
     """Ephemeral: not reviewed, never in history, not logged (``log_type`` empty)."""
     frame = frames.event_frame(
         frame_id=action.frame_id,
-        event_name=action.target,
+        event_name=action.event_name,
         attributes=action.attributes,
         send_ms=action.received_ms,
         request_id=action.request_id,
@@ -145,13 +161,23 @@ def _client_event(action: ActionEnvelope) -> DeliveryItem:
         sender_attributes=action.user_attributes,
         recipient=action.recipient,
     )
-    item = DeliveryItem(action.kind, frame, NOT_LOGGED, received_ms=action.received_ms, frame_id=action.frame_id)
-    if action.recipient:
-        item.only_users = [action.user_id, action.recipient]
-    return item
+    return DeliveryItem(
+        action.kind,
+        frame,
+        NOT_LOGGED,
+        received_ms=action.received_ms,
+        frame_id=action.frame_id,
+        only_users=_direct_parties(action),
+    )
 
 
-def _event(action: ActionEnvelope, name: str, attributes: dict[str, str] | None) -> DeliveryItem:
+def _event(
+    action: ActionEnvelope,
+    name: str,
+    attributes: dict[str, str] | None,
+    close_user_id: str = "",
+    close_reason: str = "",
+) -> DeliveryItem:
     frame = frames.event_frame(
         frame_id=action.frame_id,
         event_name=name,
@@ -159,4 +185,12 @@ def _event(action: ActionEnvelope, name: str, attributes: dict[str, str] | None)
         send_ms=action.received_ms,
         request_id=action.request_id,
     )
-    return DeliveryItem(action.kind, frame, "EVENT", received_ms=action.received_ms, frame_id=action.frame_id)
+    return DeliveryItem(
+        action.kind,
+        frame,
+        "EVENT",
+        close_user_id=close_user_id,
+        close_reason=close_reason,
+        received_ms=action.received_ms,
+        frame_id=action.frame_id,
+    )

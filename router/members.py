@@ -60,7 +60,7 @@ class MemberCache:
         refused: dict[str, Outcome] = {}
         for action in actions:
             if action.kind == Kind.MEMBERSHIP:
-                known[action.user_id] = action.target == membership.EVENT_MEMBER_ADDED
+                known[action.user_id] = action.event_name == membership.EVENT_MEMBER_ADDED
             elif _checked(action) and not known.get(action.user_id, False):
                 refused[action.frame_id] = reject(action, ErrorCode.FORBIDDEN, membership.NOT_A_MEMBER)
         return refused

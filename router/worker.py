@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import secrets
-import time
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any
@@ -27,6 +26,7 @@ from router.presence import PresenceSweeper
 from router.rooms import RoomCache
 from router.shards import owned_shards
 from shared import metrics
+from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.bus import Ack, Bus, ShardConsumer, Subscription
 from shared.engine.store import Store
@@ -35,6 +35,7 @@ from shared.protocol.envelope import (
     ActionEnvelope,
     ConnectionNotice,
     ControlNotice,
+    ControlTopic,
     DeliveryItem,
     Kind,
     RoomDelivery,
@@ -133,7 +134,7 @@ class Router:
     def _forget_idle_rooms(self) -> None:
         """Drop per-room state nobody needs (no work queued, rate window empty), so a router
         that has seen millions of rooms holds only the active ones."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         idle = [
             room_id for room_id, state in self._states.items() if room_id not in self._pending and state.rate.idle(now)
         ]
@@ -184,7 +185,7 @@ class Router:
     async def _rotate_done_marks(self) -> None:
         """Drop each consumed shard's oldest done-mark generation once nothing may come back
         that it holds (``router/dedupe.py``): the marks follow the redelivery window, not the rate."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         for shard, dedupe in list(self._dedupe.items()):
             if dedupe.rotation_due(now) and dedupe.generation is not None:
                 current = await self.store.done_marks.rotate(shard, dedupe.generation)
@@ -197,9 +198,9 @@ class Router:
         except Exception:
             log.warning("undecodable control notice dropped")
             return
-        if notice.topic == ControlNotice.ROOM_CHANGED:
+        if notice.topic == ControlTopic.ROOM_CHANGED:
             self._rooms.invalidate(notice.subject)
-        elif notice.topic == ControlNotice.MEMBERS_CHANGED:
+        elif notice.topic == ControlTopic.MEMBERS_CHANGED:
             self._members.invalidate(notice.subject)
 
     # --- per-room ordering ----------------------------------------------------------------
@@ -210,7 +211,7 @@ class Router:
             pending = self._pending[room_id] = deque()
         dedupe = self._dedupe.get(self.bus.shard_of(room_id))
         if dedupe is not None:
-            ack = dedupe.delivered(redelivered, ack, int(time.time() * 1000))
+            ack = dedupe.delivered(redelivered, ack, now_ms())
         pending.append((action, ack, redelivered))
         metrics.ROUTER_PENDING_ACTIONS.inc()
         if room_id not in self._draining:
@@ -258,7 +259,7 @@ class Router:
         if dedupe is None:  # not consumed through _rebalance (a direct call): same rules
             dedupe = self._dedupe[shard] = ShardDedupe(shard, self._dedupe_window_ms)
         if dedupe.generation is None:  # read after this consumer's first delivery, see router/dedupe.py
-            dedupe.loaded(await self.store.done_marks.generation(shard), int(time.time() * 1000))
+            dedupe.loaded(await self.store.done_marks.generation(shard), now_ms())
         frame_ids = [action.frame_id for action, _, _ in batch]
         # Only a redelivered action can have been published before (by a router that died
         # before acking it); first deliveries skip the Store round trip.
@@ -275,7 +276,7 @@ class Router:
             metrics.MESSAGING_REQUESTS.inc()
             metrics.REQUESTS_BY_ACTION[action.kind].inc()
             if action.received_ms:
-                metrics.ROUTER_ACTION_AGE_SECONDS.observe(max(time.time() * 1000 - action.received_ms, 0) / 1000)
+                metrics.ROUTER_ACTION_AGE_SECONDS.observe(max(now_ms() - action.received_ms, 0) / 1000)
             decided.append((action, refused.get(action.frame_id) or decide(action, state, self._account)))
         if room is not None and any(outcome.needs_review for _, outcome in decided):
             decided = await self._review(room, decided)
@@ -345,7 +346,7 @@ class Router:
                 if appended:
                     writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
                     appended = []
-                writes.append(self.store.history_remove(room.id, action.target))
+                writes.append(self.store.history_remove(room.id, action.message_id))
         if appended:
             writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
         return writes

@@ -1,4 +1,4 @@
-"""Where a room's review handler may be (issue 12: server-side request forgery). Pure: no DNS, no sockets.
+"""Where a room's review handler may be (against server-side request forgery). Pure: no DNS, no sockets.
 
 Anyone with API keys picks a room's ``messageReviewHandler.uri``, and the reviewer then POSTs
 to it from inside the operator's network. So every address falls in one of three kinds:

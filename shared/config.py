@@ -102,7 +102,7 @@ class Settings:
 
     api_host: str = "127.0.0.1"
     api_port: int = 8081
-    # Control-plane read bounds (issue 12, api/limits.py), so slow or silent clients cannot pile up open sockets.
+    # Control-plane read bounds (api/limits.py), so slow or silent clients cannot pile up open sockets.
     # A connection must finish each request head within api_header_timeout of connecting or of its previous
     # response (aiohttp runs one timer for both, so this is also the idle keep-alive limit); a body must finish
     # within api_body_timeout of its head. Both > 0. The cap counts open connections per client IP (0 = no cap).
@@ -146,15 +146,15 @@ class Settings:
     api_throttling: bool = True  # per-operation TPS limits of IVS (spec §10)
     ping_interval: float = 30.0
     presence_ttl_seconds: float = 10.0  # a dead gateway's connections leave presence within this
-    # parley extensions (issue 6): client events, idle timeout, connection approval
+    # parley extensions: client events, idle timeout, connection approval
     event_rate_per_second: int = 5  # SEND_EVENT and PING per connection, apart from the messaging quota
     idle_timeout: float = 0.0  # seconds without a client frame or pong before close 4003; 0 = off
     approval_timeout: float = 60.0  # seconds a connection to an approvalRequired room may wait; then close 4004
     # Web chat demo (api/demo): token vending without credentials, so never on by default; `parley dev` enables it.
     demo: bool = False
     demo_gateway_url: str = ""  # ws URL the demo page connects to (default: this host, gateway_port)
-    # Loopback/private CIDRs rooms' review handler URLs may reach, comma-separated (issue 12,
-    # shared/address_policy.py); empty: public addresses only. `parley dev` defaults it to loopback.
+    # Loopback/private CIDRs rooms' review handler URLs may reach, comma-separated
+    # (shared/address_policy.py); empty: public addresses only. `parley dev` defaults it to loopback.
     review_allowed_networks: str = ""
 
     log_level: str = "info"

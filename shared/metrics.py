@@ -40,7 +40,7 @@ ROUTER_BATCH_SIZE = Histogram(
     "parley_router_batch_actions", "Actions decided per room batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 
-# --- added for issue 5 (operability): usage metric, bus lag, api --------------------------------
+# --- operability: usage metric, bus lag, api --------------------------------
 # AWS/Usage ResourceCount for ConcurrentChatConnections, with IVS's usage dimensions as labels;
 # the gateway moves it together with ConcurrentChatConnections (one pre-bound child).
 RESOURCE_COUNT = Gauge("ResourceCount", "AWS/Usage resource count", ["Service", "Class", "Type", "Resource"])

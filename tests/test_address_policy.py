@@ -1,4 +1,4 @@
-"""The review-handler address policy (issue 12, shared/address_policy.py), without sockets or DNS:
+"""The review-handler address policy (shared/address_policy.py), without sockets or DNS:
 which addresses are never called, which only when an operator lists them, and which host
 spellings are refused because a reader and ``getaddrinfo`` would disagree on them."""
 

@@ -1,4 +1,4 @@
-"""Control-plane read deadlines and the per-client connection cap (issue 12), on real sockets.
+"""Control-plane read deadlines and the per-client connection cap, on real sockets.
 
 Each test serves the real control-plane app through ``ApiServer.start`` (what ``parley api`` and
 ``parley dev`` both run, via ``Node``) with ~1 s bounds, then plays a slow, silent or greedy

@@ -88,7 +88,7 @@ def test_send_event_publishes_action(api: ApiServer, ivs, room) -> None:
     assert action.kind == Kind.SEND_EVENT
     assert action.frame_id == response["id"]
     assert action.room_id == room["id"]
-    assert action.target == "app:poll"
+    assert action.event_name == "app:poll"
     assert action.attributes == {"pollId": "42"}
     assert action.gateway_id == ""
     assert abs(action.received_ms - now_ms()) < 5000
@@ -100,7 +100,7 @@ def test_delete_message_publishes_action(api: ApiServer, ivs, room) -> None:
     assert action.kind == Kind.DELETE_MESSAGE
     assert action.frame_id == response["id"]
     assert response["id"] != "R1BLTDN84zE0"  # the id of the deletion event, not of the message
-    assert action.target == "R1BLTDN84zE0"
+    assert action.message_id == "R1BLTDN84zE0"
     assert action.reason == "Spam"
     assert action.room_id == room["id"]
 
@@ -110,7 +110,7 @@ def test_disconnect_user_publishes_action(api: ApiServer, ivs, room) -> None:
     assert {k: v for k, v in response.items() if k != "ResponseMetadata"} == {}
     action = api.next_action()
     assert action.kind == Kind.DISCONNECT_USER
-    assert action.target == "user2"
+    assert action.disconnect_user_id == "user2"
     assert action.reason is None
     assert action.room_id == room["id"]
     assert ID12_RE.match(action.frame_id)

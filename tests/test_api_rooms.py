@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shared.protocol.envelope import ControlNotice
+from shared.protocol.envelope import ControlNotice, ControlTopic
 
 if TYPE_CHECKING:
     from api_helpers import ApiServer
@@ -108,7 +108,7 @@ def test_update_changes_only_given_fields_and_notifies(api: ApiServer, ivs) -> N
     assert updated["messageReviewHandler"] == {"uri": LAMBDA_ARN, "fallbackResult": "DENY"}
     assert updated["createTime"] == room["createTime"]
     assert updated["updateTime"] > room["updateTime"]
-    assert ControlNotice(ControlNotice.ROOM_CHANGED, room["id"]) in api.notices
+    assert ControlNotice(ControlTopic.ROOM_CHANGED, room["id"]) in api.notices
     assert ivs.get_room(identifier=room["arn"])["maximumMessageRatePerSecond"] == 42
 
 
@@ -123,7 +123,7 @@ def test_delete_room_then_not_found(api: ApiServer, ivs) -> None:
     room = ivs.create_room()
     response = ivs.delete_room(identifier=room["arn"])
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
-    assert ControlNotice(ControlNotice.ROOM_CHANGED, room["id"]) in api.notices
+    assert ControlNotice(ControlTopic.ROOM_CHANGED, room["id"]) in api.notices
     with pytest.raises(ivs.exceptions.ResourceNotFoundException) as caught:
         ivs.get_room(identifier=room["arn"])
     assert caught.value.response["resourceId"] == room["id"]

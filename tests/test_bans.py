@@ -28,7 +28,7 @@ def test_ban_disconnects_and_refuses_tokens_until_unbanned(api: ApiServer, ivs: 
     expires = int(answer["banExpirationTime"].timestamp() * 1000)
     assert before + 600_000 - 1000 <= expires <= now_ms() + 600_000 + 1000
     action = api.next_action()
-    assert (action.kind, action.target, action.reason, action.room_id) == (
+    assert (action.kind, action.disconnect_user_id, action.reason, action.room_id) == (
         Kind.DISCONNECT_USER,
         "bob",
         "spam",

@@ -1,4 +1,4 @@
-"""Issue 6 extensions across processes: ``parley api``, two ``parley gateway`` and a ``parley
+"""parley's extensions across processes: ``parley api``, two ``parley gateway`` and a ``parley
 router`` on the real RabbitMQ and Redis. Direct messages, client events and connection
 approval must work when the parties sit on different gateways."""
 

@@ -71,7 +71,7 @@ def test_session_turns_an_event_into_a_send_event_action() -> None:
         '{"Action":"SEND_EVENT","RequestId":"r","EventName":"app:x","Attributes":{"a":"b"},"Recipient":"bob"}', 1000
     )
     assert isinstance(action, ActionEnvelope)
-    assert (action.kind, action.target, action.attributes, action.recipient) == (
+    assert (action.kind, action.event_name, action.attributes, action.recipient) == (
         Kind.SEND_EVENT,
         "app:x",
         {"a": "b"},

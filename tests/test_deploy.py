@@ -404,7 +404,7 @@ def test_readme_documents_every_metric() -> None:
         assert f"`{base}" in readme, metric
 
 
-# --- metrics off the public ports (issue 12) --------------------------------------------------
+# --- metrics off the public ports --------------------------------------------------
 def env_file(path: Path) -> dict[str, str]:
     lines = (line.strip() for line in path.read_text().splitlines())
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))

@@ -32,7 +32,7 @@ def test_delete_and_disconnect_frames_parse() -> None:
         None,
     )
     disconnect = parse_client_frame('{"Action":"DISCONNECT_USER","RequestId":"r","UserId":"u2"}')
-    assert (disconnect.user_id, disconnect.reason) == ("u2", None)
+    assert (disconnect.disconnect_user_id, disconnect.reason) == ("u2", None)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Arbitrary Unicode, lone surrogates included, in every field of every client frame (issue 12, item 8):
+"""Arbitrary Unicode, lone surrogates included, in every field of every client frame:
 never an ERROR 500, never a close with 1011.
 
 Hypothesis leaves surrogates (category ``Cs``) out of text by default; here they are drawn on
@@ -65,7 +65,7 @@ FIELDS = {
     "Extra": json_values,  # fields no action reads still travel through the parser
 }
 FRAMES = st.fixed_dictionaries({"Action": st.sampled_from(ACTIONS) | text | json_values}, optional=FIELDS)
-ALL_CAPABILITIES = frozenset({*Capability.ALL, *Capability.EXTENSIONS})
+ALL_CAPABILITIES = frozenset(Capability)
 
 
 def _session() -> ChatSession:
@@ -75,7 +75,14 @@ def _session() -> ChatSession:
 
 
 def _strings(request: ClientRequest) -> list[str]:
-    fields = [request.content, request.message_id, request.user_id, request.recipient, request.event_name]
+    fields = [
+        request.content,
+        request.message_id,
+        request.disconnect_user_id,
+        request.after,
+        request.recipient,
+        request.event_name,
+    ]
     fields += [request.connection_id, request.request_id or "", request.reason or ""]
     for key, value in (request.attributes or {}).items():
         fields += [key, value]

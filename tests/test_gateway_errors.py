@@ -1,4 +1,4 @@
-"""The gateway's generic error path (issue 12, item 2): an unexpected exception while answering a
+"""The gateway's generic error path: an unexpected exception while answering a
 frame gets ERROR 500 (RequestId echoed), the connection stays open, and the log gets one traceback
 per kind of failure per minute, not one per frame at a rate the client chooses.
 

@@ -1,4 +1,4 @@
-"""Several ``Sec-WebSocket-Protocol`` headers in one upgrade (issue 12, item 3).
+"""Several ``Sec-WebSocket-Protocol`` headers in one upgrade.
 
 RFC 6455 lets a client send the header more than once; per RFC 7230 that means the same as one
 comma-joined header. The first value is the chat token. Before: ``headers.get()`` raised

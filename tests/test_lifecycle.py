@@ -13,7 +13,8 @@ from gateway.session import ChatSession
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from shared.features.ratelimit import SlidingWindow
-from shared.protocol import closecodes, frames
+from shared.protocol import frames
+from shared.protocol.closecodes import CloseCode
 from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
 from shared.protocol.tokens import ChatToken
 from tests.nodes import make_room, mint_token, ws_url
@@ -98,10 +99,10 @@ async def test_idle_connections_are_closed_and_active_ones_are_not(node: Node) -
             await asyncio.sleep(0.25)
 
     pinger = asyncio.create_task(keep_busy())
-    assert await _closed(idle, 3) == closecodes.IDLE_TIMEOUT
+    assert await _closed(idle, 3) == CloseCode.IDLE_TIMEOUT
     await pinger
     assert busy.ws.close_code is None  # 1.5 s with a frame every 0.25 s: still open
-    assert await _closed(busy, 3) == closecodes.IDLE_TIMEOUT  # then it falls silent too
+    assert await _closed(busy, 3) == CloseCode.IDLE_TIMEOUT  # then it falls silent too
 
 
 async def test_answering_websocket_pings_counts_as_activity(node: Node) -> None:
@@ -152,7 +153,7 @@ async def test_unapproved_connections_are_closed_4004(node: Node) -> None:
     node.gateway.settings = node.settings.with_(approval_timeout=0.5)
     room = await make_room(node, approval_required=True)
     guest = await ChatClient.open(ws_url(node), mint_token(node, room, "guest"))
-    assert await _closed(guest, 3) == closecodes.NOT_APPROVED
+    assert await _closed(guest, 3) == CloseCode.NOT_APPROVED
     open_room = await make_room(node)  # rooms without approvalRequired: nobody waits
     member = await ChatClient.open(ws_url(node), mint_token(node, open_room, "member"))
     await member.send_message("hi")

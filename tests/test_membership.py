@@ -16,7 +16,7 @@ from api.members import add_room_members, remove_room_members
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from shared.features import membership
-from shared.protocol.envelope import ControlNotice, Kind
+from shared.protocol.envelope import ControlNotice, ControlTopic, Kind
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
 from tests.nodes import ws_url as _url
@@ -68,7 +68,7 @@ async def test_router_refuses_a_removed_members_actions_in_order(node: Node) -> 
 
     # a control notice alone (another api replica's change) also reaches the router's cache
     await node.store.members_remove(room.id, ["bob"])
-    await node.bus.publish_control(ControlNotice(ControlNotice.MEMBERS_CHANGED, room.id).encode())
+    await node.bus.publish_control(ControlNotice(ControlTopic.MEMBERS_CHANGED, room.id).encode())
     await asyncio.sleep(0.3)
     rid = await bob.send_message("refused")
     assert (await bob.expect(Type="ERROR", RequestId=rid))["ErrorCode"] == 403
@@ -109,11 +109,11 @@ def test_member_operations_through_boto3(api: ApiServer, ivs: Any) -> None:
     users = [f"user{n:03d}" for n in range(7)]
     assert parley.add_room_members(roomIdentifier=room["arn"], userIds=users)["addedUserIds"] == users
     actions = [api.next_action() for _ in users]
-    assert [(a.kind, a.target, a.attributes) for a in actions[:1]] == [
+    assert [(a.kind, a.event_name, a.attributes) for a in actions[:1]] == [
         (Kind.MEMBERSHIP, membership.EVENT_MEMBER_ADDED, {"UserId": "user000"})
     ]
     assert [a.user_id for a in actions] == users
-    assert ControlNotice(ControlNotice.MEMBERS_CHANGED, room["id"]) in api.notices
+    assert ControlNotice(ControlTopic.MEMBERS_CHANGED, room["id"]) in api.notices
 
     listed, token = [], None
     while True:
@@ -136,12 +136,12 @@ def test_member_operations_through_boto3(api: ApiServer, ivs: Any) -> None:
         "user003"
     ]
     removed, disconnect = api.next_action(), api.next_action()
-    assert (removed.kind, removed.target, removed.user_id) == (
+    assert (removed.kind, removed.event_name, removed.user_id) == (
         Kind.MEMBERSHIP,
         membership.EVENT_MEMBER_REMOVED,
         "user003",
     )
-    assert (disconnect.kind, disconnect.target) == (Kind.DISCONNECT_USER, "user003")
+    assert (disconnect.kind, disconnect.disconnect_user_id) == (Kind.DISCONNECT_USER, "user003")
     with pytest.raises(ivs.exceptions.AccessDeniedException):
         ivs.create_chat_token(roomIdentifier=room["arn"], userId="user003")
 

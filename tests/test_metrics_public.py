@@ -1,4 +1,4 @@
-"""PARLEY_METRICS_PUBLIC=false keeps /metrics off the public api and gateway ports (issue 12): the
+"""PARLEY_METRICS_PUBLIC=false keeps /metrics off the public api and gateway ports: the
 api answers it as any unknown path (400 ValidationException), the gateway 404, and PARLEY_METRICS_PORT
 serves the metrics instead. The default keeps today's behaviour (tests/test_metrics.py scrapes the
 api and gateway ports)."""

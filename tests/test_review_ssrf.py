@@ -1,4 +1,4 @@
-"""Server-side request forgery through ``messageReviewHandler.uri`` (issue 12), end to end:
+"""Server-side request forgery through ``messageReviewHandler.uri``, end to end:
 CreateRoom/UpdateRoom refuse handler URLs at addresses the reviewer must not call, and the
 reviewer refuses them again at call time, after DNS, connecting only to the address it checked.
 

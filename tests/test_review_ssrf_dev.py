@@ -1,4 +1,4 @@
-"""``parley dev`` allows review handlers on this machine by default (issue 12), and still never
+"""``parley dev`` allows review handlers on this machine by default, and still never
 the metadata service: the dev default is loopback only (PARLEY_REVIEW_ALLOWED_NETWORKS unset)."""
 
 from __future__ import annotations

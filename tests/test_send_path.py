@@ -1,4 +1,4 @@
-"""One send path, one back-pressure policy (issue 12, item 6).
+"""One send path, one back-pressure policy.
 
 Every frame the gateway writes (fan-out, HISTORY, PRESENCE, PONG, ERROR, session expiry, shutdown)
 goes through ``gateway.wire``: written at once to an open transport that is not closing; a

@@ -51,7 +51,7 @@ def test_capabilities_gate_actions() -> None:
         assert caught.value.code == ErrorCode.FORBIDDEN
         assert caught.value.request_id == json.loads(raw)["RequestId"]
     moderator = _session("DELETE_MESSAGE", "DISCONNECT_USER")
-    assert moderator.request('{"Action":"DISCONNECT_USER","UserId":"bob","Reason":"x"}', 0).target == "bob"
+    assert moderator.request('{"Action":"DISCONNECT_USER","UserId":"bob","Reason":"x"}', 0).disconnect_user_id == "bob"
 
 
 def test_connection_rate_limit_counts_every_frame() -> None:
@@ -133,11 +133,11 @@ def test_account_rate_over_all_rooms_and_its_share_per_router() -> None:
     assert error["ErrorCode"] == 429 and "SendMessage rate of 3/s over all rooms" in error["ErrorMessage"]
     assert decide(_action(received_ms=1000), rooms[0], account).delivery is not None  # a second later
 
-    delete = _action(Kind.DELETE_MESSAGE, target="abcdefghijkl", reason="")
+    delete = _action(Kind.DELETE_MESSAGE, message_id="abcdefghijkl", reason="")
     assert decide(delete, rooms[0], account).delivery is not None
     assert decide(delete, rooms[1], account).error is not None  # 100/s in IVS, 1 here
     # the control plane's own calls were answered already and are limited by the API's TPS
-    assert decide(_action(Kind.DELETE_MESSAGE, gateway_id="", target="abcdefghijkl"), rooms[1], account).delivery
+    assert decide(_action(Kind.DELETE_MESSAGE, gateway_id="", message_id="abcdefghijkl"), rooms[1], account).delivery
 
     halved = AccountRates(send_message=3, delete_message=1, disconnect_user=1)
     halved.share(2)  # two live routers: ceil(3 / 2) each
@@ -158,11 +158,11 @@ def test_a_message_the_room_refuses_does_not_count_against_the_account() -> None
 def test_missing_room_is_404_for_clients_and_silent_for_the_control_plane() -> None:
     outcome = decide(_action(), RoomState(None))
     assert json.loads(outcome.error.frame)["ErrorCode"] == 404  # type: ignore[union-attr]
-    assert decide(_action(Kind.SEND_EVENT, gateway_id="", target="app:x"), RoomState(None)).error is None
+    assert decide(_action(Kind.SEND_EVENT, gateway_id="", event_name="app:x"), RoomState(None)).error is None
 
 
 def test_disconnect_user_event_then_close() -> None:
-    outcome = decide(_action(Kind.DISCONNECT_USER, target="bob", reason="spam"), RoomState(_room()))
+    outcome = decide(_action(Kind.DISCONNECT_USER, disconnect_user_id="bob", reason="spam"), RoomState(_room()))
     item = outcome.delivery
     assert item is not None and item.close_user_id == "bob"
     frame = json.loads(item.frame)
@@ -174,7 +174,7 @@ def test_disconnect_user_event_then_close() -> None:
 
 def test_send_event_keeps_name_and_attributes() -> None:
     outcome = decide(
-        _action(Kind.SEND_EVENT, gateway_id="", request_id=None, target="app:poll", attributes={"p": "1"}),
+        _action(Kind.SEND_EVENT, gateway_id="", request_id=None, event_name="app:poll", attributes={"p": "1"}),
         RoomState(_room()),
     )
     frame = json.loads(outcome.delivery.frame)  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""Issue 12: weak or placeholder secrets are refused outside ``parley dev``, and the token secret
+"""Weak or placeholder secrets are refused outside ``parley dev``, and the token secret
 can hold a rotation list (``PARLEY_TOKEN_SECRET=new,old``: sign with the first, accept any).
 """
 

@@ -1,4 +1,4 @@
-"""Lone surrogates over the WebSocket (issue 12, item 2).
+"""Lone surrogates over the WebSocket.
 
 JSON lets a client write ``"\\ud800"``; decoded, no UTF-8 encoder accepts it. Such frames get
 ERROR 400 at the parse step (``RequestId`` echoed only when it is encodable itself) and the

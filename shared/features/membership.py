@@ -33,5 +33,5 @@ def membership_action(room_id: str, event_name: str, user_id: str) -> ActionEnve
         received_ms=now_ms(),
         user_id=user_id,
         attributes={"UserId": user_id},
-        target=event_name,
+        event_name=event_name,
     )

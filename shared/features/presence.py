@@ -43,7 +43,7 @@ def presence_action(room_id: str, event_name: str, user_id: str, attributes: dic
         received_ms=now_ms(),
         user_id=user_id,
         user_attributes=attributes,
-        target=event_name,
+        event_name=event_name,
     )
 
 

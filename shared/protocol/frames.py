@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from shared.protocol.ids import ID12_RE
@@ -38,7 +38,7 @@ class Action(StrEnum):
     APPROVE_CONNECTION = "APPROVE_CONNECTION"  # parley extension: a moderator admits a pending connection
 
 
-class ErrorCode:
+class ErrorCode(IntEnum):
     """``ErrorCode`` values of ERROR frames (IVS Chat Messaging API error table)."""
 
     BAD_REQUEST = 400
@@ -97,10 +97,11 @@ class ClientRequest:
     request_id: str | None
     content: str = ""
     attributes: dict[str, str] | None = None
-    message_id: str = ""  # DELETE_MESSAGE target; GET_HISTORY: messages after this one
-    user_id: str = ""  # DISCONNECT_USER target
+    message_id: str = ""  # DELETE_MESSAGE: the message deleted
+    disconnect_user_id: str = ""  # DISCONNECT_USER: whose connections are closed
     reason: str | None = None
-    limit: int = 0  # GET_HISTORY page size
+    after: str = ""  # GET_HISTORY: a message Id, GET_PRESENCE: a UserId; the page starts after it
+    limit: int = 0  # GET_HISTORY, GET_PRESENCE page size
     recipient: str = ""  # SEND_MESSAGE / SEND_EVENT: direct to this user only (parley extension)
     event_name: str = ""  # SEND_EVENT
     connection_id: str = ""  # APPROVE_CONNECTION target
@@ -183,7 +184,9 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         user_id = _required_str(body, "UserId", request_id)
         if len(user_id) > MAX_USER_ID_LENGTH:
             raise FrameError(ErrorCode.TOO_LARGE, f"UserId must be at most {MAX_USER_ID_LENGTH} characters", request_id)
-        return ClientRequest(Action.DISCONNECT_USER, request_id, user_id=user_id, reason=_reason(body, request_id))
+        return ClientRequest(
+            Action.DISCONNECT_USER, request_id, disconnect_user_id=user_id, reason=_reason(body, request_id)
+        )
     if action == Action.GET_HISTORY:
         limit = body.get("Limit", DEFAULT_HISTORY_PAGE)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY_PAGE:
@@ -193,7 +196,7 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         after = body.get("After")
         if after is not None and (not isinstance(after, str) or not ID12_RE.fullmatch(after)):
             raise FrameError(ErrorCode.BAD_REQUEST, "After must be a message Id", request_id)
-        return ClientRequest(Action.GET_HISTORY, request_id, message_id=after or "", limit=limit)
+        return ClientRequest(Action.GET_HISTORY, request_id, after=after or "", limit=limit)
     if action == Action.SEND_EVENT:
         return _parse_send_event(body, request_id)
     if action == Action.PING:
@@ -209,10 +212,10 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
             raise FrameError(
                 ErrorCode.BAD_REQUEST, f"Limit must be an integer from 1 to {MAX_PRESENCE_PAGE}", request_id
             )
-        after = body.get("After")  # a UserId: the page starts after it
+        after = body.get("After")
         if after is not None and (not isinstance(after, str) or not 1 <= len(after) <= MAX_USER_ID_LENGTH):
             raise FrameError(ErrorCode.BAD_REQUEST, "After must be a UserId", request_id)
-        return ClientRequest(Action.GET_PRESENCE, request_id, user_id=after or "", limit=limit)
+        return ClientRequest(Action.GET_PRESENCE, request_id, after=after or "", limit=limit)
     if action is None:
         raise FrameError(ErrorCode.BAD_REQUEST, "Action is required", request_id)
     raise FrameError(ErrorCode.BAD_REQUEST, f"Unknown Action: {str(action)[:64]}", request_id)

@@ -19,6 +19,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TypeAlias
 
 TOKEN_LIFETIME_MS = 60_000  # a token can be used to connect for 60 s after minting (spec §1.3)
@@ -27,13 +28,15 @@ _MAX_TOKEN_CHARS = 8192
 Keys: TypeAlias = bytes | Sequence[bytes]  # one key, or a rotation list (any of them verifies)
 
 
-class Capability:
+class Capability(StrEnum):
     SEND_MESSAGE = "SEND_MESSAGE"
     DELETE_MESSAGE = "DELETE_MESSAGE"
     DISCONNECT_USER = "DISCONNECT_USER"
-    ALL = (SEND_MESSAGE, DELETE_MESSAGE, DISCONNECT_USER)
     SEND_EVENT = "SEND_EVENT"  # parley extension (not in IVS's enum): client events over the socket
-    EXTENSIONS = (SEND_EVENT,)
+
+
+IVS_CAPABILITIES = (Capability.SEND_MESSAGE, Capability.DELETE_MESSAGE, Capability.DISCONNECT_USER)
+EXTENSION_CAPABILITIES = (Capability.SEND_EVENT,)
 
 
 class TokenError(Exception):
