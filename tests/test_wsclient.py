@@ -15,6 +15,7 @@ from parley.loadtest import wsclient
 
 async def _server_side(ws: ServerConnection) -> None:
     async for message in ws:
+        assert isinstance(message, str)  # the lean client sends text
         if message == "fragments":
             await ws.send(["frag", "men", "ted"])  # a list is sent as one fragmented message
         elif message == "close 4001":
