@@ -38,6 +38,7 @@ browser:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 ## the whole suite: lint, unit, integration (real Redis + RabbitMQ) and end-to-end
 test: $(STAMP) services tests/js/node_modules browser lint deploy-tools

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from api.errors import ApiError
 from shared import metrics
@@ -75,7 +76,7 @@ class RequestTimeout(ApiError):
     status: ClassVar[int] = 408
 
 
-def body_deadline(seconds: float) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def body_deadline(seconds: float) -> Middleware:
     """Middleware: close the connection if the request body is not complete ``seconds`` after its head.
 
     It closes rather than answering 408: HTTP/1.1 clients (urllib3 under boto3 among them) read
@@ -192,13 +193,14 @@ class ClientCappedSite(web.BaseSite):
     ``TCPSite`` hands the runner's server straight to ``loop.create_server``; this site wraps it.
     """
 
-    __slots__ = ("_cap", "_host", "_port")
+    __slots__ = ("_cap", "_host", "_listener", "_port")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_per_client: int) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._cap = ClientCap(max_per_client)
+        self._listener: asyncio.Server | None = None  # also BaseSite's _server, which stop() closes
 
     @property
     def name(self) -> str:
@@ -207,17 +209,18 @@ class ClientCappedSite(web.BaseSite):
     @property
     def port(self) -> int:
         """The bound port (the requested one until started)."""
-        if self._server is not None and self._server.sockets:
-            return int(self._server.sockets[0].getsockname()[1])
+        if self._listener is not None and self._listener.sockets:
+            return int(self._listener.sockets[0].getsockname()[1])
         return self._port
 
     async def start(self) -> None:
         await super().start()  # registers the site with its runner, which stops it on cleanup
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
+        self._listener = await asyncio.get_running_loop().create_server(
             self._cap.wrap(server), self._host, self._port, backlog=self._backlog
         )
+        self._server = self._listener
 
 
 async def serve(app: web.Application, host: str, port: int, limits: ServerLimits) -> tuple[web.AppRunner, int]:

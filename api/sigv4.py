@@ -97,7 +97,8 @@ def verify(
 
     # botocore trusts a signed X-Amz-Content-SHA256 instead of hashing the body, so it must
     # match the body we actually received.
-    content_sha = (headers.get("x-amz-content-sha256") or [None])[0]
+    content_sha_values = headers.get("x-amz-content-sha256") or []
+    content_sha = content_sha_values[0] if content_sha_values else None
     if "x-amz-content-sha256" in signed and (
         content_sha in _UNSIGNED_PAYLOADS or content_sha != hashlib.sha256(body).hexdigest()
     ):

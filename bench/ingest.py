@@ -25,26 +25,28 @@ import time
 
 def _generate(urls_tokens: list[tuple[str, str]], rate: float, seconds: float, out: multiprocessing.Queue) -> None:
     import uvloop
-    from websockets.asyncio.client import connect
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.typing import Subprotocol
 
     from shared.clock import now_ms
     from shared.protocol.timestamps import parse_iso
 
     async def run() -> dict[str, object]:
         conns = [
-            await connect(url, subprotocols=[token], max_queue=None, compression=None) for url, token in urls_tokens
+            await connect(url, subprotocols=[Subprotocol(token)], max_queue=None, compression=None)
+            for url, token in urls_tokens
         ]
         echoes = 0
         errors: dict[str, int] = {}
         latencies: list[float] = []
         done = asyncio.Event()
 
-        async def read(ws) -> None:  # type: ignore[no-untyped-def]
+        async def read(ws: ClientConnection) -> None:
             nonlocal echoes
             n = 0
             while not done.is_set():
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
+                    raw = await asyncio.wait_for(ws.recv(decode=True), 0.5)  # the gateway sends text frames
                 except TimeoutError:
                     continue
                 if raw.startswith('{"Type":"MESSAGE"'):

@@ -7,7 +7,7 @@ import contextlib
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -15,8 +15,9 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
-from gateway.admission import Admitted, ConnectionQuota, Rejection, Reservation, admit, offered_token
+from gateway.admission import Admitted, ConnectionQuota, Rejection, admit, offered_token
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
@@ -57,25 +58,26 @@ class Connection:
 
 
 class GatewayConnection(TrackedConnection):
-    """A server connection that holds its quota slot until the TCP connection is gone, so the
-    slot comes back however it ends: a handshake that fails after admission (the client left, the
-    server is closing), a handler that fails before joining, or the end of a chat connection."""
+    """A server connection that carries its admission from the handshake to the handler, and holds
+    its quota slot until the TCP connection is gone, so the slot comes back however it ends: a
+    handshake that fails after admission (the client left, the server is closing), a handler that
+    fails before joining, or the end of a chat connection."""
 
-    reservation: Reservation | None = None
+    admitted: Admitted | None = None
     lost = False
 
-    def hold(self, reservation: Reservation) -> None:
-        self.reservation = reservation
+    def hold(self, admitted: Admitted) -> None:
+        self.admitted = admitted
         if self.lost:  # gone while it was being admitted
-            reservation.release()
+            admitted.reservation.release()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         try:
             super().connection_lost(exc)
         finally:
-            if self.reservation is not None:
-                self.reservation.release()
+            if self.admitted is not None:
+                self.admitted.reservation.release()
 
 
 class Gateway:
@@ -186,13 +188,13 @@ class Gateway:
         if isinstance(result, Rejection):
             return _reject(ws, result)
         assert isinstance(ws, GatewayConnection)  # create_connection
-        ws.hold(result.reservation)  # released when the connection is gone, even if the handshake fails
-        ws.admitted = result  # type: ignore[attr-defined]  # handed to _handle
+        ws.hold(result)  # for _handle; the slot is released when the connection is gone, even if the handshake fails
         return None
 
     # --- one connection ----------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
-        admitted: Admitted = ws.admitted  # type: ignore[attr-defined]
+        assert isinstance(ws, GatewayConnection) and ws.admitted is not None  # _process_request admitted it
+        admitted = ws.admitted
         token = admitted.token
         peer = ws.remote_address
         connection_id = new_id()
@@ -328,12 +330,15 @@ UNEXPECTED_ERRORS = ErrorLogThrottle()  # one budget per process: the log is per
 
 def _log_unexpected(event: str, **fields: object) -> None:
     """In an ``except`` block: log the exception being handled, within UNEXPECTED_ERRORS' budget."""
-    held_back = UNEXPECTED_ERRORS.admit(event, type(sys.exc_info()[1]))
+    failure = sys.exception()
+    if failure is None:  # not handling an exception: nothing to log
+        return
+    held_back = UNEXPECTED_ERRORS.admit(event, type(failure))
     if held_back is not None:
         log.exception(event, held_back=held_back, **fields)
 
 
-def _echo_subprotocol(ws: ServerConnection, subprotocols: list[str]) -> str | None:
+def _echo_subprotocol(ws: ServerConnection, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
     # The client aborts unless the token it offered is echoed back (spec §1.2).
     return subprotocols[0] if subprotocols else None
 

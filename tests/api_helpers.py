@@ -15,7 +15,7 @@ import http.client
 import json
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -86,9 +86,13 @@ class ApiServer:
         self._thread.join(5)
         self._loop.close()
 
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 5) -> Any:
-        """Run ``coro`` on the server's loop (the Store and Bus live there) and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+    def run(self, awaitable: Awaitable[Any], timeout: float = 5) -> Any:
+        """Await ``awaitable`` on the server's loop (the Store and Bus live there) and return its result."""
+
+        async def result() -> Any:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(result(), self._loop).result(timeout)
 
     # --- clients ------------------------------------------------------------------------------
     @property
@@ -233,4 +237,5 @@ def server(
     redis_url = request.getfixturevalue("redis_url")
     api = start_api(settings, lambda: RedisStore(redis_url, namespace))
     yield api
+    assert isinstance(api.store, RedisStore)
     api.run(api.store.destroy())

@@ -12,7 +12,7 @@ import pytest
 from shared.engine.memory import MemoryStore
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 
@@ -235,7 +235,7 @@ def test_no_throttling_when_disabled(api: ApiServer, ivs) -> None:
 
 
 class _BrokenStore(MemoryStore):
-    async def page(self, kind, after, limit):  # type: ignore[no-untyped-def]
+    async def page(self, kind, after, limit):
         raise RuntimeError("database password is hunter2")
 
 

@@ -24,7 +24,7 @@ from api.operations import OPERATIONS
 from api.validation import operation_model
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]  # also the `server` fixture: each test on memory and on Redis
 

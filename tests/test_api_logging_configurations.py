@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 

@@ -14,7 +14,7 @@ from shared.protocol.envelope import Kind
 from shared.protocol.ids import ID12_RE
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 

@@ -14,7 +14,7 @@ import pytest
 from shared.engine.redis.store import RedisStore
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 pytestmark = pytest.mark.integration
@@ -32,6 +32,7 @@ def start_replicas(settings, start_api, redis_url: str, namespace: str) -> Itera
 
     yield start
     if started:
+        assert isinstance(started[0].store, RedisStore)
         started[0].run(started[0].store.destroy())
 
 

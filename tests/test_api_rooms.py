@@ -11,7 +11,7 @@ import pytest
 from shared.protocol.envelope import ControlNotice, ControlTopic
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 

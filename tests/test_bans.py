@@ -11,7 +11,7 @@ from shared.clock import now_ms
 from shared.protocol.envelope import Kind
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 

@@ -67,10 +67,10 @@ async def test_serial_batches_what_arrives_while_a_flush_runs() -> None:
             await release.wait()  # a slow round trip: later submissions must queue behind it
 
     batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True)
-    first = asyncio.create_task(batcher.submit([0]))
+    first = asyncio.ensure_future(batcher.submit([0]))
     await asyncio.sleep(0.01)
     assert flushes == [[0]]
-    later = [asyncio.create_task(batcher.submit([n])) for n in range(1, 5)]
+    later = [asyncio.ensure_future(batcher.submit([n])) for n in range(1, 5)]
     await asyncio.sleep(0.01)
     assert flushes == [[0]]  # nothing else goes out while the first flush is in flight
     release.set()
@@ -97,9 +97,9 @@ async def test_serial_keeps_full_batches_in_line() -> None:
     executes them); a batch that fills up meanwhile is closed and waits for its turn."""
     flushes, release, flush = _held_flush()
     batcher: TurnBatcher[int] = TurnBatcher(flush, serial=True, max_items=2)
-    first = asyncio.create_task(batcher.submit([0]))
+    first = asyncio.ensure_future(batcher.submit([0]))
     await asyncio.sleep(0.01)
-    later = [asyncio.create_task(batcher.submit([n])) for n in range(1, 4)]
+    later = [asyncio.ensure_future(batcher.submit([n])) for n in range(1, 4)]
     await asyncio.sleep(0.01)
     assert flushes == [[0]]  # [1, 2] is full but waits: nothing overtakes a flush in flight
     release.set()

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from parley.embedded import Node
 from parley.testing.cluster import suite_settings
@@ -46,7 +47,7 @@ async def _close_leftovers(node: Node) -> AsyncIterator[None]:
 async def _upgrade(url: str, token: str) -> ClientConnection | int:
     """An open connection, or the HTTP status the upgrade was refused with."""
     try:
-        ws = await connect(url, subprotocols=[token], open_timeout=10)  # type: ignore[list-item]
+        ws = await connect(url, subprotocols=[Subprotocol(token)], open_timeout=10)
     except InvalidStatus as refused:
         return refused.response.status_code
     _opened.append(ws)

@@ -12,6 +12,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
@@ -45,11 +46,11 @@ async def test_token_is_single_use_and_signed(node: Node) -> None:
     token = _token(node, room, "alice")
     first = await ChatClient.open(_url(node), token)
     with pytest.raises(InvalidStatus) as caught:
-        await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
+        await connect(_url(node), subprotocols=[Subprotocol(token)])
     assert caught.value.response.status_code == 401
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     with pytest.raises(InvalidStatus) as caught:
-        await connect(_url(node), subprotocols=[forged])  # type: ignore[list-item]
+        await connect(_url(node), subprotocols=[Subprotocol(forged)])
     assert caught.value.response.status_code == 401
     with pytest.raises(InvalidStatus) as caught:
         await connect(_url(node))
@@ -62,7 +63,7 @@ async def test_deleted_room_refuses_tokens(node: Node) -> None:
     token = _token(node, room, "alice")
     await node.store.delete(ROOM, room.id)
     with pytest.raises(InvalidStatus) as caught:
-        await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
+        await connect(_url(node), subprotocols=[Subprotocol(token)])
     assert caught.value.response.status_code == 404
 
 
@@ -168,7 +169,7 @@ async def test_connection_quota_refuses_upgrades(node: Node) -> None:
     second = await ChatClient.open(_url(node), _token(node, room, "b"))
     spare = _token(node, room, "c")
     with pytest.raises(InvalidStatus) as caught:
-        await connect(_url(node), subprotocols=[spare])  # type: ignore[list-item]
+        await connect(_url(node), subprotocols=[Subprotocol(spare)])
     assert caught.value.response.status_code == 503
     await first.close()
     await asyncio.sleep(0.05)
@@ -201,7 +202,7 @@ async def test_banned_user_cannot_connect(node: Node) -> None:
     token = _token(node, room, "bob")
     await bans.ban(node.store, room.id, "bob", 60_000)
     with pytest.raises(InvalidStatus) as caught:
-        await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
+        await connect(_url(node), subprotocols=[Subprotocol(token)])
     assert caught.value.response.status_code == 403
     assert await bans.unban(node.store, room.id, "bob")
     client = await ChatClient.open(_url(node), token)  # the refused attempt did not burn it

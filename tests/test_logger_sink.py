@@ -133,7 +133,7 @@ async def _until(check: Any, timeout: float = 15.0, what: str = "condition") -> 
 
 def _s3_records(s3: Any, bucket: str) -> list[dict[str, Any]]:
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", ()))
-    records = []
+    records: list[dict[str, Any]] = []
     for key in keys:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         records.extend(json.loads(line) for line in gzip.decompress(body).splitlines())

@@ -23,7 +23,7 @@ from tests.nodes import ws_url as _url
 from tests.test_bans import parley_client
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 

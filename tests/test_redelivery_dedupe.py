@@ -27,11 +27,11 @@ class DiesBeforeAcking(Router):
     broker connection is gone and the acks fail. What a router killed between its done marks and
     its acks leaves behind, for every action at once."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.dead = asyncio.Event()
 
-    async def _on_action(self, action: ActionEnvelope, ack, redelivered: bool) -> None:  # type: ignore[no-untyped-def]
+    async def _on_action(self, action: ActionEnvelope, ack, redelivered: bool) -> None:
         async def never_arrives() -> None:
             await self.dead.wait()
             raise ConnectionError("the router died before its ack reached the broker")

@@ -32,7 +32,7 @@ def _record_runs(pipeline: RedisPipeline) -> list[list[tuple[Any, ...]]]:
     return runs
 
 
-async def test_commands_of_one_turn_run_in_one_pipeline_in_submission_order(redis_store) -> None:  # type: ignore[no-untyped-def]
+async def test_commands_of_one_turn_run_in_one_pipeline_in_submission_order(redis_store) -> None:
     pipeline: RedisPipeline = redis_store.pipeline
     runs = _record_runs(pipeline)
     key = "parley-pipeline-test:" + redis_store._ns

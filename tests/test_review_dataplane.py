@@ -19,7 +19,9 @@ from parley.testing.cluster import free_port
 from reviewer.config import ReviewConfig
 from shared.address_policy import parse_networks
 from shared.config import Settings
+from shared.engine.bus import Bus
 from shared.engine.memory import MemoryBus, MemoryStore
+from shared.engine.store import Store
 from shared.protocol.models import Room
 from tests.nodes import BACKENDS
 from tests.nodes import make_room as _room
@@ -104,6 +106,8 @@ async def make_node(request: pytest.FixtureRequest, settings: Settings) -> Async
     shared: dict[str, Any] = {}
 
     async def make(**kw: Any) -> Node:
+        store: Store
+        bus: Bus
         if request.param == "memory":
             store, bus = MemoryStore(), MemoryBus(settings.shards)
             node_settings = settings

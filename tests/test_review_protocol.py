@@ -296,6 +296,6 @@ async def test_waiting_for_a_slot_counts_against_the_budget(monkeypatch: pytest.
     first, second = await asyncio.gather(*(service.review(_request(uri, fallback="DENY")) for _ in range(2)))
     elapsed = asyncio.get_running_loop().time() - started
     assert first == Verdict(True, "slow ok", {"k": "v"})
-    assert not second.allow and second.reason == "review handler unavailable"
+    assert second is not None and not second.allow and second.reason == "review handler unavailable"
     assert _count("InvocationErrors", uri) == before + 1
     assert elapsed > 0.19  # it waited for the budget; the fallback above shows it did not wait longer

@@ -35,7 +35,7 @@ from shared.protocol.review import ReviewRequest, Verdict
 from tests.nodes import make_room, mint_token, ws_url
 
 if TYPE_CHECKING:
-    from api_helpers import ApiServer
+    from tests.api_helpers import ApiServer
 
 pytest_plugins = ["api_helpers"]
 

@@ -28,6 +28,7 @@ def _send(content: str = "hi", request_id: str = "r1") -> str:
 
 def test_send_message_becomes_an_action() -> None:
     action = _session("SEND_MESSAGE").request(_send(), 1000)
+    assert isinstance(action, ActionEnvelope)
     assert action.kind == Kind.SEND_MESSAGE and action.room_id == "room00000001"
     assert (action.user_id, action.user_attributes, action.content, action.request_id) == (
         "alice",
@@ -51,7 +52,8 @@ def test_capabilities_gate_actions() -> None:
         assert caught.value.code == ErrorCode.FORBIDDEN
         assert caught.value.request_id == json.loads(raw)["RequestId"]
     moderator = _session("DELETE_MESSAGE", "DISCONNECT_USER")
-    assert moderator.request('{"Action":"DISCONNECT_USER","UserId":"bob","Reason":"x"}', 0).disconnect_user_id == "bob"
+    disconnect = moderator.request('{"Action":"DISCONNECT_USER","UserId":"bob","Reason":"x"}', 0)
+    assert isinstance(disconnect, ActionEnvelope) and disconnect.disconnect_user_id == "bob"
 
 
 def test_connection_rate_limit_counts_every_frame() -> None:

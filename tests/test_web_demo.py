@@ -16,14 +16,16 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from parley.testing.cluster import ROOT, parley_dev
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page, WebSocketRoute
+
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: run `make install`")
-Browser = playwright_api.Browser
-Page = playwright_api.Page
 expect = playwright_api.expect
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,7 +69,7 @@ def room() -> str:
 
 
 @pytest.fixture
-def open_page(browser: Browser, base_url: str) -> Iterator[object]:
+def open_page(browser: Browser, base_url: str) -> Iterator[Callable[..., Page]]:
     contexts = []
 
     def open_page(query: str = "", *, width: int = 1200, height: int = 800) -> Page:
@@ -108,7 +110,7 @@ def wait_until(page: Page, condition: Callable[[], bool], timeout_ms: int = TIME
     assert condition()
 
 
-def message(page: Page, text: str) -> object:
+def message(page: Page, text: str) -> Locator:
     return page.locator("#messages li.msg", has=page.locator(".content", has_text=text))
 
 
@@ -214,9 +216,9 @@ def test_error_401_and_a_dropped_socket_reconnect_with_fresh_tokens(open_page, r
     page = open_page()
     token_requests: list[str] = []
     page.on("request", lambda r: token_requests.append(r.post_data or "") if r.url.endswith("/demo/token") else None)
-    sockets: list[object] = []
+    sockets: list[WebSocketRoute] = []
 
-    def through(ws: object) -> None:
+    def through(ws: WebSocketRoute) -> None:
         ws.connect_to_server()  # a pass-through proxy: every frame still goes to parley and back
         sockets.append(ws)
 

@@ -45,7 +45,7 @@ async def test_vends_a_user_token_for_a_new_room_then_reuses_the_room(client: Te
 
 
 async def test_moderator_token_and_a_room_created_through_the_api(client: TestClient) -> None:
-    ctx = client.server.app[API_CONTEXT]
+    ctx = client.app[API_CONTEXT]
     existing = await rooms.create_room(ctx, {"name": "stage", "maximumMessageLength": 42})
     vended = await _vend(client, room="stage", displayName="Mo", moderator=True, userId="moderator-1")
     assert vended["roomArn"] == existing["arn"] and vended["maximumMessageLength"] == 42
@@ -54,7 +54,7 @@ async def test_moderator_token_and_a_room_created_through_the_api(client: TestCl
 
 
 async def test_a_room_deleted_meanwhile_is_created_again(client: TestClient) -> None:
-    ctx = client.server.app[API_CONTEXT]
+    ctx = client.app[API_CONTEXT]
     first = await _vend(client, room="gone", displayName="Ana")
     await rooms.delete_room(ctx, {"identifier": first["roomArn"]})
     second = await _vend(client, room="gone", displayName="Ana")
@@ -91,7 +91,7 @@ async def test_not_json_and_oversized_bodies(client: TestClient) -> None:
     assert response.status == 400 and "at most" in (await response.json())["error"]["message"]
 
 
-async def test_rate_limited_per_client(start_demo) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limited_per_client(start_demo) -> None:
     client = await start_demo(tokens_per_minute=2)
     await _vend(client, room="lobby", displayName="Ana")
     await _vend(client, room="lobby", displayName="Ana")

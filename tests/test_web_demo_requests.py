@@ -36,7 +36,7 @@ async def _demo_error(response: Any, status: int, code: str, field: str | None =
 
 
 async def _room_names(client: TestClient) -> list[str]:
-    listed = await rooms.list_rooms(client.server.app[API_CONTEXT], {})
+    listed = await rooms.list_rooms(client.app[API_CONTEXT], {})
     return [room["name"] for room in listed["rooms"]]
 
 
@@ -113,7 +113,7 @@ async def test_only_json_is_accepted(client: TestClient, content_type: str | Non
 @pytest.mark.parametrize(
     "origin", ["https://attacker.example", "null", "http://127.0.0.1:1", "http://127.0.0.1.attacker.example"]
 )
-async def test_a_foreign_origin_is_refused_before_anything_else(start_demo, origin: str) -> None:  # type: ignore[no-untyped-def]
+async def test_a_foreign_origin_is_refused_before_anything_else(start_demo, origin: str) -> None:
     client = await start_demo(tokens_per_minute=1)
     for _ in range(3):  # refused before the rate limit: a foreign page cannot use up a visitor's budget
         response = await client.post("/demo/token", json=VALID, headers={"Origin": origin})

@@ -1,4 +1,4 @@
-"""parley.wsclient, the load generator's lean client, against a real websockets server."""
+"""parley.loadtest.wsclient, the load generator's lean client, against a real websockets server."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from parley import wsclient
+from parley.loadtest import wsclient
 
 
 async def _server_side(ws: ServerConnection) -> None:
     async for message in ws:
+        assert isinstance(message, str)  # the lean client sends text
         if message == "fragments":
             await ws.send(["frag", "men", "ted"])  # a list is sent as one fragmented message
         elif message == "close 4001":

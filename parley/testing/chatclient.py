@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 
 class ChatClient:
@@ -19,7 +20,7 @@ class ChatClient:
     async def open(cls, url: str, token: str) -> ChatClient:
         # max_queue=None: a test client that does not read its frames must still close promptly
         # (a full queue stops reading the socket, and the server's close frame waits behind it).
-        ws = await connect(url, subprotocols=[token], open_timeout=5, max_queue=None)  # type: ignore[list-item]
+        ws = await connect(url, subprotocols=[Subprotocol(token)], open_timeout=5, max_queue=None)
         assert ws.subprotocol == token  # the SDK aborts without the echo
         return cls(ws)
 

@@ -149,7 +149,7 @@ class Cluster:
             attributes={"displayName": user},
         )["token"]
 
-    def ivschat(self):  # type: ignore[no-untyped-def]
+    def ivschat(self) -> Any:
         return boto3.client(
             "ivschat",
             region_name=self.settings.region,

@@ -1,5 +1,5 @@
-"""A lean WebSocket client for the load generator: websockets' Sans-I/O protocol on a bare
-asyncio Protocol, frames handed to a callback.
+"""The load test's lean WebSocket client: websockets' Sans-I/O protocol on a bare asyncio
+Protocol, frames handed to a callback.
 
 websockets' asyncio client pays a future, a task wake-up and an assembler step for every frame
 ``recv()`` returns. A generator receiving 50k frames/s on the cores of the service it measures
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
@@ -50,7 +51,8 @@ class LeanClient(asyncio.Protocol):
 
     # --- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
+        # uvloop's TCP transport has asyncio.Transport's methods without subclassing it
+        self._transport = cast(asyncio.Transport, transport)
         self._ws.send_request(self._ws.connect())
         self._flush()
 
@@ -151,7 +153,7 @@ async def connect(url: str, token: str, on_message: Callable[[bytes], None], *, 
     uri = parse_uri(url)
     protocol = ClientProtocol(uri, subprotocols=[Subprotocol(token)], max_size=None)
     loop = asyncio.get_running_loop()
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(timeout):
             transport, client = await loop.create_connection(
