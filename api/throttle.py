@@ -1,7 +1,7 @@
 """Per-operation API rate limits of IVS Chat (spec §10), enforced account-wide.
 
 The limits are per account and region, not per api replica, so the count lives in the shared
-Store (``Store.hit`` over a one-second fixed window) and every replica sees the same total.
+Store (``Counters.hit`` over a one-second fixed window) and every replica sees the same total.
 Disabled when ``settings.api_throttling`` is False (tests, single-user setups).
 """
 
@@ -46,7 +46,7 @@ async def check(store: Store, operation: str, resource_id: str) -> None:
     limit = TPS_LIMITS.get(operation)
     if limit is None:
         return
-    if await store.hit(counter_key(operation), WINDOW_MS) > limit:
+    if await store.counters.hit(counter_key(operation), WINDOW_MS) > limit:
         raise ThrottlingException(
             f"Rate exceeded: {operation} allows {limit} requests per second", resource_id, ROOM, limit
         )

@@ -27,7 +27,8 @@ from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.bus import Bus
-from shared.engine.store import Record, Store
+from shared.engine.records import Record
+from shared.engine.store import Store
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import closecodes, frames
 from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
@@ -141,7 +142,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reporter
         with contextlib.suppress(Exception):
-            await self.store.report(CONNECTIONS_GROUP, self.gateway_id, 0, 1)
+            await self.store.counters.report(CONNECTIONS_GROUP, self.gateway_id, 0, 1)
         with contextlib.suppress(Exception):
             await self.presence.stop()
         if self.fanout.subscription is not None:
@@ -153,7 +154,7 @@ class Gateway:
         # Keeps this gateway's slots live (a crashed gateway's expire) and corrects any drift. It
         # never undoes a reservation in flight: ``held`` counts a reservation from when it is
         # issued, and the report is ordered with them (see ConnectionQuota).
-        await self.store.report(CONNECTIONS_GROUP, self.gateway_id, self.quota.held, REPORT_TTL_MS)
+        await self.store.counters.report(CONNECTIONS_GROUP, self.gateway_id, self.quota.held, REPORT_TTL_MS)
 
     async def _report_loop(self) -> None:
         while True:

@@ -55,7 +55,7 @@ class MemberCache:
             return {}
         wanted = sorted({action.user_id for action in actions if _checked(action) and action.user_id not in known})
         if wanted:
-            for user_id, is_member in zip(wanted, await self._store.members_check(room.id, wanted), strict=True):
+            for user_id, is_member in zip(wanted, await self._store.members.check(room.id, wanted), strict=True):
                 known[user_id] = is_member
         refused: dict[str, Outcome] = {}
         for action in actions:

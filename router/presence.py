@@ -1,7 +1,7 @@
 """Presence sweeping (a parley extension): who emits ``parley:USER_LEFT`` for a dead gateway.
 
 Every router runs this loop. Once a second one of them wins a short Store claim and runs
-``Store.presence_sweep``, which atomically removes the entries of every gateway whose presence
+``Presence.sweep``, which atomically removes the entries of every gateway whose presence
 deadline passed (no heartbeat for ``PARLEY_PRESENCE_TTL_SECONDS``) and returns the users whose
 last connection in a room went with it; the sweeper publishes a ``parley:USER_LEFT`` action to
 each such room's shard (rooms with ``presenceEvents``). The sweep script is atomic, so even two
@@ -52,10 +52,10 @@ class PresenceSweeper:
 
     async def sweep_once(self) -> int:
         """Sweep if this process wins the interval's claim; return the LEFT events published."""
-        if not await self.store.claim(SWEEP_CLAIM, max(int(self.interval * 1000) - 100, 100)):
+        if not await self.store.marks.claim(SWEEP_CLAIM, max(int(self.interval * 1000) - 100, 100)):
             return 0
         published = 0
-        departed = await self.store.presence_sweep()
+        departed = await self.store.presence.sweep()
         if departed:
             log.info("presence swept", users_left=len(departed))
         for room_id, user_id, attributes in departed:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 
-from shared.engine.store import ROOM, Store
+from shared.engine.records import RecordKind
+from shared.engine.store import Store
 from shared.protocol.models import Room
 
 
@@ -24,7 +25,7 @@ class RoomCache:
         entry = self._entries.get(room_id)
         if entry is not None and now - entry[0] < self._ttl_ns:
             return entry[1]
-        record = await self._store.get(ROOM, room_id)
+        record = await self._store.records.get(RecordKind.ROOM, room_id)
         room = None if record is None else Room.from_record(record)
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # cheap and rare; the next lookups refill what is live

@@ -110,7 +110,7 @@ class Router:
         await self._sweeper.stop()
         await self._rebalance(set())
         with contextlib.suppress(Exception):  # leave at once so others take the shards now
-            await self.store.report(ROUTERS_GROUP, self.router_id, 0, 1)
+            await self.store.counters.report(ROUTERS_GROUP, self.router_id, 0, 1)
         for task in list(self._draining.values()):
             task.cancel()
         await asyncio.gather(*self._draining.values(), return_exceptions=True)
@@ -141,8 +141,8 @@ class Router:
             del self._states[room_id]
 
     async def _heartbeat_and_rebalance(self) -> None:
-        await self.store.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)
-        live = list(await self.store.reports(ROUTERS_GROUP))
+        await self.store.counters.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)
+        live = list(await self.store.counters.reports(ROUTERS_GROUP))
         self._account.share(len(live))
         await self._rebalance(owned_shards(self.router_id, live, self.bus.shards))
 
@@ -343,11 +343,11 @@ class Router:
                 appended.append((action.frame_id, outcome.delivery.frame))
             elif action.kind == Kind.DELETE_MESSAGE:  # deleted messages leave the history
                 if appended:
-                    writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
+                    writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))
                     appended = []
-                writes.append(self.store.history_remove(room.id, action.target))
+                writes.append(self.store.history.remove(room.id, action.target))
         if appended:
-            writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
+            writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))
         return writes
 
     async def _review(

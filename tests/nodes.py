@@ -12,7 +12,7 @@ from parley.embedded import Node
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.memory import MemoryBus, MemoryStore
-from shared.engine.store import ROOM
+from shared.engine.records import RecordKind
 from shared.protocol import tokens
 from shared.protocol.ids import new_id, room_arn
 from shared.protocol.models import Room
@@ -55,7 +55,7 @@ async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncItera
 async def make_room(node: Node, **kw: object) -> Room:
     room_id = new_id()
     room = Room(id=room_id, arn=room_arn("us-east-1", "123456789012", room_id), **kw)  # type: ignore[arg-type]
-    await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 100)
+    await node.store.records.create(RecordKind.ROOM, room_id, room.to_record(), now_ms(), 100)
     return room
 
 

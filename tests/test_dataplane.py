@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from shared.clock import now_ms
-from shared.engine.store import ROOM
+from shared.engine.records import RecordKind
 from shared.protocol import tokens
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
@@ -60,7 +60,7 @@ async def test_token_is_single_use_and_signed(node: Node) -> None:
 async def test_deleted_room_refuses_tokens(node: Node) -> None:
     room = await _room(node)
     token = _token(node, room, "alice")
-    await node.store.delete(ROOM, room.id)
+    await node.store.records.delete(RecordKind.ROOM, room.id)
     with pytest.raises(InvalidStatus) as caught:
         await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
     assert caught.value.response.status_code == 404

@@ -1,6 +1,6 @@
 """Room membership (a parley extension): members-only rooms and their participant lists.
 
-A room with ``membersOnly`` admits only its members (``Store.members_*``, managed with
+A room with ``membersOnly`` admits only its members (``shared.engine.members``, managed with
 AddRoomMembers / RemoveRoomMembers): CreateChatToken refuses others (AccessDeniedException), the
 gateway refuses their upgrade (HTTP 403) and the router refuses every action of a non-member
 (ERROR 403; ``router/members.py``), so a member removed while connected can do nothing more even
@@ -22,7 +22,7 @@ NOT_A_MEMBER = "The user is not a member of this members-only room"
 
 
 async def is_member(store: Store, room_id: str, user_id: str) -> bool:
-    return (await store.members_check(room_id, [user_id]))[0]
+    return (await store.members.check(room_id, [user_id]))[0]
 
 
 def membership_action(room_id: str, event_name: str, user_id: str) -> ActionEnvelope:
