@@ -8,7 +8,7 @@ Disabled when ``settings.api_throttling`` is False (tests, single-user setups).
 from __future__ import annotations
 
 from api.errors import ROOM, ThrottlingException
-from shared.engine.store import Store
+from api.ports import ApiStore
 
 WINDOW_MS = 1000
 
@@ -37,7 +37,7 @@ def counter_key(operation: str) -> str:
     return f"api-tps:{operation}"
 
 
-async def check(store: Store, operation: str, resource_id: str) -> None:
+async def check(store: ApiStore, operation: str, resource_id: str) -> None:
     """Count one call of ``operation``; raise ``ThrottlingException`` past its TPS limit.
 
     ``resource_id`` names what the call was about (the room id when there is one), because the

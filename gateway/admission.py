@@ -20,8 +20,8 @@ from http import HTTPStatus
 from websockets.exceptions import InvalidHeaderFormat
 from websockets.headers import parse_subprotocol
 
+from gateway.ports import GatewayStore
 from shared.engine.records import Record, RecordKind
-from shared.engine.store import Store
 from shared.features import bans, membership
 from shared.protocol import tokens
 
@@ -43,7 +43,7 @@ class ConnectionQuota:
     may count one too many, never one too few.
     """
 
-    def __init__(self, store: Store, group: str, member: str, ttl_ms: int) -> None:
+    def __init__(self, store: GatewayStore, group: str, member: str, ttl_ms: int) -> None:
         self.held = 0
         self._store = store
         self._group = group
@@ -138,7 +138,7 @@ def offered_token(headers: Sequence[str]) -> str | None:
 
 async def admit(
     *,
-    store: Store,
+    store: GatewayStore,
     secret: tokens.Keys,  # one key or a rotation list (any verifies)
     token: str | None,
     now_ms: int,
@@ -157,7 +157,7 @@ async def admit(
     )
     if room is None:
         return Rejection(HTTPStatus.NOT_FOUND, "room_not_found", "The token's room does not exist")
-    if room.get("members_only") and not await membership.is_member(store, claims.room_id, claims.user_id):
+    if room.get("members_only") and not await membership.is_member(store.members, claims.room_id, claims.user_id):
         return Rejection(HTTPStatus.FORBIDDEN, "not_member", membership.NOT_A_MEMBER)
     if banned:
         return Rejection(HTTPStatus.FORBIDDEN, "banned", "The user is banned from this room")

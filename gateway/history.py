@@ -14,9 +14,9 @@ from __future__ import annotations
 from websockets.asyncio.server import ServerConnection
 
 from gateway.fanout import RoomFanout
+from gateway.ports import GatewayStore
 from gateway.wire import send_frame
 from shared.engine.records import RecordKind
-from shared.engine.store import Store
 from shared.protocol import frames
 from shared.protocol.frames import ClientRequest, ErrorCode, FrameError
 from shared.protocol.ids import new_id
@@ -24,7 +24,7 @@ from shared.protocol.models import Room
 
 
 async def answer_history(
-    store: Store, fanout: RoomFanout, ws: ServerConnection, room_id: str, request: ClientRequest
+    store: GatewayStore, fanout: RoomFanout, ws: ServerConnection, room_id: str, request: ClientRequest
 ) -> None:
     record = await store.records.get(RecordKind.ROOM, room_id)
     if record is None:

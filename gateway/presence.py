@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import structlog
 from websockets.asyncio.server import ServerConnection
 
+from gateway.ports import GatewayStore
 from gateway.wire import send_frame
 from shared.engine.bus import Bus
 from shared.engine.records import Record, RecordKind
-from shared.engine.store import Store
 from shared.features import presence
 from shared.protocol import frames
 from shared.protocol.frames import ClientRequest, ErrorCode, FrameError
@@ -42,7 +42,7 @@ class _Entry:
 
 
 class GatewayPresence:
-    def __init__(self, store: Store, bus: Bus, gateway_id: str, ttl_seconds: float) -> None:
+    def __init__(self, store: GatewayStore, bus: Bus, gateway_id: str, ttl_seconds: float) -> None:
         self.store = store
         self.bus = bus
         self.holder = f"{gateway_id}.{secrets.token_hex(4)}"
@@ -76,7 +76,7 @@ class GatewayPresence:
         if not first:
             return
         if announce is None:
-            announce = await presence.events_enabled(self.store, entry.room_id)
+            announce = await presence.events_enabled(self.store.records, entry.room_id)
         if announce:
             await self._publish(entry, presence.EVENT_USER_JOINED)
 
@@ -86,7 +86,7 @@ class GatewayPresence:
             return
         try:
             if await self.store.presence.remove(entry.room_id, connection_id) and await presence.events_enabled(
-                self.store, entry.room_id
+                self.store.records, entry.room_id
             ):
                 await self._publish(entry, presence.EVENT_USER_LEFT)
         except Exception:
@@ -98,7 +98,7 @@ class GatewayPresence:
 
 
 async def answer_presence(
-    store: Store, ws: ServerConnection, room_id: str, request: ClientRequest, max_buffer: int
+    store: GatewayStore, ws: ServerConnection, room_id: str, request: ClientRequest, max_buffer: int
 ) -> None:
     """GET_PRESENCE: one PRESENCE frame with a page of the room's users."""
     if await store.records.get(RecordKind.ROOM, room_id) is None:

@@ -20,6 +20,7 @@ from gateway.admission import Admitted, ConnectionQuota, Rejection, Reservation,
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
+from gateway.ports import GatewayStore
 from gateway.presence import GatewayPresence, answer_presence
 from gateway.session import ChatSession
 from gateway.wire import send_frame
@@ -28,7 +29,6 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.bus import Bus
 from shared.engine.records import Record
-from shared.engine.store import Store
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import closecodes, frames
 from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
@@ -79,7 +79,7 @@ class GatewayConnection(TrackedConnection):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, *, gateway_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, store: GatewayStore, bus: Bus, *, gateway_id: str | None = None) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus

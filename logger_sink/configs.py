@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import time
 
+from logger_sink.ports import LoggerSinkStore
 from shared.engine.records import RecordKind
-from shared.engine.store import Store
 from shared.protocol.models import LoggingConfiguration, Room
 
 ACTIVE = "ACTIVE"
 
 
 class ConfigResolver:
-    def __init__(self, store: Store, ttl_ms: int = 5000, max_entries: int = 100_000) -> None:
+    def __init__(self, store: LoggerSinkStore, ttl_ms: int = 5000, max_entries: int = 100_000) -> None:
         self._store = store
         self._ttl_ns = ttl_ms * 1_000_000
         self._max_entries = max_entries

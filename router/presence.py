@@ -16,8 +16,8 @@ import contextlib
 
 import structlog
 
+from router.ports import RouterStore
 from shared.engine.bus import Bus
-from shared.engine.store import Store
 from shared.features import presence
 
 log = structlog.get_logger("router")
@@ -27,7 +27,7 @@ SWEEP_CLAIM = "presence-sweep"
 
 
 class PresenceSweeper:
-    def __init__(self, store: Store, bus: Bus, interval: float = SWEEP_INTERVAL_S) -> None:
+    def __init__(self, store: RouterStore, bus: Bus, interval: float = SWEEP_INTERVAL_S) -> None:
         self.store = store
         self.bus = bus
         self.interval = interval
@@ -59,7 +59,7 @@ class PresenceSweeper:
         if departed:
             log.info("presence swept", users_left=len(departed))
         for room_id, user_id, attributes in departed:
-            if await presence.events_enabled(self.store, room_id):
+            if await presence.events_enabled(self.store.records, room_id):
                 action = presence.presence_action(room_id, presence.EVENT_USER_LEFT, user_id, attributes)
                 await self.bus.publish_action(action)
                 published += 1

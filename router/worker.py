@@ -23,13 +23,13 @@ from router.account import AccountRates
 from router.decide import Outcome, RoomState, decide, reviewed
 from router.dedupe import DEFAULT_WINDOW_MS, ShardDedupe, TrackedAck
 from router.members import MemberCache
+from router.ports import RouterStore
 from router.presence import PresenceSweeper
 from router.rooms import RoomCache
 from router.shards import owned_shards
 from shared import metrics
 from shared.config import Settings
 from shared.engine.bus import Ack, Bus, ShardConsumer, Subscription
-from shared.engine.store import Store
 from shared.protocol.envelope import (
     NOT_LOGGED,
     ActionEnvelope,
@@ -54,7 +54,7 @@ class Router:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: RouterStore,
         bus: Bus,
         *,
         router_id: str | None = None,

@@ -81,11 +81,11 @@ async def test_refusals_and_the_token_survives_them(
     token = _token("gone" if case == "no_room" else "room1")
     offered: str | None = {"missing": None, "forged": token[:-2] + "xx"}.get(case, token)
     if case == "banned":
-        await bans.ban(store, "room1", "u1", 60_000)
+        await bans.ban(store.marks, "room1", "u1", 60_000)
     result = await _admit(store, offered, in_use=5 if case == "quota" else 0)
     assert isinstance(result, Rejection) and (result.status, result.reason) == (status, reason)
     if case in ("banned", "quota"):  # a refusal for another reason must not burn the token
-        await bans.unban(store, "room1", "u1")
+        await bans.unban(store.marks, "room1", "u1")
         assert isinstance(await _admit(store, token), Admitted)
 
 

@@ -199,11 +199,11 @@ async def test_banned_user_cannot_connect(node: Node) -> None:
 
     room = await _room(node)
     token = _token(node, room, "bob")
-    await bans.ban(node.store, room.id, "bob", 60_000)
+    await bans.ban(node.store.marks, room.id, "bob", 60_000)
     with pytest.raises(InvalidStatus) as caught:
         await connect(_url(node), subprotocols=[token])  # type: ignore[list-item]
     assert caught.value.response.status_code == 403
-    assert await bans.unban(node.store, room.id, "bob")
+    assert await bans.unban(node.store.marks, room.id, "bob")
     client = await ChatClient.open(_url(node), token)  # the refused attempt did not burn it
     await client.close()
 

@@ -5,7 +5,8 @@ Each concern is a small interface of its own module: :class:`~shared.engine.reco
 :class:`~shared.engine.history.History`, :class:`~shared.engine.presence.Presence`,
 :class:`~shared.engine.members.Members` and :class:`~shared.engine.counters.Counters`. A
 ``Store`` holds one of each, sharing one connection, and adds what spans concerns: the
-lifecycle and :meth:`Store.get_with_claimed`.
+lifecycle and :meth:`Store.get_with_claimed`. Components declare the concerns they use as a
+``Protocol`` of their own (``<component>/ports.py``) and never see the rest.
 
 Implementations: ``shared.engine.memory.MemoryStore`` (embedded mode, tests) and
 ``shared.engine.redis.RedisStore`` (production). Both pass the same conformance suites,

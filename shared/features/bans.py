@@ -7,20 +7,20 @@ handshake check it.
 
 from __future__ import annotations
 
-from shared.engine.store import Store
+from shared.engine.marks import Marks
 
 
 def ban_key(room_id: str, user_id: str) -> str:
     return f"ban:{room_id}:{user_id}"
 
 
-async def is_banned(store: Store, room_id: str, user_id: str) -> bool:
-    return (await store.marks.claimed([ban_key(room_id, user_id)]))[0]
+async def is_banned(marks: Marks, room_id: str, user_id: str) -> bool:
+    return (await marks.claimed([ban_key(room_id, user_id)]))[0]
 
 
-async def ban(store: Store, room_id: str, user_id: str, duration_ms: int) -> None:
-    await store.marks.claim_many([ban_key(room_id, user_id)], duration_ms)
+async def ban(marks: Marks, room_id: str, user_id: str, duration_ms: int) -> None:
+    await marks.claim_many([ban_key(room_id, user_id)], duration_ms)
 
 
-async def unban(store: Store, room_id: str, user_id: str) -> bool:
-    return await store.marks.release(ban_key(room_id, user_id))
+async def unban(marks: Marks, room_id: str, user_id: str) -> bool:
+    return await marks.release(ban_key(room_id, user_id))

@@ -12,7 +12,7 @@ room's shard, ordered with its messages).
 from __future__ import annotations
 
 from shared.clock import now_ms
-from shared.engine.store import Store
+from shared.engine.members import MemberCheck
 from shared.protocol.envelope import ActionEnvelope, Kind
 from shared.protocol.ids import new_id
 
@@ -21,8 +21,8 @@ EVENT_MEMBER_REMOVED = "parley:MEMBER_REMOVED"
 NOT_A_MEMBER = "The user is not a member of this members-only room"
 
 
-async def is_member(store: Store, room_id: str, user_id: str) -> bool:
-    return (await store.members.check(room_id, [user_id]))[0]
+async def is_member(members: MemberCheck, room_id: str, user_id: str) -> bool:
+    return (await members.check(room_id, [user_id]))[0]
 
 
 def membership_action(room_id: str, event_name: str, user_id: str) -> ActionEnvelope:

@@ -20,8 +20,7 @@ import binascii
 from typing import Any
 
 from shared.clock import now_ms
-from shared.engine.records import RecordKind
-from shared.engine.store import Store
+from shared.engine.records import RecordKind, RecordReader
 from shared.protocol.envelope import ActionEnvelope, Kind
 from shared.protocol.ids import new_id
 from shared.protocol.models import Room
@@ -48,8 +47,8 @@ def presence_action(room_id: str, event_name: str, user_id: str, attributes: dic
     )
 
 
-async def events_enabled(store: Store, room_id: str) -> bool:
-    record = await store.records.get(RecordKind.ROOM, room_id)
+async def events_enabled(records: RecordReader, room_id: str) -> bool:
+    record = await records.get(RecordKind.ROOM, room_id)
     return record is not None and bool(record.get("presence_events"))
 
 
