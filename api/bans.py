@@ -19,7 +19,7 @@ from shared.protocol.timestamps import iso_ms
 async def ban_user(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
     duration_ms = params["durationSeconds"] * 1000
-    await bans.ban(ctx.store, room.id, params["userId"], duration_ms)
+    await bans.ban(ctx.store.marks, room.id, params["userId"], duration_ms)
     await disconnect_user(
         ctx,
         {"roomIdentifier": params["roomIdentifier"], "userId": params["userId"], "reason": member(params, "reason")},
@@ -29,4 +29,4 @@ async def ban_user(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
 
 async def unban_user(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
-    return {"banned": await bans.unban(ctx.store, room.id, params["userId"])}
+    return {"banned": await bans.unban(ctx.store.marks, room.id, params["userId"])}

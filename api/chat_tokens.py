@@ -16,9 +16,9 @@ DEFAULT_SESSION_MINUTES = 60
 
 async def create_chat_token(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
-    if await bans.is_banned(ctx.store, room.id, params["userId"]):
+    if await bans.is_banned(ctx.store.marks, room.id, params["userId"]):
         raise AccessDeniedException("The user is banned from this room")
-    if room.members_only and not await membership.is_member(ctx.store, room.id, params["userId"]):
+    if room.members_only and not await membership.is_member(ctx.store.members, room.id, params["userId"]):
         raise AccessDeniedException(membership.NOT_A_MEMBER)
     token, claims = tokens.mint(
         ctx.settings.token_secret_bytes,  # the first PARLEY_TOKEN_SECRET key; gateways accept every listed one

@@ -13,9 +13,10 @@ from typing import Any
 from api.errors import LOGGING_CONFIGURATION as LOGGING_CONFIGURATION_TYPE
 from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ValidationException
+from api.ports import ApiStore
 from shared.config import Settings
 from shared.engine.bus import Bus
-from shared.engine.store import LOGGING_CONFIGURATION, ROOM, Record, Store
+from shared.engine.records import Record, RecordKind
 from shared.protocol.ids import parse_arn
 from shared.protocol.models import LoggingConfiguration, Room
 
@@ -26,7 +27,7 @@ _SCAN_BATCH = 200  # Store rows read per round trip while filtering a List
 @dataclass(frozen=True, slots=True)
 class ApiContext:
     settings: Settings
-    store: Store
+    store: ApiStore
     bus: Bus
 
 
@@ -36,11 +37,11 @@ def arn_id(arn: str) -> str:
     return parsed[1] if parsed else arn
 
 
-async def _load(ctx: ApiContext, kind: str, arn: str) -> Record | None:
+async def _load(ctx: ApiContext, kind: RecordKind, arn: str) -> Record | None:
     parsed = parse_arn(arn)
     if parsed is None or parsed[0] != kind:
         return None
-    record = await ctx.store.get(kind, parsed[1])
+    record = await ctx.store.records.get(kind, parsed[1])
     # Same id under another region or account is a different resource.
     if record is None or record.get("arn") != arn:
         return None
@@ -48,14 +49,14 @@ async def _load(ctx: ApiContext, kind: str, arn: str) -> Record | None:
 
 
 async def load_room(ctx: ApiContext, arn: str) -> Room:
-    record = await _load(ctx, ROOM, arn)
+    record = await _load(ctx, RecordKind.ROOM, arn)
     if record is None:
         raise ResourceNotFoundException(f"Room not found: {arn}", arn_id(arn), ROOM_TYPE)
     return Room.from_record(record)
 
 
 async def load_logging_configuration(ctx: ApiContext, arn: str) -> LoggingConfiguration:
-    record = await _load(ctx, LOGGING_CONFIGURATION, arn)
+    record = await _load(ctx, RecordKind.LOGGING_CONFIGURATION, arn)
     if record is None:
         raise ResourceNotFoundException(
             f"Logging configuration not found: {arn}", arn_id(arn), LOGGING_CONFIGURATION_TYPE
@@ -85,7 +86,7 @@ def decode_cursor(kind: str, token: str) -> tuple[int, str]:
 
 async def list_page(
     ctx: ApiContext,
-    kind: str,
+    kind: RecordKind,
     next_token: str | None,
     max_results: int | None,
     keep: Callable[[Record], bool] = lambda record: True,
@@ -100,7 +101,7 @@ async def list_page(
     matches: list[tuple[int, str, Record]] = []
     # One match past the page tells us whether a nextToken is needed.
     while len(matches) <= limit:
-        rows = await ctx.store.page(kind, after, _SCAN_BATCH)
+        rows = await ctx.store.records.page(kind, after, _SCAN_BATCH)
         for row in rows:
             if keep(row[2]):
                 matches.append(row)

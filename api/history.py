@@ -2,7 +2,7 @@
 
 GetRoomExtensions / UpdateRoomExtensions hold a room's parley-only settings (history size and
 age), kept on the room record but never in IVS's response shapes. ListRoomMessages and
-GetLastMessages read the history the router writes (``Store.history_*``); a message is shown as
+GetLastMessages read the history the router writes (``shared.engine.history``); a message is shown as
 the control plane's ``ChatMessage`` shape, built from the exact frame clients received.
 """
 
@@ -54,7 +54,7 @@ async def update_room_extensions(ctx: ApiContext, params: dict[str, Any]) -> dic
     room.members_only = member(params, "membersOnly", room.members_only)
     await save_room(ctx, room)
     if room.history_max_messages == 0:
-        await ctx.store.history_clear(room.id)
+        await ctx.store.history.clear(room.id)
     await publish_room_changed(ctx, room.id)
     return room_extensions(room)
 
@@ -64,7 +64,7 @@ async def list_room_messages(ctx: ApiContext, params: dict[str, Any]) -> dict[st
     limit = member(params, "maxResults", DEFAULT_PAGE)
     before = member(params, "nextToken") or None
     # One extra row tells whether another page exists.
-    rows = await ctx.store.history_latest(room.id, limit + 1, room.history_max_age_seconds * 1000, before)
+    rows = await ctx.store.history.latest(room.id, limit + 1, room.history_max_age_seconds * 1000, before)
     result: dict[str, Any] = {"messages": [chat_message(frame) for _, frame in rows[:limit]]}
     if len(rows) > limit:
         result["nextToken"] = rows[limit - 1][0]
@@ -75,7 +75,7 @@ async def get_last_messages(ctx: ApiContext, params: dict[str, Any]) -> dict[str
     last = []
     for arn in params["roomIdentifiers"]:
         room = await load_room(ctx, arn)
-        rows = await ctx.store.history_latest(room.id, 1, room.history_max_age_seconds * 1000)
+        rows = await ctx.store.history.latest(room.id, 1, room.history_max_age_seconds * 1000)
         entry: dict[str, Any] = {"roomArn": room.arn}
         if rows:
             entry["message"] = chat_message(rows[0][1])

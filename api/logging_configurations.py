@@ -16,7 +16,7 @@ from api.errors import (
     ServiceQuotaExceededException,
 )
 from shared.clock import now_ms
-from shared.engine.store import LOGGING_CONFIGURATION, ROOM, QuotaExceeded
+from shared.engine.records import QuotaExceeded, RecordKind
 from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import logging_configuration_arn, new_id
 from shared.protocol.models import LoggingConfiguration, Room
@@ -49,8 +49,12 @@ async def create_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
         tags=dict(member(params, "tags", {})),
     )
     try:
-        await ctx.store.create(
-            LOGGING_CONFIGURATION, config_id, config.to_record(), now, ctx.settings.max_logging_configurations
+        await ctx.store.records.create(
+            RecordKind.LOGGING_CONFIGURATION,
+            config_id,
+            config.to_record(),
+            now,
+            ctx.settings.max_logging_configurations,
         )
     except QuotaExceeded as exc:
         raise ServiceQuotaExceededException(
@@ -70,7 +74,9 @@ async def update_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
     if params.get("destinationConfiguration") is not None:
         config.destination = _destination(params["destinationConfiguration"])
     config.update_ms = max(now_ms(), config.update_ms + 1)
-    if not await ctx.store.put(LOGGING_CONFIGURATION, config.id, config.to_record(), config.update_ms):
+    if not await ctx.store.records.put(
+        RecordKind.LOGGING_CONFIGURATION, config.id, config.to_record(), config.update_ms
+    ):
         raise _not_found(config)
     await _config_changed(ctx, config)
     return config.to_api()
@@ -84,7 +90,7 @@ async def _config_changed(ctx: ApiContext, config: LoggingConfiguration) -> None
 async def _first_room_using(ctx: ApiContext, arn: str) -> Room | None:
     after: tuple[int, str] | None = None
     while True:
-        rows = await ctx.store.page(ROOM, after, _SCAN_BATCH)
+        rows = await ctx.store.records.page(RecordKind.ROOM, after, _SCAN_BATCH)
         for _, _, record in rows:
             room = Room.from_record(record)
             if arn in room.logging_configuration_identifiers:
@@ -103,13 +109,15 @@ async def delete_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
             config.id,
             LOGGING_CONFIGURATION_TYPE,
         )
-    if not await ctx.store.delete(LOGGING_CONFIGURATION, config.id):
+    if not await ctx.store.records.delete(RecordKind.LOGGING_CONFIGURATION, config.id):
         raise _not_found(config)
     await _config_changed(ctx, config)
 
 
 async def list_logging_configurations(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
-    records, token = await list_page(ctx, LOGGING_CONFIGURATION, params.get("nextToken"), params.get("maxResults"))
+    records, token = await list_page(
+        ctx, RecordKind.LOGGING_CONFIGURATION, params.get("nextToken"), params.get("maxResults")
+    )
     # LoggingConfigurationSummary has the same members as LoggingConfiguration.
     response: dict[str, Any] = {
         "loggingConfigurations": [LoggingConfiguration.from_record(record).to_api() for record in records]

@@ -28,7 +28,7 @@ async def _changed(ctx: ApiContext, room_id: str) -> None:
 
 async def add_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
-    added = await ctx.store.members_add(room.id, list(params["userIds"]))
+    added = await ctx.store.members.add(room.id, list(params["userIds"]))
     if added:
         await _changed(ctx, room.id)
     for user_id in added:
@@ -38,7 +38,7 @@ async def add_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str,
 
 async def remove_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
-    removed = await ctx.store.members_remove(room.id, list(params["userIds"]))
+    removed = await ctx.store.members.remove(room.id, list(params["userIds"]))
     if removed:
         await _changed(ctx, room.id)  # the router refuses their in-flight actions from now on
     for user_id in removed:
@@ -60,7 +60,7 @@ async def remove_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[s
 async def list_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
     limit = member(params, "maxResults", DEFAULT_PAGE)
-    rows = await ctx.store.members_page(room.id, user_cursor(params), limit + 1)
+    rows = await ctx.store.members.page(room.id, user_cursor(params), limit + 1)
     result: dict[str, Any] = {"userIds": rows[:limit]}
     if len(rows) > limit:
         result["nextToken"] = presence.encode_token(rows[limit - 1])

@@ -31,7 +31,7 @@ async def get_room_presence(ctx: ApiContext, params: dict[str, Any]) -> dict[str
     room = await load_room(ctx, params["roomIdentifier"])
     limit = member(params, "maxResults", DEFAULT_PAGE)
     after = user_cursor(params)
-    users, connection_count = presence.group_users(await ctx.store.presence_list(room.id))
+    users, connection_count = presence.group_users(await ctx.store.presence.list(room.id))
     page, next_after = presence.page_after(users, after, limit)
     result: dict[str, Any] = {"users": page, "connectionCount": connection_count}
     if next_after:

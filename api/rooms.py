@@ -20,7 +20,7 @@ from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ServiceQuotaExceededException
 from api.validation import check_review_handler_uri
 from shared.clock import now_ms
-from shared.engine.store import ROOM, QuotaExceeded, Record
+from shared.engine.records import QuotaExceeded, Record, RecordKind
 from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import new_id, room_arn
 from shared.protocol.models import (
@@ -51,7 +51,7 @@ async def save_room(ctx: ApiContext, room: Room) -> None:
     """Store an updated room. Its updateTime moves strictly later than before, so the room moves
     to the top of ListRooms even within one ms; a room deleted meanwhile is not resurrected."""
     room.update_ms = max(now_ms(), room.update_ms + 1)
-    if not await ctx.store.put(ROOM, room.id, room.to_record(), room.update_ms):
+    if not await ctx.store.records.put(RecordKind.ROOM, room.id, room.to_record(), room.update_ms):
         raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
 
 
@@ -78,7 +78,7 @@ async def create_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]
     )
     _apply_handler(ctx, room, params.get("messageReviewHandler"))
     try:
-        await ctx.store.create(ROOM, room_id, room.to_record(), now, ctx.settings.max_rooms)
+        await ctx.store.records.create(RecordKind.ROOM, room_id, room.to_record(), now, ctx.settings.max_rooms)
     except QuotaExceeded as exc:
         raise ServiceQuotaExceededException(
             f"Room quota of {exc.limit} reached", room_id, ROOM_TYPE, exc.limit
@@ -109,10 +109,10 @@ async def update_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]
 
 async def delete_room(ctx: ApiContext, params: dict[str, Any]) -> None:
     room = await load_room(ctx, params["identifier"])
-    if not await ctx.store.delete(ROOM, room.id):
+    if not await ctx.store.records.delete(RecordKind.ROOM, room.id):
         raise ResourceNotFoundException(f"Room not found: {room.arn}", room.id, ROOM_TYPE)
-    await ctx.store.history_clear(room.id)
-    await ctx.store.members_clear(room.id)  # parley extension: a new room never inherits members
+    await ctx.store.history.clear(room.id)
+    await ctx.store.members.clear(room.id)  # parley extension: a new room never inherits members
     # Live connections stay (spec §1.3); the notice only drops cached configuration.
     await publish_room_changed(ctx, room.id)
 
@@ -134,7 +134,9 @@ def _room_filter(params: dict[str, Any]) -> Callable[[Record], bool]:
 
 
 async def list_rooms(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
-    records, token = await list_page(ctx, ROOM, params.get("nextToken"), params.get("maxResults"), _room_filter(params))
+    records, token = await list_page(
+        ctx, RecordKind.ROOM, params.get("nextToken"), params.get("maxResults"), _room_filter(params)
+    )
     response: dict[str, Any] = {"rooms": [Room.from_record(record).summary() for record in records]}
     if token is not None:
         response["nextToken"] = token

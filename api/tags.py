@@ -13,7 +13,7 @@ from api.errors import LOGGING_CONFIGURATION as LOGGING_CONFIGURATION_TYPE
 from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ValidationException
 from api.validation import MAX_TAGS
-from shared.engine.store import LOGGING_CONFIGURATION, ROOM
+from shared.engine.records import RecordKind
 from shared.protocol.ids import parse_arn
 from shared.protocol.models import LoggingConfiguration, Room
 
@@ -28,9 +28,9 @@ async def _load(ctx: ApiContext, arn: str) -> Resource:
 
 
 async def _save(ctx: ApiContext, resource: Resource) -> None:
-    kind = ROOM if isinstance(resource, Room) else LOGGING_CONFIGURATION
-    if not await ctx.store.put(kind, resource.id, resource.to_record(), resource.update_ms):
-        resource_type = ROOM_TYPE if kind == ROOM else LOGGING_CONFIGURATION_TYPE
+    kind = RecordKind.ROOM if isinstance(resource, Room) else RecordKind.LOGGING_CONFIGURATION
+    if not await ctx.store.records.put(kind, resource.id, resource.to_record(), resource.update_ms):
+        resource_type = ROOM_TYPE if kind == RecordKind.ROOM else LOGGING_CONFIGURATION_TYPE
         raise ResourceNotFoundException(f"Resource not found: {resource.arn}", resource.id, resource_type)
 
 

@@ -1,14 +1,14 @@
 """Per-operation API rate limits of IVS Chat (spec §10), enforced account-wide.
 
 The limits are per account and region, not per api replica, so the count lives in the shared
-Store (``Store.hit`` over a one-second fixed window) and every replica sees the same total.
+Store (``Counters.hit`` over a one-second fixed window) and every replica sees the same total.
 Disabled when ``settings.api_throttling`` is False (tests, single-user setups).
 """
 
 from __future__ import annotations
 
 from api.errors import ROOM, ThrottlingException
-from shared.engine.store import Store
+from api.ports import ApiStore
 
 WINDOW_MS = 1000
 
@@ -37,7 +37,7 @@ def counter_key(operation: str) -> str:
     return f"api-tps:{operation}"
 
 
-async def check(store: Store, operation: str, resource_id: str) -> None:
+async def check(store: ApiStore, operation: str, resource_id: str) -> None:
     """Count one call of ``operation``; raise ``ThrottlingException`` past its TPS limit.
 
     ``resource_id`` names what the call was about (the room id when there is one), because the
@@ -46,7 +46,7 @@ async def check(store: Store, operation: str, resource_id: str) -> None:
     limit = TPS_LIMITS.get(operation)
     if limit is None:
         return
-    if await store.hit(counter_key(operation), WINDOW_MS) > limit:
+    if await store.counters.hit(counter_key(operation), WINDOW_MS) > limit:
         raise ThrottlingException(
             f"Rate exceeded: {operation} allows {limit} requests per second", resource_id, ROOM, limit
         )

@@ -24,7 +24,7 @@ from parley.testing.chatclient import ChatClient
 from parley.testing.cluster import BENCH_ENV, running_cluster, throwaway_settings
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.store import ROOM
+from shared.engine.records import RecordKind
 from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.models import Room
 from shared.protocol.timestamps import parse_iso
@@ -74,11 +74,11 @@ async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_
     bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
     await store.start()
     await bus.start()
-    record = await store.get(ROOM, room_id)
+    record = await store.records.get(RecordKind.ROOM, room_id)
     assert record is not None
     room = Room.from_record(record)
     room.maximum_message_rate_per_second = rate
-    await store.put(ROOM, room_id, room.to_record(), room.update_ms)
+    await store.records.put(RecordKind.ROOM, room_id, room.to_record(), room.update_ms)
     await bus.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, room_id).encode())
     await bus.close()
     await store.close()

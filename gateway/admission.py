@@ -20,7 +20,8 @@ from http import HTTPStatus
 from websockets.exceptions import InvalidHeaderFormat
 from websockets.headers import parse_subprotocol
 
-from shared.engine.store import ROOM, Record, Store
+from gateway.ports import GatewayStore
+from shared.engine.records import Record, RecordKind
 from shared.features import bans, membership
 from shared.protocol import tokens
 
@@ -29,11 +30,11 @@ CLAIM_SLACK_MS = 60_000
 
 class ConnectionQuota:
     """This gateway's part of the account's concurrent-connection quota (PARLEY_MAX_CONNECTIONS),
-    which every gateway shares through the Store: ``Store.reserve`` takes a slot atomically, so
+    which every gateway shares through the Store: ``Counters.reserve`` takes a slot atomically, so
     the quota holds under any concurrency and on any number of gateways.
 
     ``held`` counts the reservations issued and not given back, those still waiting for their
-    answer included; the gateway reports it every second (``Store.report`` sets the store's
+    answer included; the gateway reports it every second (``Counters.report`` sets the store's
     value: that corrects it after a lost answer, and the deadline lets a crashed gateway's slots
     expire). Reports and reservations of one process take effect in call order (one pipeline),
     so a report issued after a reservation includes it and one issued before lands before it:
@@ -42,7 +43,7 @@ class ConnectionQuota:
     may count one too many, never one too few.
     """
 
-    def __init__(self, store: Store, group: str, member: str, ttl_ms: int) -> None:
+    def __init__(self, store: GatewayStore, group: str, member: str, ttl_ms: int) -> None:
         self.held = 0
         self._store = store
         self._group = group
@@ -53,13 +54,13 @@ class ConnectionQuota:
     def reserve(self, limit: int) -> Reservation:
         """Ask for a slot now: the request goes out with whatever else this loop turn sends."""
         self.held += 1  # before the request exists: a report from now on includes it
-        answer = asyncio.ensure_future(self._store.reserve(self._group, self._member, limit, self._ttl_ms))
+        answer = asyncio.ensure_future(self._store.counters.reserve(self._group, self._member, limit, self._ttl_ms))
         return Reservation(self, answer)
 
     def _give_back(self, *, granted: bool) -> None:
         self.held -= 1
         if granted:  # issued with the decrement: a report that omits the slot lands after it
-            self._background(self._store.unreserve(self._group, self._member))
+            self._background(self._store.counters.unreserve(self._group, self._member))
 
     def _background(self, pending: Awaitable[None]) -> None:
         task = asyncio.ensure_future(pending)
@@ -137,7 +138,7 @@ def offered_token(headers: Sequence[str]) -> str | None:
 
 async def admit(
     *,
-    store: Store,
+    store: GatewayStore,
     secret: tokens.Keys,  # one key or a rotation list (any verifies)
     token: str | None,
     now_ms: int,
@@ -151,10 +152,12 @@ async def admit(
     except tokens.TokenError as exc:
         return Rejection(HTTPStatus.UNAUTHORIZED, "invalid_token", str(exc))
     # the room and the user's ban in one round trip: every connect pays for this
-    room, (banned,) = await store.get_with_claimed(ROOM, claims.room_id, [bans.ban_key(claims.room_id, claims.user_id)])
+    room, (banned,) = await store.get_with_claimed(
+        RecordKind.ROOM, claims.room_id, [bans.ban_key(claims.room_id, claims.user_id)]
+    )
     if room is None:
         return Rejection(HTTPStatus.NOT_FOUND, "room_not_found", "The token's room does not exist")
-    if room.get("members_only") and not await membership.is_member(store, claims.room_id, claims.user_id):
+    if room.get("members_only") and not await membership.is_member(store.members, claims.room_id, claims.user_id):
         return Rejection(HTTPStatus.FORBIDDEN, "not_member", membership.NOT_A_MEMBER)
     if banned:
         return Rejection(HTTPStatus.FORBIDDEN, "banned", "The user is banned from this room")
@@ -164,14 +167,14 @@ async def admit(
     # pays for it): a quota refusal then gives the token back, a used token gives the slot back.
     reservation = quota.reserve(max_connections)
     try:
-        claimed = await store.claim(token_key, ttl)
+        claimed = await store.marks.claim(token_key, ttl)
         reserved = await reservation.granted()
     except BaseException:
         reservation.release()
         raise
     if not reserved:
         if claimed:
-            await store.release(token_key)  # a refusal for the quota must not burn the token
+            await store.marks.release(token_key)  # a refusal for the quota must not burn the token
         return Rejection(HTTPStatus.SERVICE_UNAVAILABLE, "quota", "Concurrent connection quota reached")
     if not claimed:
         reservation.release()

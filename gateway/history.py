@@ -14,8 +14,9 @@ from __future__ import annotations
 from websockets.asyncio.server import ServerConnection
 
 from gateway.fanout import RoomFanout
+from gateway.ports import GatewayStore
 from gateway.wire import send_frame
-from shared.engine.store import ROOM, Store
+from shared.engine.records import RecordKind
 from shared.protocol import frames
 from shared.protocol.frames import ClientRequest, ErrorCode, FrameError
 from shared.protocol.ids import new_id
@@ -23,9 +24,9 @@ from shared.protocol.models import Room
 
 
 async def answer_history(
-    store: Store, fanout: RoomFanout, ws: ServerConnection, room_id: str, request: ClientRequest
+    store: GatewayStore, fanout: RoomFanout, ws: ServerConnection, room_id: str, request: ClientRequest
 ) -> None:
-    record = await store.get(ROOM, room_id)
+    record = await store.records.get(RecordKind.ROOM, room_id)
     if record is None:
         raise FrameError(ErrorCode.NOT_FOUND, "Room not found", request.request_id)
     room = Room.from_record(record)
@@ -34,10 +35,10 @@ async def answer_history(
     sent: set[str] = set()
     try:
         if request.after:
-            rows, found = await store.history_after(room_id, request.after, request.limit, max_age_ms)
+            rows, found = await store.history.after(room_id, request.after, request.limit, max_age_ms)
             gap = not found
         else:
-            rows = list(reversed(await store.history_latest(room_id, request.limit, max_age_ms)))
+            rows = list(reversed(await store.history.latest(room_id, request.limit, max_age_ms)))
             gap = False
         sent = {message_id for message_id, _ in rows}
         frame = frames.history_frame(

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import structlog
 from websockets.asyncio.server import ServerConnection
 
+from gateway.ports import GatewayStore
 from gateway.wire import send_frame
 from shared.engine.bus import Bus
-from shared.engine.store import ROOM, Record, Store
+from shared.engine.records import Record, RecordKind
 from shared.features import presence
 from shared.protocol import frames
 from shared.protocol.frames import ClientRequest, ErrorCode, FrameError
@@ -41,7 +42,7 @@ class _Entry:
 
 
 class GatewayPresence:
-    def __init__(self, store: Store, bus: Bus, gateway_id: str, ttl_seconds: float) -> None:
+    def __init__(self, store: GatewayStore, bus: Bus, gateway_id: str, ttl_seconds: float) -> None:
         self.store = store
         self.bus = bus
         self.holder = f"{gateway_id}.{secrets.token_hex(4)}"
@@ -49,7 +50,7 @@ class GatewayPresence:
         self._local: dict[str, _Entry] = {}  # connection id -> what was recorded
 
     async def heartbeat(self) -> None:
-        if await self.store.presence_refresh(self.holder, self.ttl_ms) or not self._local:
+        if await self.store.presence.refresh(self.holder, self.ttl_ms) or not self._local:
             return
         log.warning("presence entries were swept; recording them again", connections=len(self._local))
         for connection_id, entry in list(self._local.items()):
@@ -57,7 +58,7 @@ class GatewayPresence:
 
     async def stop(self) -> None:
         # Expire at once rather than forget: anything left behind is swept (and announced).
-        await self.store.presence_refresh(self.holder, 1)
+        await self.store.presence.refresh(self.holder, 1)
 
     async def join(self, connection_id: str, token: ChatToken, room: Record) -> None:
         """``room``: the record read at the handshake (spares a Store read per connect)."""
@@ -69,10 +70,14 @@ class GatewayPresence:
             log.exception("recording presence failed", room_id=entry.room_id)
 
     async def _add(self, connection_id: str, entry: _Entry, announce: bool | None = None) -> None:
-        first = await self.store.presence_add(
+        first = await self.store.presence.add(
             entry.room_id, connection_id, self.holder, entry.user_id, entry.attributes
         )
-        if first and (announce if announce is not None else await presence.events_enabled(self.store, entry.room_id)):
+        if not first:
+            return
+        if announce is None:
+            announce = await presence.events_enabled(self.store.records, entry.room_id)
+        if announce:
             await self._publish(entry, presence.EVENT_USER_JOINED)
 
     async def leave(self, connection_id: str) -> None:
@@ -80,8 +85,8 @@ class GatewayPresence:
         if entry is None:
             return
         try:
-            if await self.store.presence_remove(entry.room_id, connection_id) and await presence.events_enabled(
-                self.store, entry.room_id
+            if await self.store.presence.remove(entry.room_id, connection_id) and await presence.events_enabled(
+                self.store.records, entry.room_id
             ):
                 await self._publish(entry, presence.EVENT_USER_LEFT)
         except Exception:
@@ -93,12 +98,12 @@ class GatewayPresence:
 
 
 async def answer_presence(
-    store: Store, ws: ServerConnection, room_id: str, request: ClientRequest, max_buffer: int
+    store: GatewayStore, ws: ServerConnection, room_id: str, request: ClientRequest, max_buffer: int
 ) -> None:
     """GET_PRESENCE: one PRESENCE frame with a page of the room's users."""
-    if await store.get(ROOM, room_id) is None:
+    if await store.records.get(RecordKind.ROOM, room_id) is None:
         raise FrameError(ErrorCode.NOT_FOUND, "Room not found", request.request_id)
-    users, connection_count = presence.group_users(await store.presence_list(room_id))
+    users, connection_count = presence.group_users(await store.presence.list(room_id))
     page, next_after = presence.page_after(users, request.after or None, request.limit)
     frame = frames.presence_frame(
         frame_id=new_id(),

@@ -21,6 +21,7 @@ from gateway.admission import Admitted, ConnectionQuota, Rejection, admit, offer
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
+from gateway.ports import GatewayStore
 from gateway.presence import GatewayPresence, answer_presence
 from gateway.session import ChatSession
 from gateway.wire import send_frame
@@ -28,7 +29,7 @@ from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.bus import Bus
-from shared.engine.store import Record, Store
+from shared.engine.records import Record
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import frames
 from shared.protocol.closecodes import CloseCode
@@ -81,7 +82,7 @@ class GatewayConnection(TrackedConnection):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, *, gateway_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, store: GatewayStore, bus: Bus, *, gateway_id: str | None = None) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
@@ -144,7 +145,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reporter
         with contextlib.suppress(Exception):
-            await self.store.report(CONNECTIONS_GROUP, self.gateway_id, 0, 1)
+            await self.store.counters.report(CONNECTIONS_GROUP, self.gateway_id, 0, 1)
         with contextlib.suppress(Exception):
             await self.presence.stop()
         if self.fanout.subscription is not None:
@@ -156,7 +157,7 @@ class Gateway:
         # Keeps this gateway's slots live (a crashed gateway's expire) and corrects any drift. It
         # never undoes a reservation in flight: ``held`` counts a reservation from when it is
         # issued, and the report is ordered with them (see ConnectionQuota).
-        await self.store.report(CONNECTIONS_GROUP, self.gateway_id, self.quota.held, REPORT_TTL_MS)
+        await self.store.counters.report(CONNECTIONS_GROUP, self.gateway_id, self.quota.held, REPORT_TTL_MS)
 
     async def _report_loop(self) -> None:
         while True:

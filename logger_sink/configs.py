@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 
-from shared.engine.store import LOGGING_CONFIGURATION, ROOM, Store
+from logger_sink.ports import LoggerSinkStore
+from shared.engine.records import RecordKind
 from shared.protocol.models import LoggingConfiguration, Room
 
 ACTIVE = "ACTIVE"
 
 
 class ConfigResolver:
-    def __init__(self, store: Store, ttl_ms: int = 5000, max_entries: int = 100_000) -> None:
+    def __init__(self, store: LoggerSinkStore, ttl_ms: int = 5000, max_entries: int = 100_000) -> None:
         self._store = store
         self._ttl_ns = ttl_ms * 1_000_000
         self._max_entries = max_entries
@@ -37,7 +38,7 @@ class ConfigResolver:
         entry = self._rooms.get(room_id)
         if entry is not None and now - entry[0] < self._ttl_ns:
             return entry[1]
-        record = await self._store.get(ROOM, room_id)
+        record = await self._store.records.get(RecordKind.ROOM, room_id)
         arns = [] if record is None else list(Room.from_record(record).logging_configuration_identifiers)
         if len(self._rooms) >= self._max_entries:
             self._rooms.clear()
@@ -49,7 +50,7 @@ class ConfigResolver:
         entry = self._configs.get(arn)
         if entry is not None and now - entry[0] < self._ttl_ns:
             return entry[1]
-        record = await self._store.get(LOGGING_CONFIGURATION, arn.rsplit("/", 1)[-1])
+        record = await self._store.records.get(RecordKind.LOGGING_CONFIGURATION, arn.rsplit("/", 1)[-1])
         config = None if record is None else LoggingConfiguration.from_record(record)
         if config is not None and config.arn != arn:  # an ARN of another account/region
             config = None

@@ -32,12 +32,12 @@ from logger_sink.destinations import (
     firehose_destination,
 )
 from logger_sink.layout import spool_dir
+from logger_sink.ports import LoggerSinkStore
 from logger_sink.records import records_from_delivery
 from logger_sink.s3 import OTHER
 from shared import metrics
 from shared.config import Settings
 from shared.engine.bus import Ack, Bus, LogConsumer, Subscription
-from shared.engine.store import Store
 from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import logging_configuration_arn
 from shared.protocol.models import LoggingConfiguration
@@ -60,7 +60,7 @@ class Stream:
 
 
 class LoggerSink:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, *, sink_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, store: LoggerSinkStore, bus: Bus, *, sink_id: str | None = None) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from router.decide import Outcome, reject
-from shared.engine.store import Store
+from router.ports import RouterStore
 from shared.features import membership
 from shared.protocol.envelope import ActionEnvelope, Kind
 from shared.protocol.frames import ErrorCode
@@ -22,7 +22,7 @@ from shared.protocol.models import Room
 
 
 class MemberCache:
-    def __init__(self, store: Store, ttl_ms: int = 5000, max_rooms: int = 10_000) -> None:
+    def __init__(self, store: RouterStore, ttl_ms: int = 5000, max_rooms: int = 10_000) -> None:
         self._store = store
         self._ttl_ns = ttl_ms * 1_000_000
         self._max_rooms = max_rooms
@@ -55,7 +55,7 @@ class MemberCache:
             return {}
         wanted = sorted({action.user_id for action in actions if _checked(action) and action.user_id not in known})
         if wanted:
-            for user_id, is_member in zip(wanted, await self._store.members_check(room.id, wanted), strict=True):
+            for user_id, is_member in zip(wanted, await self._store.members.check(room.id, wanted), strict=True):
                 known[user_id] = is_member
         refused: dict[str, Outcome] = {}
         for action in actions:

@@ -1,7 +1,7 @@
 """Presence sweeping (a parley extension): who emits ``parley:USER_LEFT`` for a dead gateway.
 
 Every router runs this loop. Once a second one of them wins a short Store claim and runs
-``Store.presence_sweep``, which atomically removes the entries of every gateway whose presence
+``Presence.sweep``, which atomically removes the entries of every gateway whose presence
 deadline passed (no heartbeat for ``PARLEY_PRESENCE_TTL_SECONDS``) and returns the users whose
 last connection in a room went with it; the sweeper publishes a ``parley:USER_LEFT`` action to
 each such room's shard (rooms with ``presenceEvents``). The sweep script is atomic, so even two
@@ -16,8 +16,8 @@ import contextlib
 
 import structlog
 
+from router.ports import RouterStore
 from shared.engine.bus import Bus
-from shared.engine.store import Store
 from shared.features import presence
 
 log = structlog.get_logger("router")
@@ -27,7 +27,7 @@ SWEEP_CLAIM = "presence-sweep"
 
 
 class PresenceSweeper:
-    def __init__(self, store: Store, bus: Bus, interval: float = SWEEP_INTERVAL_S) -> None:
+    def __init__(self, store: RouterStore, bus: Bus, interval: float = SWEEP_INTERVAL_S) -> None:
         self.store = store
         self.bus = bus
         self.interval = interval
@@ -52,14 +52,14 @@ class PresenceSweeper:
 
     async def sweep_once(self) -> int:
         """Sweep if this process wins the interval's claim; return the LEFT events published."""
-        if not await self.store.claim(SWEEP_CLAIM, max(int(self.interval * 1000) - 100, 100)):
+        if not await self.store.marks.claim(SWEEP_CLAIM, max(int(self.interval * 1000) - 100, 100)):
             return 0
         published = 0
-        departed = await self.store.presence_sweep()
+        departed = await self.store.presence.sweep()
         if departed:
             log.info("presence swept", users_left=len(departed))
         for room_id, user_id, attributes in departed:
-            if await presence.events_enabled(self.store, room_id):
+            if await presence.events_enabled(self.store.records, room_id):
                 action = presence.presence_action(room_id, presence.EVENT_USER_LEFT, user_id, attributes)
                 await self.bus.publish_action(action)
                 published += 1

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 
-from shared.engine.store import ROOM, Store
+from router.ports import RouterStore
+from shared.engine.records import RecordKind
 from shared.protocol.models import Room
 
 
 class RoomCache:
-    def __init__(self, store: Store, ttl_ms: int = 5000, max_entries: int = 100_000) -> None:
+    def __init__(self, store: RouterStore, ttl_ms: int = 5000, max_entries: int = 100_000) -> None:
         self._store = store
         self._ttl_ns = ttl_ms * 1_000_000
         self._max_entries = max_entries
@@ -24,7 +25,7 @@ class RoomCache:
         entry = self._entries.get(room_id)
         if entry is not None and now - entry[0] < self._ttl_ns:
             return entry[1]
-        record = await self._store.get(ROOM, room_id)
+        record = await self._store.records.get(RecordKind.ROOM, room_id)
         room = None if record is None else Room.from_record(record)
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # cheap and rare; the next lookups refill what is live

@@ -22,6 +22,7 @@ from router.account import AccountRates
 from router.decide import Outcome, RoomState, decide, reviewed
 from router.dedupe import DEFAULT_WINDOW_MS, ShardDedupe, TrackedAck
 from router.members import MemberCache
+from router.ports import RouterStore
 from router.presence import PresenceSweeper
 from router.rooms import RoomCache
 from router.shards import owned_shards
@@ -29,7 +30,6 @@ from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.bus import Ack, Bus, ShardConsumer, Subscription
-from shared.engine.store import Store
 from shared.protocol.envelope import (
     NOT_LOGGED,
     ActionEnvelope,
@@ -55,7 +55,7 @@ class Router:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: RouterStore,
         bus: Bus,
         *,
         router_id: str | None = None,
@@ -111,7 +111,7 @@ class Router:
         await self._sweeper.stop()
         await self._rebalance(set())
         with contextlib.suppress(Exception):  # leave at once so others take the shards now
-            await self.store.report(ROUTERS_GROUP, self.router_id, 0, 1)
+            await self.store.counters.report(ROUTERS_GROUP, self.router_id, 0, 1)
         for task in list(self._draining.values()):
             task.cancel()
         await asyncio.gather(*self._draining.values(), return_exceptions=True)
@@ -142,8 +142,8 @@ class Router:
             del self._states[room_id]
 
     async def _heartbeat_and_rebalance(self) -> None:
-        await self.store.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)
-        live = list(await self.store.reports(ROUTERS_GROUP))
+        await self.store.counters.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)
+        live = list(await self.store.counters.reports(ROUTERS_GROUP))
         self._account.share(len(live))
         await self._rebalance(owned_shards(self.router_id, live, self.bus.shards))
 
@@ -344,11 +344,11 @@ class Router:
                 appended.append((action.frame_id, outcome.delivery.frame))
             elif action.kind == Kind.DELETE_MESSAGE:  # deleted messages leave the history
                 if appended:
-                    writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
+                    writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))
                     appended = []
-                writes.append(self.store.history_remove(room.id, action.message_id))
+                writes.append(self.store.history.remove(room.id, action.message_id))
         if appended:
-            writes.append(self.store.history_append(room.id, appended, room.history_max_messages, max_age_ms))
+            writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))
         return writes
 
     async def _review(

@@ -92,6 +92,17 @@ async def redis_store(redis_url: str, namespace: str):  # -> AsyncIterator[Redis
         await store.close()
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def engine_store(request: pytest.FixtureRequest):  # -> Store
+    """Each engine's Store in turn, for the conformance suites (``tests/test_engine_*.py``): a
+    ``MemoryStore``, then the ``redis_store`` (integration: it needs the server)."""
+    if request.param == "memory":
+        from shared.engine.memory import MemoryStore
+
+        return MemoryStore()
+    return request.getfixturevalue("redis_store")
+
+
 @pytest.fixture
 async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
     """``await make(**kwargs)`` builds and starts an ``AmqpRedisBus`` on this test's namespace

@@ -13,7 +13,8 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.bus import Bus
 from shared.engine.memory import MemoryBus, MemoryStore
-from shared.engine.store import ROOM, Store
+from shared.engine.records import RecordKind
+from shared.engine.store import Store
 from shared.protocol import tokens
 from shared.protocol.ids import new_id, room_arn
 from shared.protocol.models import Room
@@ -58,7 +59,7 @@ async def node(request: pytest.FixtureRequest, settings: Settings) -> AsyncItera
 async def make_room(node: Node, **kw: object) -> Room:
     room_id = new_id()
     room = Room(id=room_id, arn=room_arn("us-east-1", "123456789012", room_id), **kw)  # type: ignore[arg-type]
-    await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 100)
+    await node.store.records.create(RecordKind.ROOM, room_id, room.to_record(), now_ms(), 100)
     return room
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shared.engine.memory import MemoryStore
+from shared.engine.memory.records import MemoryRecords
+from shared.engine.records import RecordKind
 
 if TYPE_CHECKING:
     from tests.api_helpers import ApiServer
@@ -39,7 +41,7 @@ def test_wrong_access_key_is_access_denied(api: ApiServer) -> None:
     ivs = api.client(aws_access_key_id="AKIDSOMEONEELSE")
     with pytest.raises(ivs.exceptions.AccessDeniedException):
         ivs.create_room()
-    assert api.run(api.store.count("room")) == 0
+    assert api.run(api.store.records.count(RecordKind.ROOM)) == 0
 
 
 def test_right_credentials_wrong_region_is_access_denied(api: ApiServer) -> None:
@@ -60,7 +62,7 @@ def test_tampered_body_is_access_denied(api: ApiServer) -> None:
     status, code, body = _error(api.raw("POST", "/CreateRoom", b'{"name":"good"}', after_signing=tamper))
     assert (status, code) == (403, "AccessDeniedException")
     assert "signature" in body["message"]
-    assert api.run(api.store.count("room")) == 0
+    assert api.run(api.store.records.count(RecordKind.ROOM)) == 0
 
 
 def test_tampered_signature_is_access_denied(api: ApiServer) -> None:
@@ -188,7 +190,7 @@ def test_model_constraints_botocore_does_not_check(api: ApiServer, ivs) -> None:
         "maximumMessageLength": "Member must have value less than or equal to 500",
         "messageReviewHandler.fallbackResult": "Member must satisfy enum value set: [ALLOW, DENY]",
     }
-    assert api.run(api.store.count("room")) == 0
+    assert api.run(api.store.records.count(RecordKind.ROOM)) == 0
 
 
 def test_room_identifier_must_be_a_room_arn(ivs) -> None:
@@ -234,13 +236,19 @@ def test_no_throttling_when_disabled(api: ApiServer, ivs) -> None:
         ivs.list_logging_configurations()
 
 
-class _BrokenStore(MemoryStore):
+class _BrokenRecords(MemoryRecords):
     async def page(self, kind, after, limit):
         raise RuntimeError("database password is hunter2")
 
 
+def _broken_store() -> MemoryStore:
+    store = MemoryStore()
+    store.records = _BrokenRecords()
+    return store
+
+
 def test_unexpected_error_is_internal_server_exception(settings, start_api) -> None:
-    server = start_api(settings, _BrokenStore)
+    server = start_api(settings, _broken_store)
     ivs = server.client()
     with pytest.raises(ivs.exceptions.InternalServerException) as caught:
         ivs.list_rooms()

@@ -65,7 +65,7 @@ def _tokens(node: Node, room: object, count: int, prefix: str = "u") -> list[str
 
 
 async def _reserved(node: Node) -> int:
-    return sum((await node.store.reports(GROUP)).values())
+    return sum((await node.store.counters.reports(GROUP)).values())
 
 
 async def _settles(node: Node, expected: int, timeout: float = 10.0) -> None:
@@ -206,14 +206,14 @@ async def test_a_handshake_the_client_abandons_gives_the_slot_back(node: Node, m
     assert node.gateway is not None
     room = await make_room(node)
     gate, claims = asyncio.Event(), []
-    claim = node.store.claim
+    claim = node.store.marks.claim
 
     async def held_back_claim(key: str, ttl_ms: int) -> bool:
         claims.append(key)
         await gate.wait()
         return await claim(key, ttl_ms)
 
-    monkeypatch.setattr(node.store, "claim", held_back_claim)
+    monkeypatch.setattr(node.store.marks, "claim", held_back_claim)
     writers = [await _abandon(node.gateway.port, mint_token(node, room, f"gone{n}")) for n in range(QUOTA + 2)]
     while len(claims) < len(writers):  # every one reserved (or was refused) and waits for its claim
         await asyncio.sleep(0.01)

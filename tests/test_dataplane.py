@@ -17,7 +17,7 @@ from websockets.typing import Subprotocol
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from shared.clock import now_ms
-from shared.engine.store import ROOM
+from shared.engine.records import RecordKind
 from shared.protocol import tokens
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
@@ -61,7 +61,7 @@ async def test_token_is_single_use_and_signed(node: Node) -> None:
 async def test_deleted_room_refuses_tokens(node: Node) -> None:
     room = await _room(node)
     token = _token(node, room, "alice")
-    await node.store.delete(ROOM, room.id)
+    await node.store.records.delete(RecordKind.ROOM, room.id)
     with pytest.raises(InvalidStatus) as caught:
         await connect(_url(node), subprotocols=[Subprotocol(token)])
     assert caught.value.response.status_code == 404
@@ -200,11 +200,11 @@ async def test_banned_user_cannot_connect(node: Node) -> None:
 
     room = await _room(node)
     token = _token(node, room, "bob")
-    await bans.ban(node.store, room.id, "bob", 60_000)
+    await bans.ban(node.store.marks, room.id, "bob", 60_000)
     with pytest.raises(InvalidStatus) as caught:
         await connect(_url(node), subprotocols=[Subprotocol(token)])
     assert caught.value.response.status_code == 403
-    assert await bans.unban(node.store, room.id, "bob")
+    assert await bans.unban(node.store.marks, room.id, "bob")
     client = await ChatClient.open(_url(node), token)  # the refused attempt did not burn it
     await client.close()
 

@@ -20,15 +20,22 @@ from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from shared.config import Settings
 from shared.engine.memory import MemoryBus, MemoryStore
+from shared.engine.memory.presence import MemoryPresence
 from shared.protocol.envelope import ActionEnvelope
 from tests.nodes import make_room, mint_token, ws_url
 
 
-class _BrokenPresenceStore(MemoryStore):
-    """A Store whose presence read fails: the gateway's injected dependency, failing for real."""
+class _BrokenPresence(MemoryPresence):
+    """A presence read that fails: the gateway's injected dependency, failing for real."""
 
-    async def presence_list(self, room_id: str) -> Any:
+    async def list(self, room_id: str) -> Any:
         raise RuntimeError("presence read failed")
+
+
+def _broken_presence_store() -> MemoryStore:
+    store = MemoryStore()
+    store.presence = _BrokenPresence()
+    return store
 
 
 class _BrokenPublishBus(MemoryBus):
@@ -47,7 +54,7 @@ async def _started(settings: Settings, store: MemoryStore, bus: MemoryBus) -> No
 
 
 async def test_an_unexpected_failure_is_error_500_and_logged_once_not_per_frame(settings: Settings) -> None:
-    node = await _started(settings, _BrokenPresenceStore(), MemoryBus(settings.shards))
+    node = await _started(settings, _broken_presence_store(), MemoryBus(settings.shards))
     gateway_server.UNEXPECTED_ERRORS.forget()
     try:
         room = await make_room(node)

@@ -112,7 +112,7 @@ def test_control_plane_lists_history_and_configures_it(api: ApiServer, ivs: Any)
         ).encode()
         for n in range(5)
     ]
-    api.run(api.store.history_append(room["id"], [(f"msg{n:09d}", f) for n, f in enumerate(frames)], 50, 86_400_000))
+    api.run(api.store.history.append(room["id"], [(f"msg{n:09d}", f) for n, f in enumerate(frames)], 50, 86_400_000))
     first = parley.list_room_messages(roomIdentifier=room["arn"], maxResults=2)
     assert [m["content"] for m in first["messages"]] == ["c4", "c3"]
     assert first["messages"][0]["sender"] == {"userId": "u", "attributes": {"a": "b"}}

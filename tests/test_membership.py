@@ -32,7 +32,7 @@ MOD = ("SEND_MESSAGE", "DISCONNECT_USER")
 
 async def test_members_only_room_refuses_non_members_at_the_handshake(node: Node) -> None:
     room = await _room(node, members_only=True)
-    await node.store.members_add(room.id, ["alice"])
+    await node.store.members.add(room.id, ["alice"])
     with pytest.raises(InvalidStatus) as refused:
         await ChatClient.open(_url(node), _token(node, room, "mallory"))
     assert refused.value.response.status_code == 403
@@ -49,12 +49,12 @@ async def test_router_refuses_a_removed_members_actions_in_order(node: Node) -> 
     """The removal reaches the router through the room's shard: actions queued after it are
     refused even though the router's member cache still says "member" and no notice came."""
     room = await _room(node, members_only=True)
-    await node.store.members_add(room.id, ["alice", "bob"])
+    await node.store.members.add(room.id, ["alice", "bob"])
     alice = await ChatClient.open(_url(node), _token(node, room, "alice"))
     bob = await ChatClient.open(_url(node), _token(node, room, "bob"))
     rid = await alice.send_message("before")
     await alice.expect(Type="MESSAGE", RequestId=rid)  # the router cached alice as a member
-    await node.store.members_remove(room.id, ["alice"])
+    await node.store.members.remove(room.id, ["alice"])
     await node.bus.publish_action(membership.membership_action(room.id, membership.EVENT_MEMBER_REMOVED, "alice"))
     rid = await alice.send_message("after")
     error = await alice.expect(Type="ERROR", RequestId=rid)
@@ -67,7 +67,7 @@ async def test_router_refuses_a_removed_members_actions_in_order(node: Node) -> 
     assert [f.get("Content") for f in bob.frames if f["Type"] == "MESSAGE"] == ["before", "bob is still a member"]
 
     # a control notice alone (another api replica's change) also reaches the router's cache
-    await node.store.members_remove(room.id, ["bob"])
+    await node.store.members.remove(room.id, ["bob"])
     await node.bus.publish_control(ControlNotice(ControlTopic.MEMBERS_CHANGED, room.id).encode())
     await asyncio.sleep(0.3)
     rid = await bob.send_message("refused")
@@ -154,4 +154,4 @@ def test_member_operations_through_boto3(api: ApiServer, ivs: Any) -> None:
     with pytest.raises(parley.exceptions.ResourceNotFoundException):
         parley.list_room_members(roomIdentifier=room["arn"][:-12] + "abcdefABCDEF")
     ivs.delete_room(identifier=room["arn"])
-    assert api.run(api.store.members_page(room["id"], None, 10)) == []  # deleting the room drops its members
+    assert api.run(api.store.members.page(room["id"], None, 10)) == []  # deleting the room drops its members

@@ -101,15 +101,15 @@ async def test_a_dead_gateways_users_leave_once(node: Node) -> None:
     carol = await ChatClient.open(_url(node), _token(node, room, "carol", caps=()))
     await carol.drain(0.3)
     store = node.store
-    await store.presence_refresh("ghost-gateway", 200)
-    await store.presence_add(room.id, "ghostconn0001", "ghost-gateway", "dave", {"displayName": "Dave"})
-    await store.presence_add(room.id, "ghostconn0002", "ghost-gateway", "carol", {})  # carol is also on us
+    await store.presence.refresh("ghost-gateway", 200)
+    await store.presence.add(room.id, "ghostconn0001", "ghost-gateway", "dave", {"displayName": "Dave"})
+    await store.presence.add(room.id, "ghostconn0002", "ghost-gateway", "carol", {})  # carol is also on us
     assert {u["UserId"] for u in (await _presence(carol))["Users"]} == {"carol", "dave"}
     await asyncio.sleep(0.3)  # the ghost's deadline passes
     page = await _presence(carol)
     assert [(u["UserId"], u["Connections"]) for u in page["Users"]] == [("carol", 1)]
     sweepers = [PresenceSweeper(store, node.bus), PresenceSweeper(store, node.bus)]
-    await store.release("presence-sweep")
+    await store.marks.release("presence-sweep")
     published = await asyncio.gather(*(s.sweep_once() for s in sweepers))
     assert sorted(published) == [0, 1]
     left = await carol.expect(Type="EVENT", EventName=EVENT_USER_LEFT)
@@ -125,9 +125,9 @@ def test_get_room_presence_through_boto3(api: ApiServer, ivs: Any) -> None:
     assert empty["users"] == [] and empty["connectionCount"] == 0 and "nextToken" not in empty
 
     async def seed() -> None:
-        await api.store.presence_refresh("gw1", 60_000)
+        await api.store.presence.refresh("gw1", 60_000)
         for n, user in enumerate(["zoë", "alice", "bob", "alice", "carol"]):
-            await api.store.presence_add(room["id"], f"conn{n}", "gw1", user, {"n": str(n)} if n == 0 else None)
+            await api.store.presence.add(room["id"], f"conn{n}", "gw1", user, {"n": str(n)} if n == 0 else None)
 
     api.run(seed())
     first = parley.get_room_presence(roomIdentifier=room["arn"], maxResults=2)

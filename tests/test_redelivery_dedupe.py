@@ -13,7 +13,7 @@ import pytest
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.store import ROOM
+from shared.engine.records import RecordKind
 from shared.protocol.envelope import ActionEnvelope, Kind, RoomDelivery
 from shared.protocol.models import Room
 
@@ -77,7 +77,7 @@ async def test_a_redelivery_after_a_long_outage_is_still_skipped_and_marks_stay_
         arn="arn:aws:ivschat:us-east-1:123456789012:room/dedupeRoom01",
         maximum_message_rate_per_second=100,
     )
-    await store.create(ROOM, room.id, room.to_record(), now_ms(), 100)
+    await store.records.create(RecordKind.ROOM, room.id, room.to_record(), now_ms(), 100)
     delivered: asyncio.Queue[bytes] = asyncio.Queue()
     subscription = await bus.subscribe("gw-test", lambda room_id, data: delivered.put_nowait(data), None)
     await subscription.add_room(room.id)

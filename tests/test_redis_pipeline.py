@@ -11,8 +11,8 @@ import pytest
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
+from shared.engine.records import RecordKind
 from shared.engine.redis.pipeline import RedisPipeline
-from shared.engine.store import ROOM
 from shared.protocol.envelope import ActionEnvelope, Kind, RoomDelivery
 from shared.protocol.models import Room
 
@@ -45,7 +45,7 @@ async def test_commands_of_one_turn_run_in_one_pipeline_in_submission_order(redi
     assert (await overwritten)[1] == b"second"
     assert await written == [True]
     assert len(runs) == 1 and [command[0] for command in runs[0]] == ["SET", "EVALSHA", "SET", "GET"]
-    await redis_store._redis.delete(key)
+    await redis_store.redis.delete(key)
 
 
 async def test_a_router_batch_is_one_round_trip_history_then_publish_then_done_marks(
@@ -59,7 +59,7 @@ async def test_a_router_batch_is_one_round_trip_history_then_publish_then_done_m
     await bus.start()
     router = Router(settings, store, bus, all_shards=True)
     room = Room(id="pipelineRoom", arn="arn:aws:ivschat:us-east-1:123456789012:room/pipelineRoom")
-    await store.create(ROOM, room.id, room.to_record(), now_ms(), 100)
+    await store.records.create(RecordKind.ROOM, room.id, room.to_record(), now_ms(), 100)
     delivered: asyncio.Queue[bytes] = asyncio.Queue()
     subscription = await bus.subscribe("gw-test", lambda room_id, data: delivered.put_nowait(data), None)
     await subscription.add_room(room.id)
@@ -79,7 +79,7 @@ async def test_a_router_batch_is_one_round_trip_history_then_publish_then_done_m
         assert len(batch_runs) == 1
         names = [command[0] for command in batch_runs[0]]
         assert names == ["EVALSHA", "PUBLISH", "SADD"]  # history, publish, done marks: one pipeline
-        assert await store.history_latest(room.id, 10, 3_600_000) != []
+        assert await store.history.latest(room.id, 10, 3_600_000) != []
     finally:
         await router.stop()
         await subscription.close()

@@ -10,9 +10,9 @@ import asyncio
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.done_marks import MemoryDoneMarks
 from shared.engine.memory import MemoryBus, MemoryStore
-from shared.engine.store import ROOM
+from shared.engine.memory.done_marks import MemoryDoneMarks
+from shared.engine.records import RecordKind
 from shared.protocol.envelope import ActionEnvelope, Kind
 from shared.protocol.models import Room
 
@@ -42,7 +42,7 @@ async def test_releasing_a_shard_waits_for_its_batch_in_flight_and_drops_what_di
     store, bus = MemoryStore(), MemoryBus(settings.shards)
     store.done_marks = marks = DoneMarksHeld()
     room = Room(id="handoverRoom", arn="arn:aws:ivschat:us-east-1:123456789012:room/handoverRoom")
-    await store.create(ROOM, room.id, room.to_record(), now_ms(), 100)
+    await store.records.create(RecordKind.ROOM, room.id, room.to_record(), now_ms(), 100)
     router = Router(settings, store, bus, all_shards=True)
     await router.start()
     try:

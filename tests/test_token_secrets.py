@@ -15,7 +15,7 @@ from gateway.admission import Admitted, ConnectionQuota, Rejection, admit
 from parley import cli
 from shared.config import MIN_TOKEN_SECRET_BYTES, Settings
 from shared.engine.memory import MemoryStore
-from shared.engine.store import ROOM
+from shared.engine.records import RecordKind
 from shared.protocol import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def test_an_empty_entry_never_becomes_an_hmac_key() -> None:
 
 async def test_the_gateway_admits_tokens_of_every_listed_key() -> None:
     store = MemoryStore()
-    await store.create(ROOM, "room1", {"id": "room1"}, NOW, 100)
+    await store.records.create(RecordKind.ROOM, "room1", {"id": "room1"}, NOW, 100)
     keys = Settings(token_secret=f"{STRONG},{OTHER}").token_keys
 
     async def _admit(token: str, accepted: tuple[bytes, ...]) -> Admitted | Rejection:

@@ -19,7 +19,7 @@ from parley.testing.chatclient import ChatClient
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.memory import MemoryBus, MemoryStore
-from shared.engine.store import ROOM
+from shared.engine.records import RecordKind
 from shared.protocol.ids import new_id, room_arn
 from shared.protocol.models import Room
 from shared.protocol.tokens import mint
@@ -83,7 +83,7 @@ async def test_a_reader_that_stops_reading_is_dropped_and_others_keep_up(setting
     try:
         room_id = new_id()
         room = Room(id=room_id, arn=room_arn("us-east-1", "1", room_id), maximum_message_rate_per_second=10**6)
-        await node.store.create(ROOM, room_id, room.to_record(), now_ms(), 10)
+        await node.store.records.create(RecordKind.ROOM, room_id, room.to_record(), now_ms(), 10)
 
         def token(user: str) -> str:
             return mint(

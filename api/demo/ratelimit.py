@@ -7,15 +7,15 @@ hold across api replicas when the demo is enabled on several.
 
 from __future__ import annotations
 
-from shared.engine.store import Store
+from api.ports import ApiStore
 
 WINDOW_MS = 60_000
 DEFAULT_TOKENS_PER_MINUTE = 30  # a page needs one per join/reconnect; a few tabs stay far below this
 
 
-async def allow(store: Store, client: str, per_minute: int) -> bool:
+async def allow(store: ApiStore, client: str, per_minute: int) -> bool:
     """Count one token request from ``client``; False once it is over ``per_minute`` in this minute."""
-    return await store.hit(f"demo-token:{client}", WINDOW_MS) <= per_minute
+    return await store.counters.hit(f"demo-token:{client}", WINDOW_MS) <= per_minute
 
 
 def retry_after_seconds(now_ms: int) -> int:

@@ -12,18 +12,15 @@ Nothing here expires by time: *when* a generation may be dropped is the router's
 no router running. Only the shard's active consumer rotates, and rotation is a compare-and-set
 on the generation number, so two routers in a handover cannot rotate twice.
 
-Two implementations side by side: memory (``parley dev``) and Redis, where a shard's keys share
-one hash slot (``{ns}:done:{<shard>}:…``) so each call stays single-slot under Redis Cluster.
+Implementations: ``shared.engine.memory.done_marks`` (``parley dev``) and
+``shared.engine.redis.done_marks``, where a shard's keys share one hash slot so each call stays
+single-slot under Redis Cluster.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shared.engine.redis.pipeline import RedisPipeline
 
 # The generations a check consults around the current one: a router that read ``g`` may find
 # marks a previous owner wrote just before or after its own last rotation.
@@ -41,8 +38,8 @@ class DoneMarks(ABC):
 
     @abstractmethod
     def mark(self, shard: int, generation: int, ids: list[str]) -> Awaitable[None]:
-        """Mark ``ids`` in ``generation``. Ordered at call time with the Store's other writes
-        (see ``Store.history_append``): the marks never exist before the publish queued ahead."""
+        """Mark ``ids`` in ``generation``. Ordered at call time (``shared.engine.store``): the
+        marks never exist before the publish queued ahead."""
 
     @abstractmethod
     async def rotate(self, shard: int, generation: int) -> int:
@@ -52,83 +49,3 @@ class DoneMarks(ABC):
     @abstractmethod
     async def size(self, shard: int) -> int:
         """Marks the shard holds over all its generations (for tests and gauges)."""
-
-
-class MemoryDoneMarks(DoneMarks):
-    def __init__(self) -> None:
-        self._current: dict[int, int] = {}
-        self._marks: dict[tuple[int, int], set[str]] = {}
-
-    async def generation(self, shard: int) -> int:
-        return self._current.get(shard, 0)
-
-    async def check(self, shard: int, generation: int, ids: list[str]) -> list[bool]:
-        sets = [self._marks.get((shard, generation + offset), set()) for offset in NEIGHBOURS]
-        return [any(i in marks for marks in sets) for i in ids]
-
-    async def mark(self, shard: int, generation: int, ids: list[str]) -> None:
-        self._marks.setdefault((shard, generation), set()).update(ids)
-
-    async def rotate(self, shard: int, generation: int) -> int:
-        if self._current.get(shard, 0) == generation:
-            self._current[shard] = generation + 1
-            self._marks.pop((shard, generation - 1), None)
-        return self._current.get(shard, 0)
-
-    async def size(self, shard: int) -> int:
-        return sum(len(marks) for (s, _), marks in self._marks.items() if s == shard)
-
-
-# KEYS: the generation counter, the set of generation - 1. ARGV: the expected generation.
-_ROTATE = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current ~= tonumber(ARGV[1]) then return current end
-redis.call('SET', KEYS[1], current + 1)
-redis.call('UNLINK', KEYS[2])
-return current + 1
-"""
-
-
-class RedisDoneMarks(DoneMarks):
-    """Keys: ``{ns}:done:{<shard>}:gen`` (the counter) and ``{ns}:done:{<shard>}:<g>`` (a set)."""
-
-    def __init__(self, pipeline: RedisPipeline, namespace: str) -> None:
-        self._pipeline = pipeline
-        self._ns = namespace
-        self._rotate = pipeline.script(_ROTATE)
-
-    def _counter(self, shard: int) -> str:
-        return f"{self._ns}:done:{{{shard}}}:gen"
-
-    def _set(self, shard: int, generation: int) -> str:
-        return f"{self._ns}:done:{{{shard}}}:{generation}"
-
-    async def generation(self, shard: int) -> int:
-        (raw,) = await self._pipeline.submit([("GET", self._counter(shard))])
-        return int(raw or 0)
-
-    async def check(self, shard: int, generation: int, ids: list[str]) -> list[bool]:
-        if not ids:
-            return []
-        commands = [("SMISMEMBER", self._set(shard, generation + offset), *ids) for offset in NEIGHBOURS]
-        replies = await self._pipeline.submit(commands)
-        return [any(reply[index] for reply in replies) for index in range(len(ids))]
-
-    def mark(self, shard: int, generation: int, ids: list[str]) -> Awaitable[None]:
-        from shared.engine.redis.pipeline import completion
-
-        if not ids:
-            return completion(None)
-        return completion(self._pipeline.submit([("SADD", self._set(shard, generation), *ids)]))
-
-    async def rotate(self, shard: int, generation: int) -> int:
-        keys = (self._counter(shard), self._set(shard, generation - 1))
-        (current,) = await self._pipeline.submit([("EVALSHA", self._rotate.sha, 2, *keys, generation)])
-        return int(current)
-
-    async def size(self, shard: int) -> int:
-        current = await self.generation(shard)
-        replies = await self._pipeline.submit(
-            [("SCARD", self._set(shard, current + offset)) for offset in (-2, *NEIGHBOURS)]
-        )
-        return sum(int(count) for count in replies)

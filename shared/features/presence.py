@@ -1,6 +1,6 @@
 """Presence (a parley extension): who is connected to a room now, across every gateway.
 
-Each gateway process records its connections in the Store (``Store.presence_*``) under a
+Each gateway process records its connections in the Store (``shared.engine.presence``) under a
 *holder* id unique to this process incarnation, and refreshes the holder's deadline with its
 heartbeat (every second; ``PARLEY_PRESENCE_TTL_SECONDS``, default 10 s). A gateway that dies
 stops refreshing: its connections disappear from every presence read as soon as the deadline
@@ -20,7 +20,7 @@ import binascii
 from typing import Any
 
 from shared.clock import now_ms
-from shared.engine.store import ROOM, Store
+from shared.engine.records import RecordKind, RecordReader
 from shared.protocol.envelope import ActionEnvelope, Kind
 from shared.protocol.ids import new_id
 from shared.protocol.models import Room
@@ -47,8 +47,8 @@ def presence_action(room_id: str, event_name: str, user_id: str, attributes: dic
     )
 
 
-async def events_enabled(store: Store, room_id: str) -> bool:
-    record = await store.get(ROOM, room_id)
+async def events_enabled(records: RecordReader, room_id: str) -> bool:
+    record = await records.get(RecordKind.ROOM, room_id)
     return record is not None and bool(record.get("presence_events"))
 
 

@@ -71,6 +71,11 @@ async def completion(pending: Awaitable[Any] | None) -> None:
         await pending
 
 
+async def first_as_bool(pending: Awaitable[list[Any]]) -> bool:
+    """Await a submission's replies; its first, as a bool (a script's 0 or 1)."""
+    return bool((await pending)[0])
+
+
 async def _replies(pending: Awaitable[list[Any]]) -> list[Any]:
     results = await pending
     for result in results:

@@ -1,0 +1,41 @@
+"""What the router needs of the engines.
+
+``RouterStore``: it reads rooms and asks who is a member (never writes either), writes history,
+marks what it published (done marks), sweeps dead gateways' presence (its turn is a mark) and
+reports itself alive (counters).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from shared.engine.counters import Counters
+from shared.engine.done_marks import DoneMarks
+from shared.engine.history import History
+from shared.engine.marks import Marks
+from shared.engine.members import MemberCheck
+from shared.engine.presence import Presence
+from shared.engine.records import RecordReader
+
+
+class RouterStore(Protocol):
+    @property
+    def records(self) -> RecordReader: ...
+
+    @property
+    def marks(self) -> Marks: ...
+
+    @property
+    def done_marks(self) -> DoneMarks: ...
+
+    @property
+    def history(self) -> History: ...
+
+    @property
+    def presence(self) -> Presence: ...
+
+    @property
+    def members(self) -> MemberCheck: ...
+
+    @property
+    def counters(self) -> Counters: ...
