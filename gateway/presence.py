@@ -89,7 +89,7 @@ class GatewayPresence:
 
     async def _publish(self, entry: _Entry, event_name: str) -> None:
         action = presence.presence_action(entry.room_id, event_name, entry.user_id, entry.attributes)
-        await self.bus.publish_action(action)
+        await self.bus.actions.publish(action)
 
 
 async def answer_presence(

@@ -100,7 +100,7 @@ class Gateway:
         return self._server.sockets[0].getsockname()[1]
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
-        self.fanout.subscription = await self.bus.subscribe(
+        self.fanout.subscription = await self.bus.fanout.subscribe(
             self.gateway_id, self.fanout.on_room, self.fanout.on_gateway
         )
         metrics.CONNECTION_QUOTA.set(self.settings.max_connections)
@@ -240,7 +240,7 @@ class Gateway:
             if isinstance(action, ClientRequest):  # answered here, not by a router
                 await self._answer(ws, session.token.room_id, action)
             else:
-                await self.bus.publish_action(action)
+                await self.bus.actions.publish(action)
         except FrameError as error:
             self._send_error(ws, error.code, error.message, error.request_id)
         except Exception:

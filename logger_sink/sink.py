@@ -36,7 +36,10 @@ from logger_sink.records import records_from_delivery
 from logger_sink.s3 import OTHER
 from shared import metrics
 from shared.config import Settings
-from shared.engine.bus import Ack, Bus, LogConsumer, Subscription
+from shared.engine.actions import Ack
+from shared.engine.bus import Bus
+from shared.engine.fanout import Subscription
+from shared.engine.logstream import LogConsumer
 from shared.engine.store import Store
 from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import logging_configuration_arn
@@ -77,10 +80,10 @@ class LoggerSink:
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self._control = await self.bus.subscribe(self.sink_id, None, None, self._on_control)
+        self._control = await self.bus.fanout.subscribe(self.sink_id, None, None, self._on_control)
         await self._resume_spools()
         self._ticker = asyncio.create_task(self._tick(), name="logger-ticker")
-        self._consumer = await self.bus.consume_logs(self._on_delivery, prefetch=self.settings.log_prefetch)
+        self._consumer = await self.bus.logs.consume(self._on_delivery, prefetch=self.settings.log_prefetch)
         log.info("logger sink started", sink_id=self.sink_id, log_dir=self.settings.log_dir)
 
     async def stop(self) -> None:

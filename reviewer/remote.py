@@ -41,7 +41,7 @@ class RemoteReviewer(Reviewer):
         try:
             deadline = time.time() + self.timeout
             data = encode_requests([ReviewRequest.of(room, action, deadline) for action in actions])
-            reply = await self.bus.request_review(data, self.timeout)
+            reply = await self.bus.reviews.request(data, self.timeout)
             if reply is not None:
                 answered = decode_verdicts(reply)
                 if len(answered) == len(actions):

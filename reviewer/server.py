@@ -10,7 +10,8 @@ import structlog
 
 from reviewer.config import ReviewConfig
 from reviewer.service import ReviewService
-from shared.engine.bus import Bus, ShardConsumer
+from shared.engine.bus import Bus
+from shared.engine.review_rpc import ReviewServer
 
 log = structlog.get_logger("reviewer")
 
@@ -20,10 +21,10 @@ class ReviewerServer:
         self.bus = bus
         self.config = config
         self.service = service or ReviewService(config)
-        self._serving: ShardConsumer | None = None
+        self._serving: ReviewServer | None = None
 
     async def start(self) -> None:
-        self._serving = await self.bus.serve_reviews(self.service.handle, self.config.concurrency)
+        self._serving = await self.bus.reviews.serve(self.service.handle, self.config.concurrency)
         log.info("reviewer started", concurrency=self.config.concurrency, lambda_mappings=len(self.config.lambda_map))
 
     async def stop(self) -> None:

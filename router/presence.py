@@ -61,6 +61,6 @@ class PresenceSweeper:
         for room_id, user_id, attributes in departed:
             if await presence.events_enabled(self.store, room_id):
                 action = presence.presence_action(room_id, presence.EVENT_USER_LEFT, user_id, attributes)
-                await self.bus.publish_action(action)
+                await self.bus.actions.publish(action)
                 published += 1
         return published

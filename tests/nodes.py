@@ -11,8 +11,9 @@ import pytest
 from parley.embedded import Node
 from shared.clock import now_ms
 from shared.config import Settings
+from shared.engine.bus import Bus
 from shared.engine.memory import MemoryBus, MemoryStore
-from shared.engine.store import ROOM
+from shared.engine.store import ROOM, Store
 from shared.protocol import tokens
 from shared.protocol.ids import new_id, room_arn
 from shared.protocol.models import Room
@@ -26,6 +27,8 @@ async def started_node(
 ) -> AsyncIterator[Node]:
     """A started Node on the backend ``request.param`` names (see ``BACKENDS``); stopped after,
     and on the real backends its queues and keys deleted."""
+    store: Store
+    bus: Bus
     if request.param == "memory":
         store, bus = MemoryStore(), MemoryBus(settings.shards)
     else:
@@ -40,7 +43,7 @@ async def started_node(
     yield node
     await node.stop(close_backends=False)
     if request.param == "real":
-        await bus.destroy()  # type: ignore[attr-defined]
+        await bus.destroy()
         await store.destroy()  # type: ignore[attr-defined]
     await bus.close()
     await store.close()

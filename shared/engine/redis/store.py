@@ -292,6 +292,7 @@ class RedisStore(Store):
         # instead of failing with MaxConnectionsError as redis-py's default pool does.
         pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=REDIS_POOL_SIZE, timeout=10)
         self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self.redis = self._redis  # the process's Redis client, which the fan-out shares
         self._create = self._redis.register_script(_CREATE)
         self._put = self._redis.register_script(_PUT)
         self._reports = self._redis.register_script(_REPORTS)
