@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import structlog
 from websockets.asyncio.server import ServerConnection
 
+from gateway.ports import GatewayBus
 from gateway.wire import send_frame
-from shared.engine.bus import Bus
 from shared.engine.store import ROOM, Record, Store
 from shared.features import presence
 from shared.protocol import frames
@@ -41,7 +41,7 @@ class _Entry:
 
 
 class GatewayPresence:
-    def __init__(self, store: Store, bus: Bus, gateway_id: str, ttl_seconds: float) -> None:
+    def __init__(self, store: Store, bus: GatewayBus, gateway_id: str, ttl_seconds: float) -> None:
         self.store = store
         self.bus = bus
         self.holder = f"{gateway_id}.{secrets.token_hex(4)}"

@@ -20,13 +20,13 @@ from gateway.admission import Admitted, ConnectionQuota, Rejection, Reservation,
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
+from gateway.ports import GatewayBus
 from gateway.presence import GatewayPresence, answer_presence
 from gateway.session import ChatSession
 from gateway.wire import send_frame
 from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.bus import Bus
 from shared.engine.store import Record, Store
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import frames
@@ -79,7 +79,7 @@ class GatewayConnection(TrackedConnection):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, *, gateway_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, bus: GatewayBus, *, gateway_id: str | None = None) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus

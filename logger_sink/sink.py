@@ -32,12 +32,12 @@ from logger_sink.destinations import (
     firehose_destination,
 )
 from logger_sink.layout import spool_dir
+from logger_sink.ports import LoggerSinkBus
 from logger_sink.records import records_from_delivery
 from logger_sink.s3 import OTHER
 from shared import metrics
 from shared.config import Settings
 from shared.engine.actions import Ack
-from shared.engine.bus import Bus
 from shared.engine.fanout import Subscription
 from shared.engine.logstream import LogConsumer
 from shared.engine.store import Store
@@ -63,7 +63,7 @@ class Stream:
 
 
 class LoggerSink:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, *, sink_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, bus: LoggerSinkBus, *, sink_id: str | None = None) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus

@@ -9,15 +9,15 @@ from __future__ import annotations
 import structlog
 
 from reviewer.config import ReviewConfig
+from reviewer.ports import ReviewerBus
 from reviewer.service import ReviewService
-from shared.engine.bus import Bus
 from shared.engine.review_rpc import ReviewServer
 
 log = structlog.get_logger("reviewer")
 
 
 class ReviewerServer:
-    def __init__(self, bus: Bus, config: ReviewConfig, service: ReviewService | None = None) -> None:
+    def __init__(self, bus: ReviewerBus, config: ReviewConfig, service: ReviewService | None = None) -> None:
         self.bus = bus
         self.config = config
         self.service = service or ReviewService(config)

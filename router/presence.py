@@ -16,7 +16,7 @@ import contextlib
 
 import structlog
 
-from shared.engine.bus import Bus
+from router.ports import RouterBus
 from shared.engine.store import Store
 from shared.features import presence
 
@@ -27,7 +27,7 @@ SWEEP_CLAIM = "presence-sweep"
 
 
 class PresenceSweeper:
-    def __init__(self, store: Store, bus: Bus, interval: float = SWEEP_INTERVAL_S) -> None:
+    def __init__(self, store: Store, bus: RouterBus, interval: float = SWEEP_INTERVAL_S) -> None:
         self.store = store
         self.bus = bus
         self.interval = interval

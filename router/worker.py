@@ -22,6 +22,7 @@ from router.account import AccountRates
 from router.decide import Outcome, RoomState, decide, reviewed
 from router.dedupe import DEFAULT_WINDOW_MS, ShardDedupe, TrackedAck
 from router.members import MemberCache
+from router.ports import RouterBus
 from router.presence import PresenceSweeper
 from router.rooms import RoomCache
 from router.shards import owned_shards
@@ -29,7 +30,6 @@ from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.actions import Ack, ShardConsumer
-from shared.engine.bus import Bus
 from shared.engine.fanout import Subscription
 from shared.engine.store import Store
 from shared.protocol.envelope import (
@@ -58,7 +58,7 @@ class Router:
         self,
         settings: Settings,
         store: Store,
-        bus: Bus,
+        bus: RouterBus,
         *,
         router_id: str | None = None,
         all_shards: bool = False,

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.store import ROOM
+from shared.engine.bus import Bus
+from shared.engine.store import ROOM, Store
 from shared.protocol.envelope import ActionEnvelope, Kind, RoomDelivery
 from shared.protocol.models import Room
 
@@ -27,8 +29,9 @@ class DiesBeforeAcking(Router):
     broker connection is gone and the acks fail. What a router killed between its done marks and
     its acks leaves behind, for every action at once."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, settings: Settings, store: Store, bus: Bus, **kwargs: Any) -> None:
+        super().__init__(settings, store, bus, **kwargs)
+        self.whole_bus = bus  # the router itself sees only the paths it uses
         self.dead = asyncio.Event()
 
     async def _on_action(self, action: ActionEnvelope, ack, redelivered: bool) -> None:  # type: ignore[no-untyped-def]
@@ -39,7 +42,7 @@ class DiesBeforeAcking(Router):
         await super()._on_action(action, never_arrives, redelivered)
 
     async def die(self) -> None:
-        await self.bus.close()  # the broker sees the connection drop and requeues every unacked action
+        await self.whole_bus.close()  # the broker sees the connection drop and requeues every unacked action
         self.dead.set()
         with contextlib.suppress(Exception):
             await self.stop()
