@@ -213,8 +213,9 @@ class AmqpActions(Actions):
 
     async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
         # A channel per shard: its prefetch window and its close (requeue) are the shard's own.
-        channel = await self._connection.consumer_channel(self.prefetch)
-        queue = await self._declare_queue(channel, shard)
+        channel, queue = await self._connection.consumer_queue(
+            self.prefetch, functools.partial(self._declare_queue, shard=shard)
+        )
         consumer = AmqpShardConsumer(shard, channel, queue, handler)
         await consumer.start()
         self._consumers.append(consumer)

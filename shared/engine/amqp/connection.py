@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
 # Bounds for the waits that must never hang close()/stop() on a dead broker.
 CLOSE_TIMEOUT = 5.0
@@ -70,6 +70,13 @@ class AmqpConnection:
         channel = await self.channel()
         await channel.set_qos(prefetch_count=prefetch)
         return channel
+
+    async def consumer_queue(
+        self, prefetch: int, declare: Callable[[AbstractChannel], Awaitable[AbstractQueue]]
+    ) -> tuple[AbstractChannel, AbstractQueue]:
+        """A consumer's own channel (see :meth:`consumer_channel`) and its queue, declared there."""
+        channel = await self.consumer_channel(prefetch)
+        return channel, await declare(channel)
 
     async def close(self, stop_users: Callable[[], Awaitable[None]]) -> None:
         """Refuse ``open`` from now on, run ``stop_users`` (the consumers and servers on this

@@ -105,9 +105,7 @@ class AmqpLogStream(LogStream):
             log.warning("amqp.log_queue_full", room_id=room_id)
 
     async def consume(self, handler: LogHandler, prefetch: int = 1000) -> LogConsumer:
-        channel = await self._connection.consumer_channel(prefetch)
-        queue = await self._declare_queue(channel)
-        consumer = AmqpLogConsumer(channel, queue, handler)
+        consumer = AmqpLogConsumer(*await self._connection.consumer_queue(prefetch, self._declare_queue), handler)
         await consumer.start()
         self._consumers.append(consumer)
         return consumer

@@ -130,9 +130,7 @@ class AmqpReviewRpc(ReviewRpc):
             del self._calls[call_id]
 
     async def serve(self, handler: ReviewHandler, concurrency: int) -> ReviewServer:
-        channel = await self._connection.consumer_channel(concurrency)
-        queue = await self._declare_queue(channel)
-        server = AmqpReviewServer(channel, queue, handler)
+        server = AmqpReviewServer(*await self._connection.consumer_queue(concurrency, self._declare_queue), handler)
         await server.start()
         self._servers.append(server)
         return server
