@@ -35,10 +35,9 @@ from api.errors import (
     json_response,
 )
 from api.operations import OPERATIONS, Handler
-from api.ports import ApiStore
+from api.ports import ApiBus, ApiStore
 from shared import metrics
 from shared.config import Settings
-from shared.engine.bus import Bus
 
 API_CONTEXT = web.AppKey("parley.api.context", ApiContext)
 # Typed request keys where aiohttp has them (3.13+); plain strings work on older versions.
@@ -161,7 +160,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def create_app(settings: Settings, store: ApiStore, bus: Bus) -> web.Application:
+def create_app(settings: Settings, store: ApiStore, bus: ApiBus) -> web.Application:
     """The aiohttp application serving the IVS Chat control-plane API."""
     ctx = ApiContext(settings=settings, store=store, bus=bus)
     # Inside the envelope: a body cut off by its deadline still gets a request log line.

@@ -16,5 +16,5 @@ from shared.features import approval
 async def approve_connection(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
     room = await load_room(ctx, params["roomIdentifier"])
     delivery = approval.approved_delivery(room.id, params["connectionId"], None, now_ms())
-    await ctx.bus.publish_rooms([(room.id, delivery)])
+    await ctx.bus.fanout.publish_rooms([(room.id, delivery)])
     return {}

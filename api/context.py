@@ -13,9 +13,8 @@ from typing import Any
 from api.errors import LOGGING_CONFIGURATION as LOGGING_CONFIGURATION_TYPE
 from api.errors import ROOM as ROOM_TYPE
 from api.errors import ResourceNotFoundException, ValidationException
-from api.ports import ApiStore
+from api.ports import ApiBus, ApiStore
 from shared.config import Settings
-from shared.engine.bus import Bus
 from shared.engine.records import Record, RecordKind
 from shared.protocol.ids import parse_arn
 from shared.protocol.models import LoggingConfiguration, Room
@@ -28,7 +27,7 @@ _SCAN_BATCH = 200  # Store rows read per round trip while filtering a List
 class ApiContext:
     settings: Settings
     store: ApiStore
-    bus: Bus
+    bus: ApiBus
 
 
 def arn_id(arn: str) -> str:

@@ -84,7 +84,7 @@ async def update_logging_configuration(ctx: ApiContext, params: dict[str, Any]) 
 
 async def _config_changed(ctx: ApiContext, config: LoggingConfiguration) -> None:
     # Logger sinks cache configurations; this makes a new destination apply at once.
-    await ctx.bus.publish_control(ControlNotice(ControlTopic.LOGGING_CONFIGURATION_CHANGED, config.id).encode())
+    await ctx.bus.fanout.publish_control(ControlNotice(ControlTopic.LOGGING_CONFIGURATION_CHANGED, config.id).encode())
 
 
 async def _first_room_using(ctx: ApiContext, arn: str) -> Room | None:

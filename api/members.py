@@ -23,7 +23,7 @@ DEFAULT_PAGE = 50
 
 
 async def _changed(ctx: ApiContext, room_id: str) -> None:
-    await ctx.bus.publish_control(ControlNotice(ControlTopic.MEMBERS_CHANGED, room_id).encode())
+    await ctx.bus.fanout.publish_control(ControlNotice(ControlTopic.MEMBERS_CHANGED, room_id).encode())
 
 
 async def add_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +32,7 @@ async def add_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[str,
     if added:
         await _changed(ctx, room.id)
     for user_id in added:
-        await ctx.bus.publish_action(membership.membership_action(room.id, membership.EVENT_MEMBER_ADDED, user_id))
+        await ctx.bus.actions.publish(membership.membership_action(room.id, membership.EVENT_MEMBER_ADDED, user_id))
     return {"addedUserIds": added}
 
 
@@ -42,9 +42,9 @@ async def remove_room_members(ctx: ApiContext, params: dict[str, Any]) -> dict[s
     if removed:
         await _changed(ctx, room.id)  # the router refuses their in-flight actions from now on
     for user_id in removed:
-        await ctx.bus.publish_action(membership.membership_action(room.id, membership.EVENT_MEMBER_REMOVED, user_id))
+        await ctx.bus.actions.publish(membership.membership_action(room.id, membership.EVENT_MEMBER_REMOVED, user_id))
         if room.members_only:
-            await ctx.bus.publish_action(
+            await ctx.bus.actions.publish(
                 ActionEnvelope(
                     kind=Kind.DISCONNECT_USER,
                     frame_id=new_id(),

@@ -20,7 +20,7 @@ async def _publish(ctx: ApiContext, params: dict[str, Any], kind: Kind, **fields
     """Queue the room's action whose ``fields`` say what it carries; return its frame id."""
     room = await load_room(ctx, params["roomIdentifier"])
     frame_id = new_id()
-    await ctx.bus.publish_action(
+    await ctx.bus.actions.publish(
         ActionEnvelope(kind=kind, frame_id=frame_id, room_id=room.id, received_ms=now_ms(), **fields)
     )
     return frame_id

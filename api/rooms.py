@@ -56,7 +56,7 @@ async def save_room(ctx: ApiContext, room: Room) -> None:
 
 
 async def publish_room_changed(ctx: ApiContext, room_id: str) -> None:
-    await ctx.bus.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, room_id).encode())
+    await ctx.bus.fanout.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, room_id).encode())
 
 
 async def create_room(ctx: ApiContext, params: dict[str, Any]) -> dict[str, Any]:

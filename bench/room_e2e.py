@@ -67,7 +67,7 @@ async def send_paced(senders: list[ChatClient], rate: float, seconds: float) -> 
 
 
 async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_id: str, rate: int) -> None:
-    from shared.engine.amqp.bus import AmqpRedisBus
+    from shared.engine.amqp import AmqpRedisBus
     from shared.engine.redis.store import RedisStore
 
     store = RedisStore(redis_url, settings.namespace)
@@ -79,7 +79,7 @@ async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_
     room = Room.from_record(record)
     room.maximum_message_rate_per_second = rate
     await store.records.put(RecordKind.ROOM, room_id, room.to_record(), room.update_ms)
-    await bus.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, room_id).encode())
+    await bus.fanout.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, room_id).encode())
     await bus.close()
     await store.close()
 

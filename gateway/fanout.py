@@ -20,7 +20,7 @@ from websockets.protocol import State
 from gateway.wire import abort_slow, send_frame, text_frame, write_frame
 from shared import metrics
 from shared.clock import now_ms
-from shared.engine.bus import Subscription
+from shared.engine.fanout import Subscription
 from shared.protocol.closecodes import CloseCode
 from shared.protocol.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
 

@@ -91,7 +91,7 @@ class Lifecycle:
             delivery = approval.pending_delivery(
                 conn.room_id, conn.connection_id, token.user_id, token.attributes, now_ms()
             )
-            await self.gateway.bus.publish_rooms([(conn.room_id, delivery)])
+            await self.gateway.bus.fanout.publish_rooms([(conn.room_id, delivery)])
 
     def left(self, ws: ServerConnection) -> None:
         state = self._states.pop(ws, None)
@@ -108,7 +108,7 @@ class Lifecycle:
             send_frame(ws, frame, self.gateway.fanout.max_send_buffer)
         elif request.action is Action.APPROVE_CONNECTION:
             delivery = approval.approved_delivery(room_id, request.connection_id, request.request_id, now_ms())
-            await self.gateway.bus.publish_rooms([(room_id, delivery)])
+            await self.gateway.bus.fanout.publish_rooms([(room_id, delivery)])
 
     # --- timers and fan-out callbacks -----------------------------------------------------------
     def _approved(self, ws: ServerConnection) -> None:

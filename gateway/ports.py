@@ -1,4 +1,5 @@
-"""What the gateway needs of the engines.
+"""What the gateway needs of the engines, as Protocols: any engine's ``Store`` and ``Bus``
+satisfy them.
 
 ``GatewayStore``: it reads rooms (never writes them), asks who is a member (never sees member
 lists), claims tokens, reads history, keeps its connections' presence and reserves connection
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from shared.engine.actions import Actions
 from shared.engine.counters import Counters
+from shared.engine.fanout import Fanout
 from shared.engine.history import History
 from shared.engine.marks import Marks
 from shared.engine.members import MemberCheck
@@ -39,3 +42,13 @@ class GatewayStore(Protocol):
     async def get_with_claimed(
         self, kind: RecordKind, rid: str, keys: list[str]
     ) -> tuple[Record | None, list[bool]]: ...
+
+
+class GatewayBus(Protocol):
+    """Client actions out to the routers; room and gateway frames in, lifecycle frames out."""
+
+    @property
+    def actions(self) -> Actions: ...
+
+    @property
+    def fanout(self) -> Fanout: ...

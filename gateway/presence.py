@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import structlog
 from websockets.asyncio.server import ServerConnection
 
-from gateway.ports import GatewayStore
+from gateway.ports import GatewayBus, GatewayStore
 from gateway.wire import send_frame
-from shared.engine.bus import Bus
 from shared.engine.records import Record, RecordKind
 from shared.features import presence
 from shared.protocol import frames
@@ -42,7 +41,7 @@ class _Entry:
 
 
 class GatewayPresence:
-    def __init__(self, store: GatewayStore, bus: Bus, gateway_id: str, ttl_seconds: float) -> None:
+    def __init__(self, store: GatewayStore, bus: GatewayBus, gateway_id: str, ttl_seconds: float) -> None:
         self.store = store
         self.bus = bus
         self.holder = f"{gateway_id}.{secrets.token_hex(4)}"
@@ -94,7 +93,7 @@ class GatewayPresence:
 
     async def _publish(self, entry: _Entry, event_name: str) -> None:
         action = presence.presence_action(entry.room_id, event_name, entry.user_id, entry.attributes)
-        await self.bus.publish_action(action)
+        await self.bus.actions.publish(action)
 
 
 async def answer_presence(

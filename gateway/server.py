@@ -21,14 +21,13 @@ from gateway.admission import Admitted, ConnectionQuota, Rejection, admit, offer
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
-from gateway.ports import GatewayStore
+from gateway.ports import GatewayBus, GatewayStore
 from gateway.presence import GatewayPresence, answer_presence
 from gateway.session import ChatSession
 from gateway.wire import send_frame
 from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.bus import Bus
 from shared.engine.records import Record
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import frames
@@ -82,7 +81,9 @@ class GatewayConnection(TrackedConnection):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: GatewayStore, bus: Bus, *, gateway_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: GatewayStore, bus: GatewayBus, *, gateway_id: str | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
@@ -103,7 +104,7 @@ class Gateway:
         return self._server.sockets[0].getsockname()[1]
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
-        self.fanout.subscription = await self.bus.subscribe(
+        self.fanout.subscription = await self.bus.fanout.subscribe(
             self.gateway_id, self.fanout.on_room, self.fanout.on_gateway
         )
         metrics.CONNECTION_QUOTA.set(self.settings.max_connections)
@@ -243,7 +244,7 @@ class Gateway:
             if isinstance(action, ClientRequest):  # answered here, not by a router
                 await self._answer(ws, session.token.room_id, action)
             else:
-                await self.bus.publish_action(action)
+                await self.bus.actions.publish(action)
         except FrameError as error:
             self._send_error(ws, error.code, error.message, error.request_id)
         except Exception:

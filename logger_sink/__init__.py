@@ -1,7 +1,7 @@
 """logger_sink: IVS chat logging (spec §7). Turns the router's delivered frames into log records
 and writes them to each room's ACTIVE logging configurations.
 
-Owns: the ``{ns}.logs`` consumer (``Bus.consume_logs``), the record format (``records``), the
+Owns: the ``{ns}.logs`` consumer (``LogStream.consume``), the record format (``records``), the
 IVS destination layouts (``layout``), batching with ack-after-durable-write (``batching``,
 ``sink``), the destinations — S3-compatible object storage, CloudWatch-Logs-shaped and
 Firehose-shaped JSON-lines files under ``PARLEY_LOG_DIR`` (``destinations``) — and reading logs

@@ -32,12 +32,14 @@ from logger_sink.destinations import (
     firehose_destination,
 )
 from logger_sink.layout import spool_dir
-from logger_sink.ports import LoggerSinkStore
+from logger_sink.ports import LoggerSinkBus, LoggerSinkStore
 from logger_sink.records import records_from_delivery
 from logger_sink.s3 import OTHER
 from shared import metrics
 from shared.config import Settings
-from shared.engine.bus import Ack, Bus, LogConsumer, Subscription
+from shared.engine.actions import Ack
+from shared.engine.fanout import Subscription
+from shared.engine.logstream import LogConsumer
 from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import logging_configuration_arn
 from shared.protocol.models import LoggingConfiguration
@@ -60,7 +62,9 @@ class Stream:
 
 
 class LoggerSink:
-    def __init__(self, settings: Settings, store: LoggerSinkStore, bus: Bus, *, sink_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: LoggerSinkStore, bus: LoggerSinkBus, *, sink_id: str | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
@@ -77,10 +81,10 @@ class LoggerSink:
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self._control = await self.bus.subscribe(self.sink_id, None, None, self._on_control)
+        self._control = await self.bus.fanout.subscribe(self.sink_id, None, None, self._on_control)
         await self._resume_spools()
         self._ticker = asyncio.create_task(self._tick(), name="logger-ticker")
-        self._consumer = await self.bus.consume_logs(self._on_delivery, prefetch=self.settings.log_prefetch)
+        self._consumer = await self.bus.logs.consume(self._on_delivery, prefetch=self.settings.log_prefetch)
         log.info("logger sink started", sink_id=self.sink_id, log_dir=self.settings.log_dir)
 
     async def stop(self) -> None:

@@ -19,7 +19,7 @@ log = structlog.get_logger("parley")
 
 def real_backends(settings: Settings) -> tuple[Store, Bus]:
     """Redis store and RabbitMQ/Redis bus, as every distributed process uses."""
-    from shared.engine.amqp.bus import AmqpRedisBus
+    from shared.engine.amqp import AmqpRedisBus
     from shared.engine.redis.store import RedisStore
 
     store = RedisStore(settings.redis_url, settings.namespace)
@@ -30,11 +30,13 @@ def real_backends(settings: Settings) -> tuple[Store, Bus]:
         shards=settings.shards,
         prefetch=settings.router_prefetch,
         durable_actions=settings.durable_actions,
-        # one ordered pipeline for the store's writes and the bus's publishes: a router's history,
-        # publish and done marks go out together and run in that order (shared/engine/redis/pipeline.py)
+        # one client and one ordered pipeline for the store's writes and the bus's publishes: a
+        # router's history, publish and done marks go out together and run in that order
+        # (shared/engine/redis/pipeline.py)
         pipeline=store.pipeline,
+        redis=store.redis,
+        log_queue_max_bytes=settings.log_queue_max_bytes,
     )
-    bus.log_queue_max_bytes = settings.log_queue_max_bytes
     return store, bus
 
 

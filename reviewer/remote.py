@@ -13,9 +13,9 @@ import time
 
 import structlog
 
+from reviewer.ports import ReviewerBus
 from reviewer.protocol import redact_uri
 from shared import metrics
-from shared.engine.bus import Bus
 from shared.protocol.envelope import ActionEnvelope
 from shared.protocol.models import Room
 from shared.protocol.review import Reviewer, ReviewRequest, Verdict, decode_verdicts, encode_requests, fallback
@@ -26,7 +26,7 @@ WARN_EVERY_S = 10.0
 
 
 class RemoteReviewer(Reviewer):
-    def __init__(self, bus: Bus, timeout: float) -> None:
+    def __init__(self, bus: ReviewerBus, timeout: float) -> None:
         self.bus = bus
         self.timeout = timeout
         self._warned_at = -WARN_EVERY_S
@@ -41,7 +41,7 @@ class RemoteReviewer(Reviewer):
         try:
             deadline = time.time() + self.timeout
             data = encode_requests([ReviewRequest.of(room, action, deadline) for action in actions])
-            reply = await self.bus.request_review(data, self.timeout)
+            reply = await self.bus.reviews.request(data, self.timeout)
             if reply is not None:
                 answered = decode_verdicts(reply)
                 if len(answered) == len(actions):

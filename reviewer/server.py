@@ -9,21 +9,22 @@ from __future__ import annotations
 import structlog
 
 from reviewer.config import ReviewConfig
+from reviewer.ports import ReviewerBus
 from reviewer.service import ReviewService
-from shared.engine.bus import Bus, ShardConsumer
+from shared.engine.review_rpc import ReviewServer
 
 log = structlog.get_logger("reviewer")
 
 
 class ReviewerServer:
-    def __init__(self, bus: Bus, config: ReviewConfig, service: ReviewService | None = None) -> None:
+    def __init__(self, bus: ReviewerBus, config: ReviewConfig, service: ReviewService | None = None) -> None:
         self.bus = bus
         self.config = config
         self.service = service or ReviewService(config)
-        self._serving: ShardConsumer | None = None
+        self._serving: ReviewServer | None = None
 
     async def start(self) -> None:
-        self._serving = await self.bus.serve_reviews(self.service.handle, self.config.concurrency)
+        self._serving = await self.bus.reviews.serve(self.service.handle, self.config.concurrency)
         log.info("reviewer started", concurrency=self.config.concurrency, lambda_mappings=len(self.config.lambda_map))
 
     async def stop(self) -> None:

@@ -17,7 +17,7 @@ delivered and not acked when its consumer's channel closed. So:
   (they follow as it acks) with a wide margin.
 - **No consumer, no rotation.** Generations change only while a router actively consumes the
   shard, so marks survive an outage of any length with no router running.
-- **Acks leave on the next loop turn.** ``Ack`` only queues the ack (``shared/engine/amqp/bus.py``
+- **Acks leave on the next loop turn.** ``Ack`` only queues the ack (``shared/engine/amqp/acks.py``
   coalesces them per turn), so the condition must hold for one whole check interval before a
   rotation: by then every counted ack has been written to the broker.
 

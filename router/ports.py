@@ -1,4 +1,5 @@
-"""What the router needs of the engines.
+"""What the router needs of the engines, as Protocols: any engine's ``Store`` and ``Bus``
+satisfy them.
 
 ``RouterStore``: it reads rooms and asks who is a member (never writes either), writes history,
 marks what it published (done marks), sweeps dead gateways' presence (its turn is a mark) and
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from shared.engine.actions import Actions
 from shared.engine.counters import Counters
 from shared.engine.done_marks import DoneMarks
+from shared.engine.fanout import Fanout
 from shared.engine.history import History
+from shared.engine.logstream import LogStream
 from shared.engine.marks import Marks
 from shared.engine.members import MemberCheck
 from shared.engine.presence import Presence
@@ -39,3 +43,17 @@ class RouterStore(Protocol):
 
     @property
     def counters(self) -> Counters: ...
+
+
+class RouterBus(Protocol):
+    """Shards to consume (and presence actions to publish), frames and control notices,
+    deliveries for the chat logs. Reviews go through the router's ``Reviewer``."""
+
+    @property
+    def actions(self) -> Actions: ...
+
+    @property
+    def fanout(self) -> Fanout: ...
+
+    @property
+    def logs(self) -> LogStream: ...

@@ -16,8 +16,7 @@ import contextlib
 
 import structlog
 
-from router.ports import RouterStore
-from shared.engine.bus import Bus
+from router.ports import RouterBus, RouterStore
 from shared.features import presence
 
 log = structlog.get_logger("router")
@@ -27,7 +26,7 @@ SWEEP_CLAIM = "presence-sweep"
 
 
 class PresenceSweeper:
-    def __init__(self, store: RouterStore, bus: Bus, interval: float = SWEEP_INTERVAL_S) -> None:
+    def __init__(self, store: RouterStore, bus: RouterBus, interval: float = SWEEP_INTERVAL_S) -> None:
         self.store = store
         self.bus = bus
         self.interval = interval
@@ -61,6 +60,6 @@ class PresenceSweeper:
         for room_id, user_id, attributes in departed:
             if await presence.events_enabled(self.store.records, room_id):
                 action = presence.presence_action(room_id, presence.EVENT_USER_LEFT, user_id, attributes)
-                await self.bus.publish_action(action)
+                await self.bus.actions.publish(action)
                 published += 1
         return published

@@ -22,14 +22,15 @@ from router.account import AccountRates
 from router.decide import Outcome, RoomState, decide, reviewed
 from router.dedupe import DEFAULT_WINDOW_MS, ShardDedupe, TrackedAck
 from router.members import MemberCache
-from router.ports import RouterStore
+from router.ports import RouterBus, RouterStore
 from router.presence import PresenceSweeper
 from router.rooms import RoomCache
 from router.shards import owned_shards
 from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.engine.bus import Ack, Bus, ShardConsumer, Subscription
+from shared.engine.actions import Ack, ShardConsumer
+from shared.engine.fanout import Subscription
 from shared.protocol.envelope import (
     NOT_LOGGED,
     ActionEnvelope,
@@ -56,7 +57,7 @@ class Router:
         self,
         settings: Settings,
         store: RouterStore,
-        bus: Bus,
+        bus: RouterBus,
         *,
         router_id: str | None = None,
         all_shards: bool = False,
@@ -91,10 +92,10 @@ class Router:
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self._control = await self.bus.subscribe(self.router_id, None, None, self._on_control)
+        self._control = await self.bus.fanout.subscribe(self.router_id, None, None, self._on_control)
         self._sweeper.start()
         if self._all_shards:
-            await self._rebalance(set(range(self.bus.shards)))
+            await self._rebalance(set(range(self.bus.actions.shards)))
         else:
             await self._heartbeat_and_rebalance()
             self._membership = asyncio.create_task(self._membership_loop(), name="router-membership")
@@ -145,7 +146,7 @@ class Router:
         await self.store.counters.report(ROUTERS_GROUP, self.router_id, 1, ROUTER_TTL_MS)
         live = list(await self.store.counters.reports(ROUTERS_GROUP))
         self._account.share(len(live))
-        await self._rebalance(owned_shards(self.router_id, live, self.bus.shards))
+        await self._rebalance(owned_shards(self.router_id, live, self.bus.actions.shards))
 
     async def _rebalance(self, wanted: set[int]) -> None:
         for shard in sorted(set(self._consumers) - wanted):
@@ -154,7 +155,7 @@ class Router:
             log.info("shard released", router_id=self.router_id, shard=shard)
         for shard in sorted(wanted - set(self._consumers)):
             self._dedupe[shard] = ShardDedupe(shard, self._dedupe_window_ms)
-            self._consumers[shard] = await self.bus.consume_shard(shard, self._on_action)
+            self._consumers[shard] = await self.bus.actions.consume_shard(shard, self._on_action)
             log.info("shard acquired", router_id=self.router_id, shard=shard)
         metrics.ROUTER_OWNED_SHARDS.set(len(self._consumers))
 
@@ -165,7 +166,7 @@ class Router:
         the next router (which would otherwise publish them a second time)."""
         in_flight = []
         for room_id, pending in self._pending.items():
-            if self.bus.shard_of(room_id) != shard:
+            if self.bus.actions.shard_of(room_id) != shard:
                 continue
             metrics.ROUTER_PENDING_ACTIONS.dec(len(pending))
             pending.clear()
@@ -209,7 +210,7 @@ class Router:
         pending = self._pending.get(room_id)
         if pending is None:
             pending = self._pending[room_id] = deque()
-        dedupe = self._dedupe.get(self.bus.shard_of(room_id))
+        dedupe = self._dedupe.get(self.bus.actions.shard_of(room_id))
         if dedupe is not None:
             ack = dedupe.delivered(redelivered, ack, now_ms())
         pending.append((action, ack, redelivered))
@@ -254,7 +255,7 @@ class Router:
             state = self._states[room_id] = RoomState(room)
         state.configure(room)
 
-        shard = self.bus.shard_of(room_id)
+        shard = self.bus.actions.shard_of(room_id)
         dedupe = self._dedupe.get(shard)
         if dedupe is None:  # not consumed through _rebalance (a direct call): same rules
             dedupe = self._dedupe[shard] = ShardDedupe(shard, self._dedupe_window_ms)
@@ -301,19 +302,19 @@ class Router:
             writes += self._record_history(room, decided)
         if items:
             delivery = RoomDelivery(room_id, items).encode()
-            writes.append(self.bus.publish_rooms([(room_id, delivery)]))
+            writes.append(self.bus.fanout.publish_rooms([(room_id, delivery)]))
             if room is not None and room.logging_configuration_identifiers:
                 # Client events (parley extension) are never logged.
                 logged = [item for item in items if item.log_type != NOT_LOGGED]
                 if logged:
                     log_delivery = delivery if len(logged) == len(items) else RoomDelivery(room_id, logged).encode()
-        writes += [self.bus.publish_gateway(gateway_id, notice.encode()) for gateway_id, notice in errors]
+        writes += [self.bus.fanout.publish_gateway(gateway_id, notice.encode()) for gateway_id, notice in errors]
         if not log_delivery:
             writes.append(self._mark_done(dedupe, batch, frame_ids))
         await _in_order(writes)
         if log_delivery:
             # Chat logs: queued durably (publisher confirm) before the done marks and the acks.
-            await self.bus.publish_log(room_id, log_delivery)
+            await self.bus.logs.publish(room_id, log_delivery)
             await self._mark_done(dedupe, batch, frame_ids)
         for _, ack, _ in batch:
             await ack()

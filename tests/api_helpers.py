@@ -68,8 +68,9 @@ class ApiServer:
             self.actions.put(action)
             await ack()
 
-        self._consumers = [await self.bus.consume_shard(shard, collect) for shard in range(self.bus.shards)]
-        self._subscription = await self.bus.subscribe(
+        actions = self.bus.actions
+        self._consumers = [await actions.consume_shard(shard, collect) for shard in range(actions.shards)]
+        self._subscription = await self.bus.fanout.subscribe(
             "api-test", None, None, lambda data: self.notices.append(ControlNotice.decode(data))
         )
 

@@ -107,7 +107,7 @@ def engine_store(request: pytest.FixtureRequest):  # -> Store
 async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
     """``await make(**kwargs)`` builds and starts an ``AmqpRedisBus`` on this test's namespace
     (default 4 shards); every bus is closed and the namespace's queues deleted afterwards."""
-    from shared.engine.amqp.bus import AmqpRedisBus
+    from shared.engine.amqp import AmqpRedisBus
 
     buses: list[AmqpRedisBus] = []
 
@@ -127,5 +127,7 @@ async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
             await buses[0].destroy()
 
 
-# The data-plane `node` fixture (memory and real backends), shared by several test modules.
+# Fixtures shared by several test modules: the engine suites' `make_bus` (memory and amqp
+# engines, tests/test_engine_*.py) and the data-plane `node` (memory and real backends).
+from tests.engine_helpers import make_bus  # noqa: E402, F401
 from tests.nodes import node  # noqa: E402, F401

@@ -44,7 +44,7 @@ async def started_node(
     yield node
     await node.stop(close_backends=False)
     if request.param == "real":
-        await bus.destroy()  # type: ignore[attr-defined]
+        await bus.destroy()
         await store.destroy()  # type: ignore[attr-defined]
     await bus.close()
     await store.close()

@@ -1,7 +1,7 @@
 """The AMQP bus's ack coalescer without a broker: what reaches the channel, and when.
 
 Its seam is the aiormq channel (``basic_ack``), faked here; the real-broker behaviour (acked
-actions never come back, unacked ones do) is in tests/test_bus.py.
+actions never come back, unacked ones do) is in tests/test_engine_actions.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from shared.engine.amqp.bus import _AckCoalescer
+from shared.engine.amqp.acks import AckCoalescer
 
 
 @dataclass(eq=False)  # hashed by identity, like a real channel
@@ -34,7 +34,7 @@ async def _turn() -> None:
 
 async def test_done_prefix_goes_as_one_multiple_ack_and_stragglers_singly() -> None:
     channel = FakeChannel()
-    acks = _AckCoalescer("test")
+    acks = AckCoalescer("test")
     handles = {tag: acks.register(FakeMessage(channel, tag)) for tag in range(1, 7)}  # type: ignore[arg-type]
     for tag in (1, 2, 3, 5):
         await handles[tag]()
@@ -51,7 +51,7 @@ async def test_done_prefix_goes_as_one_multiple_ack_and_stragglers_singly() -> N
 
 async def test_nothing_is_sent_after_close_or_on_a_closed_channel() -> None:
     open_channel, dead_channel = FakeChannel(), FakeChannel(is_closed=True)
-    acks = _AckCoalescer("test")
+    acks = AckCoalescer("test")
     first = acks.register(FakeMessage(open_channel, 1))  # type: ignore[arg-type]
     second = acks.register(FakeMessage(open_channel, 2))  # type: ignore[arg-type]
     on_dead = acks.register(FakeMessage(dead_channel, 1))  # type: ignore[arg-type]

@@ -102,7 +102,7 @@ async def test_direct_messages_are_logged_as_delivered_and_client_events_are_not
         logged.extend(json.loads(record.line) for record in records)
         await ack()
 
-    consumer = await node.bus.consume_logs(collect)
+    consumer = await node.bus.logs.consume(collect)
     try:
         alice = await ChatClient.open(ws_url(node), mint_token(node, room, "alice", ("SEND_MESSAGE", "SEND_EVENT")))
         bob = await ChatClient.open(ws_url(node), mint_token(node, room, "bob"))

@@ -20,6 +20,7 @@ from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from shared.config import Settings
 from shared.engine.memory import MemoryBus, MemoryStore
+from shared.engine.memory.actions import MemoryActions
 from shared.engine.memory.presence import MemoryPresence
 from shared.protocol.envelope import ActionEnvelope
 from tests.nodes import make_room, mint_token, ws_url
@@ -38,11 +39,17 @@ def _broken_presence_store() -> MemoryStore:
     return store
 
 
-class _BrokenPublishBus(MemoryBus):
-    """A Bus that cannot take client actions (as when RabbitMQ is unreachable)."""
+class _BrokenPublishActions(MemoryActions):
+    """Actions that cannot be taken (as when RabbitMQ is unreachable)."""
 
-    async def publish_action(self, action: ActionEnvelope) -> None:
+    async def publish(self, action: ActionEnvelope) -> None:
         raise ConnectionError("bus unreachable")
+
+
+def _broken_publish_bus(shards: int) -> MemoryBus:
+    bus = MemoryBus(shards)
+    bus.actions = _BrokenPublishActions(shards)
+    return bus
 
 
 async def _started(settings: Settings, store: MemoryStore, bus: MemoryBus) -> Node:
@@ -75,7 +82,7 @@ async def test_an_unexpected_failure_is_error_500_and_logged_once_not_per_frame(
 
 
 async def test_a_failing_publish_is_error_500_with_the_request_id_and_the_connection_stays(settings: Settings) -> None:
-    node = await _started(settings, MemoryStore(), _BrokenPublishBus(settings.shards))
+    node = await _started(settings, MemoryStore(), _broken_publish_bus(settings.shards))
     gateway_server.UNEXPECTED_ERRORS.forget()
     try:
         room = await make_room(node)

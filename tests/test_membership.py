@@ -55,7 +55,7 @@ async def test_router_refuses_a_removed_members_actions_in_order(node: Node) -> 
     rid = await alice.send_message("before")
     await alice.expect(Type="MESSAGE", RequestId=rid)  # the router cached alice as a member
     await node.store.members.remove(room.id, ["alice"])
-    await node.bus.publish_action(membership.membership_action(room.id, membership.EVENT_MEMBER_REMOVED, "alice"))
+    await node.bus.actions.publish(membership.membership_action(room.id, membership.EVENT_MEMBER_REMOVED, "alice"))
     rid = await alice.send_message("after")
     error = await alice.expect(Type="ERROR", RequestId=rid)
     assert error["ErrorCode"] == 403 and "member" in error["ErrorMessage"]
@@ -68,7 +68,7 @@ async def test_router_refuses_a_removed_members_actions_in_order(node: Node) -> 
 
     # a control notice alone (another api replica's change) also reaches the router's cache
     await node.store.members.remove(room.id, ["bob"])
-    await node.bus.publish_control(ControlNotice(ControlTopic.MEMBERS_CHANGED, room.id).encode())
+    await node.bus.fanout.publish_control(ControlNotice(ControlTopic.MEMBERS_CHANGED, room.id).encode())
     await asyncio.sleep(0.3)
     rid = await bob.send_message("refused")
     assert (await bob.expect(Type="ERROR", RequestId=rid))["ErrorCode"] == 403

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 
 from router.worker import Router
 from shared.clock import now_ms
 from shared.config import Settings
+from shared.engine.bus import Bus
 from shared.engine.records import RecordKind
+from shared.engine.store import Store
 from shared.protocol.envelope import ActionEnvelope, Kind, RoomDelivery
 from shared.protocol.models import Room
 
@@ -27,8 +30,9 @@ class DiesBeforeAcking(Router):
     broker connection is gone and the acks fail. What a router killed between its done marks and
     its acks leaves behind, for every action at once."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, settings: Settings, store: Store, bus: Bus, **kwargs: Any) -> None:
+        super().__init__(settings, store, bus, **kwargs)
+        self.whole_bus = bus  # the router itself sees only the paths it uses
         self.dead = asyncio.Event()
 
     async def _on_action(self, action: ActionEnvelope, ack, redelivered: bool) -> None:
@@ -39,7 +43,7 @@ class DiesBeforeAcking(Router):
         await super()._on_action(action, never_arrives, redelivered)
 
     async def die(self) -> None:
-        await self.bus.close()  # the broker sees the connection drop and requeues every unacked action
+        await self.whole_bus.close()  # the broker sees the connection drop and requeues every unacked action
         self.dead.set()
         with contextlib.suppress(Exception):
             await self.stop()
@@ -79,16 +83,16 @@ async def test_a_redelivery_after_a_long_outage_is_still_skipped_and_marks_stay_
     )
     await store.records.create(RecordKind.ROOM, room.id, room.to_record(), now_ms(), 100)
     delivered: asyncio.Queue[bytes] = asyncio.Queue()
-    subscription = await bus.subscribe("gw-test", lambda room_id, data: delivered.put_nowait(data), None)
+    subscription = await bus.fanout.subscribe("gw-test", lambda room_id, data: delivered.put_nowait(data), None)
     await subscription.add_room(room.id)
-    shard = bus.shard_of(room.id)
+    shard = bus.actions.shard_of(room.id)
     routers: list[Router] = []
     try:
         first = DiesBeforeAcking(settings, dying_store, dying_bus, all_shards=True, dedupe_window_ms=WINDOW_MS)
         routers.append(first)
         await first.start()
         # One turn: one broker message, one room batch (its acks stall, so a later batch would wait).
-        await asyncio.gather(*(bus.publish_action(_send(room.id, n)) for n in range(20)))
+        await asyncio.gather(*(bus.actions.publish(_send(room.id, n)) for n in range(20)))
         published = await _collect(delivered, 3.0)
         assert len(published) == 20
         await asyncio.sleep(WINDOW_MS * 5 / 1000)  # it keeps consuming: its unacked marks must not rotate away
@@ -103,7 +107,7 @@ async def test_a_redelivery_after_a_long_outage_is_still_skipped_and_marks_stay_
         # New traffic goes on and is published once; rotations run and drop old generations.
         generation_before = await store.done_marks.generation(shard)
         for n in range(20, 140):
-            await bus.publish_action(_send(room.id, n))
+            await bus.actions.publish(_send(room.id, n))
             await asyncio.sleep(0.02)
         later = await _collect(delivered, 2.0)
         assert len(later) == 120 and len(set(later)) == 120
@@ -120,7 +124,7 @@ async def test_a_redelivery_after_a_long_outage_is_still_skipped_and_marks_stay_
         for router in routers:
             await router.stop()
         await subscription.close()
-        await bus.destroy()  # type: ignore[attr-defined]
+        await bus.destroy()
         await store.destroy()  # type: ignore[attr-defined]
         for engine in (bus, store, dying_store):
             await engine.close()

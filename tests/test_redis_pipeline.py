@@ -61,17 +61,17 @@ async def test_a_router_batch_is_one_round_trip_history_then_publish_then_done_m
     room = Room(id="pipelineRoom", arn="arn:aws:ivschat:us-east-1:123456789012:room/pipelineRoom")
     await store.records.create(RecordKind.ROOM, room.id, room.to_record(), now_ms(), 100)
     delivered: asyncio.Queue[bytes] = asyncio.Queue()
-    subscription = await bus.subscribe("gw-test", lambda room_id, data: delivered.put_nowait(data), None)
+    subscription = await bus.fanout.subscribe("gw-test", lambda room_id, data: delivered.put_nowait(data), None)
     await subscription.add_room(room.id)
     await router.start()
     try:
         runs = _record_runs(store.pipeline)  # type: ignore[attr-defined]
         action = ActionEnvelope(Kind.SEND_MESSAGE, "frame-p1", room.id, received_ms=now_ms(), content="hello")
-        await bus.publish_action(action)
+        await bus.actions.publish(action)
         item = RoomDelivery.decode(await asyncio.wait_for(delivered.get(), 10)).items[0]
         assert item.frame_id == "frame-p1"
         for _ in range(100):  # the done mark lands in the same round trip, just after
-            shard = bus.shard_of(room.id)
+            shard = bus.actions.shard_of(room.id)
             if await store.done_marks.check(shard, await store.done_marks.generation(shard), ["frame-p1"]) == [True]:
                 break
             await asyncio.sleep(0.02)
@@ -83,7 +83,7 @@ async def test_a_router_batch_is_one_round_trip_history_then_publish_then_done_m
     finally:
         await router.stop()
         await subscription.close()
-        await bus.destroy()  # type: ignore[attr-defined]
+        await bus.destroy()
         await store.destroy()  # type: ignore[attr-defined]
         await bus.close()
         await store.close()

@@ -147,15 +147,15 @@ async def test_remote_reviewer_sends_a_room_batch_as_one_request(monkeypatch: py
     bus = MemoryBus()
     service = ReviewService(ReviewConfig())
     _recording(service)
-    await bus.serve_reviews(service.handle, 8)
+    await bus.reviews.serve(service.handle, 8)
     sent: list[bytes] = []
-    request_review = bus.request_review
+    request_review = bus.reviews.request
 
     async def counting(data: bytes, timeout: float) -> bytes | None:
         sent.append(data)
         return await request_review(data, timeout)
 
-    monkeypatch.setattr(bus, "request_review", counting)
+    monkeypatch.setattr(bus.reviews, "request", counting)
     reviewer = RemoteReviewer(bus, 0.3)
     actions = [_action(n) for n in range(5)]
     started = time.time()
@@ -182,7 +182,7 @@ async def test_missing_verdicts_fall_back_and_count_as_invocation_errors() -> No
     verdicts = await reviewer.review_many(_room(uri), [_action(n) for n in range(3)])
     assert all(not v.allow and v.reason == "review handler unavailable" for v in verdicts)
     assert _invocation_errors(uri) == before + 3
-    await bus.serve_reviews(half, 4)
+    await bus.reviews.serve(half, 4)
     verdicts = await reviewer.review_many(_room(uri), [_action(n) for n in range(3)])
     assert [v.allow for v in verdicts] == [True, False, True]
     assert verdicts[1] == Verdict(False, "m1", None, "review handler unavailable")

@@ -46,9 +46,9 @@ async def test_releasing_a_shard_waits_for_its_batch_in_flight_and_drops_what_di
     router = Router(settings, store, bus, all_shards=True)
     await router.start()
     try:
-        await bus.publish_action(_send(room.id, 1))
+        await bus.actions.publish(_send(room.id, 1))
         await asyncio.wait_for(marks.waiting.wait(), 5)  # published, done marks not yet written
-        await bus.publish_action(_send(room.id, 2))  # queued behind it, not started
+        await bus.actions.publish(_send(room.id, 2))  # queued behind it, not started
         for _ in range(100):
             if router._pending.get(room.id):
                 break
@@ -61,7 +61,7 @@ async def test_releasing_a_shard_waits_for_its_batch_in_flight_and_drops_what_di
         marks.release.set()
         await asyncio.wait_for(release, 5)
 
-        shard = bus.shard_of(room.id)
+        shard = bus.actions.shard_of(room.id)
         assert await marks.check(shard, await marks.generation(shard), ["frame-1", "frame-2"]) == [True, False]
         assert room.id not in router._pending  # frame-2 is the next router's (it was never acked)
     finally:

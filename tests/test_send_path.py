@@ -190,7 +190,7 @@ def test_slow_readers_of_a_multi_item_batch_are_each_aborted_and_counted_once(lo
         server_side = [_stall(node, client) for client in stalled]
         items = [_big_item(16_000) for _ in range(10)]
         before = _aborts()
-        await node.bus.publish_rooms([(room.id, RoomDelivery(room.id, items).encode())])
+        await node.bus.fanout.publish_rooms([(room.id, RoomDelivery(room.id, items).encode())])
         got = [await reader.expect(Type="MESSAGE") for _ in items]
         assert [frame["Id"] for frame in got] == [item.frame_id for item in items]
         assert await _until(lambda: all(ws.transport.is_closing() for ws in server_side))
@@ -204,7 +204,7 @@ async def _over_buffer(node: Node, room_id: str, client: ChatClient) -> ServerCo
     """Stall ``client`` and leave its gateway transport over the buffer, not yet aborted: a single
     write goes through whatever is buffered, so one big frame gets it there."""
     server_ws = _stall(node, client)
-    await node.bus.publish_rooms([(room_id, RoomDelivery(room_id, [_big_item(256_000)]).encode())])
+    await node.bus.fanout.publish_rooms([(room_id, RoomDelivery(room_id, [_big_item(256_000)]).encode())])
     await asyncio.sleep(0.05)
     assert server_ws.transport.get_write_buffer_size() > MAX_BUFFER and not server_ws.transport.is_closing()
     return server_ws

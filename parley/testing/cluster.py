@@ -262,7 +262,7 @@ def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None 
 
 def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None:
     """Delete a test namespace's queues, exchanges and keys."""
-    from shared.engine.amqp.bus import AmqpRedisBus
+    from shared.engine.amqp import AmqpRedisBus
     from shared.engine.redis.store import RedisStore
 
     async def destroy() -> None:

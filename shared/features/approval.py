@@ -1,7 +1,7 @@
 """Connection approval (parley extension): the room-channel items that announce a pending
 connection to the room's moderators and admit it.
 
-They travel on the room's channel (``Bus.publish_rooms``) straight from the gateway or the
+They travel on the room's channel (``Fanout.publish_rooms``) straight from the gateway or the
 control plane, not through a router: every gateway holding a connection in the room is
 subscribed to that channel, so the gateway holding the pending connection hears the approval
 wherever the moderator is. Neither item is stored in history or logged.

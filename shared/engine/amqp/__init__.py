@@ -1,4 +1,4 @@
-"""The RabbitMQ engines: action shards, the review RPC and the log stream."""
+"""The RabbitMQ engines: action shards, the review RPC and the log stream, over one connection."""
 
 from shared.engine.amqp.bus import AmqpRedisBus
 

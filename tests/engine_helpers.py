@@ -1,0 +1,90 @@
+"""What the engine conformance suites (``tests/test_engine_*.py``) share: the ``make_bus``
+fixture over both engines, and small collectors to wait on deliveries.
+
+To prove a message was *not* delivered, tests publish a sentinel on the same path afterwards and
+wait for it: every path keeps one publisher's order, so anything sent before it would have arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from shared.engine.bus import Bus
+from shared.engine.memory import MemoryBus
+
+if TYPE_CHECKING:
+    from shared.engine.amqp import AmqpRedisBus
+
+MakeBus = Callable[[], Awaitable[Bus]]
+AmqpBusFactory = Callable[..., Awaitable["AmqpRedisBus"]]  # the ``amqp_bus_factory`` fixture
+TIMEOUT = 5.0
+ENGINES = ["memory", pytest.param("amqp", marks=pytest.mark.integration)]
+
+
+@pytest.fixture(params=ENGINES)
+def make_bus(request: pytest.FixtureRequest) -> MakeBus:
+    """``await make_bus()``: a bus of this test's deployment. Memory: every call is the same
+    in-process bus (one process is the whole deployment); amqp: a new connection each call."""
+    if request.param == "memory":
+        bus = MemoryBus(shards=4)
+
+        async def same() -> Bus:
+            return bus
+
+        return same
+    factory: MakeBus = request.getfixturevalue("amqp_bus_factory")
+    return factory
+
+
+class Inbox:
+    """Collects deliveries; ``wait(n)`` returns once ``n`` have arrived (or fails)."""
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+        self._changed = asyncio.Event()
+
+    def add(self, item: object) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    def room(self, room_id: str, data: bytes) -> None:
+        self.add((room_id, data))
+
+    async def wait(self, count: int, timeout: float = TIMEOUT) -> list[object]:
+        async def until() -> None:
+            while len(self.items) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(until(), timeout)
+        return self.items
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
+
+
+def histogram_count(histogram: object) -> float:
+    """How many observations a prometheus_client Histogram has (its ``_count`` sample)."""
+    for family in histogram.collect():  # type: ignore[attr-defined]
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                return float(sample.value)
+    raise AssertionError("no _count sample")
+
+
+async def queue_depth(amqp_url: str, queue: str) -> int:
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count or 0
+    finally:
+        await connection.close()
