@@ -7,11 +7,9 @@ At most once, pub/sub, three kinds of channel:
 - **gateway** channels (router → one gateway): a gateway always listens on its own;
 - **control** (any → all): small notices such as "room X changed".
 
-Room and gateway publishes are *ordered at call time with the store's writes*: they take effect
-in the order they were called, interleaved with the same process's ``Store.history_append``,
-``history_remove`` and ``claim_many``, when their awaitables are awaited in that order too. So a
-caller may start several writes and publishes and await them afterwards, which lets a pipelined
-engine send them together in one round trip.
+Room and gateway publishes are *ordered at call time* with the same process's store writes, as
+``shared.engine.store`` states: a router's history append, publish and done marks take effect in
+that order even when they leave together.
 
 Owns the interface only; engines implement it (``shared.engine.memory.fanout``,
 ``shared.engine.redis.fanout``).

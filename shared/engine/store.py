@@ -14,8 +14,8 @@ Implementations: ``shared.engine.memory.MemoryStore`` (embedded mode, tests) and
 
 **Ordered at call time.** The writes documented so (``History.append``/``remove``,
 ``Marks.claim_many``, ``DoneMarks.mark``, ``Counters.report``/``reserve``/``unreserve``) take
-effect in the order they are called, with each other and with the Bus's
-``publish_rooms``/``publish_gateway`` of the same process, when their awaitables are awaited in
+effect in the order they are called, with each other and with ``Fanout.publish_rooms`` and
+``Fanout.publish_gateway`` of the same process, when their awaitables are awaited in
 that order too: a caller may start several and await them afterwards, which lets a pipelined
 implementation send them together (``shared.engine.redis.pipeline``). A router relies on it to
 write a batch's history before its publish and its done marks after, in one round trip.
