@@ -1,4 +1,4 @@
-"""``parley dev | api | gateway | router | reviewer`` — see the README's contract table for flags and env."""
+"""``parley dev | api | gateway | front | router | reviewer`` — see the README's contract table for flags and env."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 
 import structlog
 
+from gateway import fronts
 from parley.embedded import Node
 from parley.runtime import real_backends, run, serve_until_signal
 from shared.address_policy import LOOPBACK_NETWORKS
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser("gateway", help="a WebSocket gateway")
     gateway.add_argument("--port", type=int, default=None)
     gateway.add_argument("--id", default=None, help="gateway id (default: random)")
+    front = sub.add_parser("front", help="a seed protocol front (a gateway speaking another chat system's protocol)")
+    front.add_argument("name", choices=fronts.names())
+    front.add_argument("--port", type=int, default=None)
     sub.add_parser("router", help="a router (consumes its share of the action shards)")
     sub.add_parser("logger", help="a logger sink (writes chat logs to the rooms' logging configurations)")
     from logger_sink import readback
@@ -81,7 +85,11 @@ def main(argv: list[str] | None = None) -> None:
             review_allowed_networks=settings.review_allowed_networks or LOOPBACK_NETWORKS,
         )
         _metrics(settings)  # with PARLEY_METRICS_PUBLIC=false this listener is the only /metrics
-        node = Node(settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True, logger=True)
+        # every front whose port is not 0
+        dev_fronts = [name for name in fronts.names() if fronts.setting_port(settings, name)]
+        node = Node(
+            settings, MemoryStore(), MemoryBus(settings.shards), router_all_shards=True, logger=True, fronts=dev_fronts
+        )
 
         async def start() -> None:
             await node.start(api_port=args.api_port, gateway_port=args.gateway_port)
@@ -94,18 +102,24 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            for name, started in node.fronts.items():
+                print(f"  front {name}: port {started.port}", file=sys.stderr, flush=True)
             if settings.demo:
                 print(f"  web chat demo: http://{settings.api_host}:{node.api.port}/", file=sys.stderr, flush=True)
 
         run(serve_until_signal(start, node.stop))
         return
 
-    needs = {"api": ("token_secret", "access_key_id", "secret_access_key"), "gateway": ("token_secret",)}
+    needs = {
+        "api": ("token_secret", "access_key_id", "secret_access_key"),
+        "gateway": ("token_secret",),
+        "front": ("token_secret",),
+    }
     for required in needs.get(args.command, ()):
         if not getattr(settings, required):
             sys.exit(f"parley {args.command}: PARLEY_{required.upper()} must be set")
     # refuse to serve on a guessable secret: exit before any listener or backend connection
-    problems = settings.secret_problems(token=args.command in ("api", "gateway"), sigv4=args.command == "api")
+    problems = settings.secret_problems(token=args.command in ("api", "gateway", "front"), sigv4=args.command == "api")
     if problems:
         sys.exit("\n".join(f"parley {args.command}: {problem}" for problem in problems))
     if args.command == "api" and args.demo:
@@ -123,12 +137,14 @@ def main(argv: list[str] | None = None) -> None:
         router=args.command == "router",
         logger=args.command == "logger",
         reviewer=args.command == "reviewer",
+        fronts=[args.name] if args.command == "front" else (),
     )
     port = getattr(args, "port", None)
+    front_ports = {args.name: port} if args.command == "front" and port is not None else None
 
     async def start_one() -> None:
-        await node.start(api_port=port, gateway_port=port)
-        log.info("started", component=args.command)
+        await node.start(api_port=port, gateway_port=port, front_ports=front_ports)
+        log.info("started", component=args.command, front=getattr(args, "name", None))
 
     run(serve_until_signal(start_one, node.stop))
 

@@ -6,8 +6,12 @@ is one node of a distributed deployment (tests run several against the same Redi
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from aiohttp import web
 
+from gateway import fronts as front_registry
+from gateway.fronts import Front
 from gateway.server import Gateway
 from logger_sink.sink import LoggerSink
 from reviewer.config import ReviewConfig
@@ -47,8 +51,9 @@ class ApiServer:
 
 
 class Node:
-    """Any subset of api + gateway + router + reviewer sharing one Store and Bus. The router
-    always reviews through the Bus (``RemoteReviewer``); ``reviewer`` serves those reviews here."""
+    """Any subset of api + gateway + seed protocol fronts + router + reviewer sharing one Store
+    and Bus. The router always reviews through the Bus (``RemoteReviewer``); ``reviewer`` serves
+    those reviews here."""
 
     def __init__(
         self,
@@ -63,12 +68,14 @@ class Node:
         logger: bool = False,
         reviewer: bool = True,
         review_config: ReviewConfig | None = None,
+        fronts: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
         self.api = ApiServer(settings, store, bus) if api else None
         self.gateway = Gateway(settings, store, bus) if gateway else None
+        self.fronts: dict[str, Front] = {name: front_registry.factory(name)(settings, store, bus) for name in fronts}
         self.logger = LoggerSink(settings, store, bus) if logger else None
         # The reviewer and the api judge handler addresses by the same setting.
         review_config = review_config or ReviewConfig.from_env(allowed_networks=settings.review_allowed_networks)
@@ -95,7 +102,14 @@ class Node:
         # A gateway in this process (parley dev) gets its port only when it starts; ask at request time.
         mount_demo(api.app, gateway_port=(lambda: gateway.port) if gateway is not None else None)
 
-    async def start(self, *, api_port: int | None = None, gateway_port: int | None = None) -> None:
+    async def start(
+        self,
+        *,
+        api_port: int | None = None,
+        gateway_port: int | None = None,
+        front_ports: Mapping[str, int] | None = None,
+    ) -> None:
+        """Start what this node holds; a port of None is the component's setting, 0 any free port."""
         await self.store.start()
         await self.bus.start()
         if self.logger is not None:
@@ -106,6 +120,8 @@ class Node:
             await self.router.start()
         if self.gateway is not None:
             await self.gateway.start(port=gateway_port)
+        for name, front in self.fronts.items():
+            await front.start(port=(front_ports or {}).get(name))
         if self.api is not None:
             await self.api.start(port=api_port)
 
@@ -114,6 +130,8 @@ class Node:
             await self.api.stop()
         if self.gateway is not None:
             await self.gateway.stop()
+        for front in self.fronts.values():
+            await front.stop()
         if self.router is not None:
             await self.router.stop()
         if self.logger is not None:  # after the router, which publishes logs until it stops

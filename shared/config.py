@@ -112,6 +112,12 @@ class Settings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     gateway_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    # Seed protocol fronts (gateway/fronts): one port each; 0 keeps that front off in `parley dev`.
+    front_host: str = "127.0.0.1"
+    line_port: int = 8090  # seed 000, line-oriented TCP
+    relay_port: int = 8091  # seed 001, connection-id WebSocket relay
+    groupschat_port: int = 8093  # seed 003, groups-chat HTTP + WebSocket
+    plic_port: int = 8094  # seed 004, PLIC-Chat HTTP + WebSocket
     metrics_port: int = 0  # 0: no separate metrics listener (the api serves /metrics itself)
     metrics_host: str = "127.0.0.1"  # the PARLEY_METRICS_PORT listener's address (0.0.0.0 in containers)
     # false: /metrics only on PARLEY_METRICS_PORT, an unknown path on the api and gateway ports; true: on those too

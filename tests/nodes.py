@@ -24,10 +24,15 @@ BACKENDS = ["memory", pytest.param("real", marks=pytest.mark.integration)]
 
 @contextlib.asynccontextmanager
 async def started_node(
-    request: pytest.FixtureRequest, settings: Settings, *, api: bool = False, logger: bool = False
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    *,
+    api: bool = False,
+    logger: bool = False,
+    fronts: tuple[str, ...] = (),
 ) -> AsyncIterator[Node]:
     """A started Node on the backend ``request.param`` names (see ``BACKENDS``); stopped after,
-    and on the real backends its queues and keys deleted."""
+    and on the real backends its queues and keys deleted. ``fronts`` start on free ports."""
     store: Store
     bus: Bus
     if request.param == "memory":
@@ -39,8 +44,8 @@ async def started_node(
             redis_url=request.getfixturevalue("redis_url"), amqp_url=request.getfixturevalue("amqp_url")
         )
         store, bus = real_backends(settings)
-    node = Node(settings, store, bus, api=api, router_all_shards=True, logger=logger)
-    await node.start(api_port=0 if api else None, gateway_port=0)
+    node = Node(settings, store, bus, api=api, router_all_shards=True, logger=logger, fronts=fronts)
+    await node.start(api_port=0 if api else None, gateway_port=0, front_ports=dict.fromkeys(fronts, 0))
     yield node
     await node.stop(close_backends=False)
     if request.param == "real":

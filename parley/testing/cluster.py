@@ -63,6 +63,19 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
+def wait_tcp(port: int, timeout: float = 20.0) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @dataclass
 class Cluster:
     settings: Settings
@@ -111,6 +124,13 @@ class Cluster:
     def start_gateway(self, name: str) -> int:
         port = self.ports[name] = free_port()
         self.start(name, "gateway", "--port", str(port), "--id", name, health_port=port)
+        return port
+
+    def start_front(self, name: str, front: str, env: dict[str, str] | None = None) -> int:
+        """``parley front <front>`` on a free port, once it accepts connections."""
+        port = self.ports[name] = free_port()
+        self.start(name, "front", front, "--port", str(port), env=env)
+        wait_tcp(port)
         return port
 
     def start_router(self, name: str) -> None:
