@@ -39,7 +39,9 @@ class Front(Protocol):
 FrontFactory = Callable[[Settings, GatewayStore, GatewayBus], Front]
 
 # name → "module:factory", imported only when that front is asked for
-_REGISTRY: dict[str, str] = {}
+_REGISTRY: dict[str, str] = {
+    "line": "gateway.fronts.line.server:LineFront",
+}
 
 
 def names() -> list[str]:
