@@ -13,11 +13,16 @@ import pytest
 from prometheus_client import REGISTRY
 
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
+from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.records import RecordKind
+from shared.features import accounts, bans
 from shared.features.accounts import create_account
-from shared.protocol.envelope import ControlNotice, ControlTopic
-from tests.nodes import BACKENDS, started_node
+from shared.protocol.envelope import ActionEnvelope, ControlNotice, ControlTopic, Kind
+from shared.protocol.ids import new_id
+from shared.protocol.models import Room
+from tests.nodes import BACKENDS, mint_token, started_node, ws_url
 
 TOKEN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 MESSI = {"nama": "Lionel Messi", "negara": "Argentina"}
@@ -222,3 +227,60 @@ async def test_a_message_through_the_front_is_reviewed_and_counted(reviewed_node
     }
     for client in (messi, henderson):
         await client.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def tight_node(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Node]:
+    """At most 2 connections for the account, and a 0.5 s idle timeout."""
+    async with started_node(request, settings.with_(max_connections=2, idle_timeout=0.5), fronts=("line",)) as node:
+        yield node
+
+
+async def test_connections_count_in_the_quota_and_idle_ones_are_closed(tight_node: Node) -> None:
+    first, second = await LineClient.open(tight_node), await LineClient.open(tight_node)
+    third = await LineClient.open(tight_node)
+    assert await third.read() == "Error, too many connections; try again later"
+    assert await third.reader.read() == b""  # closed
+    await first.close()
+    await asyncio.sleep(0.1)
+    fourth = await LineClient.open(tight_node)  # the slot came back
+    assert await fourth.ask("inbox") == "Error, not authorized"
+    assert await second.read() == "Error, idle timeout; connection closed"  # said nothing for 0.5 s
+    assert await second.reader.read() == b""
+    await fourth.close()
+
+
+async def test_disconnect_and_ban_on_the_line_room_apply_to_line_users(node: Node) -> None:
+    messi, _ = await _login(node, "messi")
+    messi_id = (await accounts.get_account(node.store.records, "messi")).user_id  # type: ignore[union-attr]
+    room = await node.fronts["line"].room.record()  # type: ignore[attr-defined]
+    await bans.ban(node.store.marks, room["id"], messi_id, 60_000)  # what BanUser does, then DisconnectUser
+    await node.bus.actions.publish(
+        ActionEnvelope(Kind.DISCONNECT_USER, new_id(), room["id"], now_ms(), disconnect_user_id=messi_id)
+    )
+    assert await messi.read() == "Error, disconnected by a moderator"
+    assert await messi.reader.read() == b""
+    again = await LineClient.open(node)
+    assert await again.ask("auth messi surabaya") == "Error, you are banned from this chat"
+    await again.close()
+
+
+async def test_an_ivs_client_and_line_users_meet_in_the_line_room(node: Node) -> None:
+    """The line room is a parley room: an IVS client whose userId is an account's gets that
+    account's direct messages live, and its direct messages land in a line user's inbox."""
+    henderson, _ = await _login(node, "henderson")
+    messi_id = (await accounts.get_account(node.store.records, "messi")).user_id  # type: ignore[union-attr]
+    henderson_id = (await accounts.get_account(node.store.records, "henderson")).user_id  # type: ignore[union-attr]
+    room = Room.from_record(await node.fronts["line"].room.record())  # type: ignore[attr-defined]
+    ivs = await ChatClient.open(ws_url(node), mint_token(node, room, messi_id))
+    assert await henderson.ask("send messi dari line") == "message sent to messi"
+    live = await ivs.expect(Type="MESSAGE")
+    assert (live["Content"], live["Recipient"], live["Sender"]["UserId"]) == ("dari line", messi_id, henderson_id)
+    assert live["Sender"]["Attributes"]["nama"] == "Jordan Henderson"
+    rid = await ivs.send_message("dari ivs", Recipient=henderson_id)
+    await ivs.expect(Type="MESSAGE", RequestId=rid)
+    assert json.loads(await henderson.ask("inbox")) == {
+        messi_id: [{"msg_from": messi_id, "msg_to": "Jordan Henderson", "msg": " dari ivs \r\n"}]
+    }  # an IVS sender has no account attributes: its userId stands for the username
+    await ivs.close()
+    await henderson.close()

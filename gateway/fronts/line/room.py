@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -46,8 +47,16 @@ def line_room_id(settings: Settings) -> str:
 
 
 class LineRoom:
-    def __init__(self, settings: Settings, store: GatewayStore, bus: GatewayBus, front_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: GatewayStore,
+        bus: GatewayBus,
+        front_id: str,
+        on_disconnect: Callable[[str], None] = lambda user_id: None,
+    ) -> None:
         self.settings = settings
+        self.on_disconnect = on_disconnect  # a user the router disconnects (DisconnectUser, BanUser)
         self.store = store
         self.bus = bus
         self.front_id = front_id
@@ -118,12 +127,13 @@ class LineRoom:
             self._waiting.pop(action.frame_id, None)
 
     def _on_room(self, room_id: str, data: bytes) -> None:
-        if not self._waiting:  # nothing sent from here awaits an answer: skip decoding
-            return
+        """Once per delivery per process: answer waiting sends, apply disconnects."""
         for item in RoomDelivery.decode(data).items:
             waiter = self._waiting.get(item.frame_id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+            if item.close_user_id:
+                self.on_disconnect(item.close_user_id)
 
     def _on_notice(self, data: bytes) -> None:
         try:

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from gateway.admission import ConnectionQuota
 from gateway.fronts.line import codec
 from gateway.fronts.line.room import LineRoom
 from gateway.ports import GatewayBus, GatewayStore
+from gateway.server import CONNECTIONS_GROUP, REPORT_TTL_MS
 from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
-from shared.features import accounts, inbox
+from shared.features import accounts, bans, inbox
 from shared.features.accounts import Account, LoginResult
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol.envelope import ActionEnvelope, Kind
@@ -57,11 +59,13 @@ class LineFront:
         self.bus = bus
         self.front_id = f"line-{settings.gateway_id}-{secrets.token_hex(4)}"
         self.holder = self.front_id  # presence holder: one per process incarnation
-        self.room = LineRoom(settings, store, bus, self.front_id)
+        self.room = LineRoom(settings, store, bus, self.front_id, on_disconnect=self._disconnect_user)
         self._server: asyncio.Server | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._connections: set[_Connection] = set()
         self._ttl_ms = max(int(settings.presence_ttl_seconds * 1000), 2000)
+        # the account's PARLEY_MAX_CONNECTIONS, shared with the gateways (gateway.admission)
+        self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.front_id, REPORT_TTL_MS)
 
     @property
     def port(self) -> int:
@@ -71,7 +75,7 @@ class LineFront:
 
     async def start(self, port: int | None = None) -> None:
         await self.room.start()
-        await self.store.presence.refresh(self.holder, self._ttl_ms)
+        await self._report()
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="line-heartbeat")
         self._server = await asyncio.start_server(
             self._handle, self.settings.front_host, self.settings.line_port if port is None else port, backlog=4096
@@ -92,18 +96,25 @@ class LineFront:
                 await self._heartbeat
         with contextlib.suppress(Exception):
             await self.store.presence.refresh(self.holder, 1)  # every session here leaves presence
+        with contextlib.suppress(Exception):
+            await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, 0, 1)
         await self.room.stop()
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                if not await self.store.presence.refresh(self.holder, self._ttl_ms):
-                    for conn in list(self._connections):  # swept as dead meanwhile: record them again
-                        if conn.account is not None:
-                            await self._add_presence(conn, conn.account)
+                await self._report()
             except Exception:
                 log.warning("line presence heartbeat failed", exc_info=True)
+
+    async def _report(self) -> None:
+        """Keep this process's presence entries and connection-quota slots alive."""
+        await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, self.quota.held, REPORT_TTL_MS)
+        if not await self.store.presence.refresh(self.holder, self._ttl_ms):
+            for conn in list(self._connections):  # swept as dead meanwhile: record them again
+                if conn.account is not None:
+                    await self._add_presence(conn, conn.account)
 
     # --- one connection ----------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -111,20 +122,36 @@ class LineFront:
         conn = _Connection(
             new_id(), peer[0] if peer else "", writer, SlidingWindow(self.settings.connection_rate_per_second)
         )
-        self._connections.add(conn)
+        reservation = self.quota.reserve(self.settings.max_connections)
         try:
-            while not writer.is_closing():
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    break
-                for line in conn.splitter.feed(data):
-                    self._write(conn, await self._answer(conn, line))
+            if not await reservation.granted():
+                metrics.CONNECT_REJECTIONS.labels("quota").inc()
+                self._write(conn, codec.error("too many connections; try again later"))
+                return
+            self._connections.add(conn)
+            await self._serve(conn, reader)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except Exception:
+            log.exception("line connection failed")
         finally:
+            reservation.release()
             self._connections.discard(conn)
             await self._end_session(conn)
             writer.close()
+
+    async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
+        idle = self.settings.idle_timeout or None  # PARLEY_IDLE_TIMEOUT, as on the gateway (0: off)
+        while not conn.writer.is_closing():
+            try:
+                data = await asyncio.wait_for(reader.read(READ_CHUNK), idle)
+            except TimeoutError:
+                self._write(conn, codec.error("idle timeout; connection closed"))
+                return
+            if not data:
+                return
+            for line in conn.splitter.feed(data):
+                self._write(conn, await self._answer(conn, line))
 
     def _write(self, conn: _Connection, reply: bytes | None) -> None:
         """The gateway's send policy: never wait for a client; one that stopped reading is dropped."""
@@ -184,6 +211,9 @@ class LineFront:
             return codec.reply(codec.WRONG_PASSWORD)
         if result is LoginResult.THROTTLED or account is None:
             return codec.error("too many login attempts; try again in a minute")
+        room = await self.room.record()
+        if await bans.is_banned(self.store.marks, room["id"], account.user_id):  # BanUser on the line room
+            return codec.error("you are banned from this chat")
         await self._end_session(conn)  # a second auth replaces the connection's session
         conn.account, conn.token = account, str(uuid.uuid4())
         await self._add_presence(conn, account)
@@ -235,6 +265,13 @@ class LineFront:
         return codec.show(online)
 
     # --- sessions and presence ---------------------------------------------------------------
+    def _disconnect_user(self, user_id: str) -> None:
+        """DisconnectUser/BanUser on the line room: that user's sessions here end, connections close."""
+        for conn in list(self._connections):
+            if conn.account is not None and conn.account.user_id == user_id:
+                self._write(conn, codec.error("disconnected by a moderator"))
+                conn.writer.close()  # the handler's finally ends the session
+
     async def _add_presence(self, conn: _Connection, account: Account) -> None:
         room = await self.room.record()
         await self.store.presence.add(room["id"], conn.token, self.holder, account.user_id, _sender_attributes(account))
