@@ -39,7 +39,9 @@ class Front(Protocol):
 FrontFactory = Callable[[Settings, GatewayStore, GatewayBus], Front]
 
 # name → "module:factory", imported only when that front is asked for
-_REGISTRY: dict[str, str] = {}
+_REGISTRY: dict[str, str] = {
+    "plic": "gateway.fronts.plic.server:PlicFront",
+}
 
 
 def names() -> list[str]:

@@ -19,6 +19,7 @@ class RecordKind(StrEnum):
 
     ROOM = "room"
     LOGGING_CONFIGURATION = "logging-configuration"
+    PLIC_ROOM = "plic-room"  # seed 004 front: int room id → parley room id, owner, apartment
 
 
 class QuotaExceeded(Exception):
