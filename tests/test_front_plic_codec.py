@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -41,7 +42,10 @@ def test_bad_structure(raw: str | bytes) -> None:
 
 
 def test_frame_size_limit() -> None:
-    body = {"type": "SendMessage", "data": {"room_id": 1, "message": "é" * 5000, "message_temp_id": "t"}}
+    body: dict[str, Any] = {
+        "type": "SendMessage",
+        "data": {"room_id": 1, "message": "é" * 5000, "message_temp_id": "t"},
+    }
     with pytest.raises(codec.BadFrame, match="at most 8192 bytes"):
         codec.parse_command(json.dumps(body, ensure_ascii=False), 8192)
     with pytest.raises(codec.BadFrame):
@@ -104,9 +108,9 @@ def test_rest_bodies() -> None:
     with pytest.raises(codec.BadBody):
         codec.parse_update(b'{"room_id": "2"}', 10)
     assert codec.parse_room_id("12") == 12
-    for bad in ("x", "-1", "0", "1" * 20, "١"):
+    for text in ("x", "-1", "0", "1" * 20, "١"):
         with pytest.raises(codec.BadBody):
-            codec.parse_room_id(bad)
+            codec.parse_room_id(text)
 
 
 def _token(**claims: object) -> str:
