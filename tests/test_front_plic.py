@@ -8,20 +8,24 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 
+from logger_sink import layout
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
+from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.records import RecordKind
 from shared.features import bans
 from shared.protocol.envelope import ActionEnvelope, ControlNotice, ControlTopic, Kind
-from shared.protocol.ids import new_id
-from shared.protocol.models import Room
+from shared.protocol.ids import logging_configuration_arn, new_id
+from shared.protocol.models import LoggingConfiguration, Room
 from tests.nodes import BACKENDS, mint_token, started_node, ws_url
 
 SECRET = "plic-e2e-secret-plic-e2e-secret-0123456789"
@@ -266,6 +270,45 @@ async def test_review_deny_confirms_false_then_closes_4011(plic: tuple[Node, Pli
     _, body = await client.call("GET", f"/rooms/{room}", "bob")
     assert body["data"]["messages"] == []  # never delivered, never in history
     await bob.close()
+
+
+async def test_messages_are_counted_and_logged_like_ivs(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> None:
+    request.param = "memory"  # metrics are this process's: the embedded node's router
+    logged = settings.with_(plic_jwt_secret=SECRET, log_dir=str(tmp_path / "logs"), log_batch_seconds=0.2)
+    async with (
+        started_node(request, logged, fronts=("plic",), logger=True) as node,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Plic(node, http)
+        room = await client.create("alice", ["bob"])
+        alias = await node.store.records.get(RecordKind.PLIC_ROOM, str(room))
+        assert alias is not None
+        config_id = new_id()
+        config_arn = logging_configuration_arn(settings.region, settings.account_id, config_id)
+        config = LoggingConfiguration(config_id, config_arn, destination={"firehose": {"deliveryStreamName": "plic.1"}})
+        await node.store.records.create(RecordKind.LOGGING_CONFIGURATION, config_id, config.to_record(), now_ms(), 10)
+        record = await node.store.records.get(RecordKind.ROOM, alias["room_id"])
+        assert record is not None
+        record["logging_configuration_identifiers"] = [config_arn]
+        await node.store.records.put(RecordKind.ROOM, alias["room_id"], record, record["update_ms"] + 1)
+        await node.bus.fanout.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, alias["room_id"]).encode())
+        await asyncio.sleep(0.2)
+        before = REGISTRY.get_sample_value("Requests_total", {"Action": "SendMessage"}) or 0.0
+        alice = await client.ws("alice")
+        await alice.send_str(send(room, "logged like ivs", "l1"))
+        assert (await recv(alice))["data"]["confirmed"] is True
+        assert (REGISTRY.get_sample_value("Requests_total", {"Action": "SendMessage"}) or 0.0) == before + 1
+        path = layout.firehose_path(Path(logged.log_dir), "plic.1")
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        [line] = path.read_bytes().splitlines()
+        entry = json.loads(line)
+        assert entry["type"] == "MESSAGE" and entry["payload"]["Content"] == "logged like ivs"
+        assert entry["payload"]["Sender"]["UserId"] == "alice"
+        await alice.close()
 
 
 async def test_connect_close_codes(plic: tuple[Node, Plic]) -> None:

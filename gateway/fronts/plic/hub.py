@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.wire import text_frame
+from shared import metrics
 from shared.engine.fanout import Subscription
 from shared.engine.marks import Marks
 from shared.engine.records import RecordKind
@@ -71,6 +72,7 @@ class Hub:
     def register(self, conn: PlicConnection) -> None:
         """Before its rooms are read, so a membership notice meanwhile already finds it."""
         self._by_id[conn.connection_id] = conn
+        metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
         self._users.setdefault(conn.user_id, set()).add(conn)
 
     async def join(self, conn: PlicConnection, aliases: list[Alias]) -> None:
@@ -103,7 +105,8 @@ class Hub:
                 await self.subscription.remove_room(parley_id)
 
     async def leave(self, conn: PlicConnection) -> None:
-        self._by_id.pop(conn.connection_id, None)
+        if self._by_id.pop(conn.connection_id, None) is not None:
+            metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
         users = self._users.get(conn.user_id)
         if users is not None:
             users.discard(conn)
@@ -150,7 +153,9 @@ class Hub:
         if sender is not None:
             audience = [c for c in audience if c is not sender]
         raw = text_frame(codec.message_received(self._plic_ids[room_id], message.sender_id, message.content))
-        write(audience, raw, self.max_buffer)
+        sent = write(audience, raw, self.max_buffer) + (sender is not None)
+        metrics.MESSAGING_DELIVERIES.inc(sent)
+        metrics.DELIVERIES_BY_ACTION[Kind.SEND_MESSAGE].inc(sent)
 
     def on_gateway(self, data: bytes) -> None:
         notice = ConnectionNotice.decode(data)
