@@ -395,5 +395,36 @@ async def test_stop_closes_4007(request: pytest.FixtureRequest, settings: Settin
     ):
         ws = await Plic(node, http).ws("alice")
         await asyncio.sleep(0.1)
-        await node.fronts["plic"].stop()
+        stopping = asyncio.create_task(node.fronts["plic"].stop())  # the client reads meanwhile
         await closed_with(ws, 4007)
+        await stopping
+
+
+async def test_connection_quota_is_shared_with_the_gateways(request: pytest.FixtureRequest, settings: Settings) -> None:
+    request.param = "memory"
+    async with (
+        started_node(request, settings.with_(plic_jwt_secret=SECRET, max_connections=2), fronts=("plic",)) as node,
+        aiohttp.ClientSession() as http,
+    ):
+        client = Plic(node, http)
+        first, second = await client.ws("a"), await client.ws("b")
+        await closed_with(await client.ws("c"), 4006)
+        await first.close()
+        await asyncio.sleep(0.1)
+        third = await client.ws("c")  # the slot came back
+        with pytest.raises(asyncio.TimeoutError):
+            await third.receive(0.3)
+        for ws in (second, third):
+            await ws.close()
+
+
+async def test_deleted_room_stops_delivering(plic: tuple[Node, Plic]) -> None:
+    _, client = plic
+    room = await client.create("alice", ["bob"])
+    bob = await client.ws("bob")
+    await client.call("DELETE", f"/rooms/{room}", "alice")
+    await asyncio.sleep(0.2)
+    await bob.send_str(send(room, "hello?", "b"))
+    answer = await recv(bob)
+    assert answer["data"]["confirmed"] is False and "not found" in answer["data"]["reason"]
+    await bob.close()

@@ -125,6 +125,9 @@ class Hub:
             pending.popitem(last=False)
         pending[request_id] = (conn, temp_id, now)
 
+    def forget(self, request_id: str) -> None:
+        self._pending.pop(request_id, None)
+
     # --- bus listeners (plain callables on the event loop) ------------------------------------
     def on_room(self, room_id: str, data: bytes) -> None:
         delivery = RoomDelivery.decode(data)
@@ -201,17 +204,18 @@ class Hub:
         else:
             self.close_soon(conn, codec.Close.ADMIN_ACTION, "Disconnected by a moderator")
 
-    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("plic follow-up failed", error=type(task.exception()).__name__)
 
-    def close_soon(self, conn: PlicConnection, code: int, reason: str) -> None:
+    def close_soon(self, conn: PlicConnection, code: int, reason: str) -> asyncio.Task[object]:
         """Tell the client in the seed's Disconnection frame, then close with the seed's code."""
         send(conn, codec.disconnection(code, reason), self.max_buffer)
-        self._spawn(conn.ws.close(code=code, message=codec.close_reason(reason).encode()))
+        return self._spawn(conn.ws.close(code=code, message=codec.close_reason(reason).encode()))

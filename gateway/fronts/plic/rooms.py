@@ -169,6 +169,8 @@ class PlicRooms:
         users = list(dict.fromkeys([owner_id, *body.users]))
         if len(users) > self.settings.plic_max_participants:
             raise RoomError(400, f"A room has at most {self.settings.plic_max_participants} participants")
+        if len(await self.rooms_of(owner_id)) >= self.settings.plic_max_rooms_per_user:
+            raise RoomError(400, f"A user takes part in at most {self.settings.plic_max_rooms_per_user} rooms")
         room_id = await self.store.counters.hit(SEQUENCE_KEY, SEQUENCE_WINDOW_MS)
         now = now_ms()
         parley_id = new_id()

@@ -18,7 +18,9 @@ from typing import cast
 import structlog
 from aiohttp import WSMsgType, web
 
+from gateway.admission import ConnectionQuota
 from gateway.ports import GatewayBus, GatewayStore
+from gateway.server import CONNECTIONS_GROUP, REPORT_INTERVAL_S, REPORT_TTL_MS
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.features import bans, membership
@@ -34,6 +36,7 @@ from .send import PlicConnection, send
 
 log = structlog.get_logger("gateway.plic")
 
+STOP_GRACE_SECONDS = 2.0
 HARD_MAX_FRAME = 1 << 16  # beyond this aiohttp closes with 1009 instead of reading it
 
 
@@ -46,11 +49,18 @@ class PlicFront:
         self.front_id = f"plic-{secrets.token_hex(4)}"
         self.rooms = PlicRooms(settings, self.store, self.bus)
         self.hub = Hub(self.store, settings.max_send_buffer)
+        # this front's slots of the account's connection quota, shared with every gateway
+        self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.front_id, REPORT_TTL_MS)
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._reporter: asyncio.Task[None] | None = None
         self._shutting_down = False
 
     async def start(self, port: int | None = None) -> None:
+        if not self.settings.plic_jwt_secret:
+            log.warning("PARLEY_PLIC_JWT_SECRET is not set: every plic token is refused")
+        await self._report()
+        self._reporter = asyncio.create_task(self._report_loop(), name="plic-report")
         self.hub.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.hub.on_room, self.hub.on_gateway, self.hub.on_control
         )
@@ -71,14 +81,34 @@ class PlicFront:
 
     async def stop(self) -> None:
         self._shutting_down = True
-        for conn in self.hub.connections():
+        closing = [
             self.hub.close_soon(conn, codec.Close.SERVER_SHUTDOWN, "Server is shutting down")
-        await asyncio.sleep(0)
+            for conn in self.hub.connections()
+        ]
+        if closing:  # the close handshakes, bounded: a client that stopped reading is cut at cleanup
+            await asyncio.wait(closing, timeout=STOP_GRACE_SECONDS)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._reporter is not None:
+            self._reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporter
+        with contextlib.suppress(Exception):
+            await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, 0, 1)
         if self.hub.subscription is not None:
             with contextlib.suppress(Exception):
                 await self.hub.subscription.close()
+
+    async def _report(self) -> None:
+        await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, self.quota.held, REPORT_TTL_MS)
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_S)
+            try:
+                await self._report()
+            except Exception:
+                log.warning("connection count report failed", exc_info=True)
 
     # --- one connection ----------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
@@ -95,6 +125,15 @@ class PlicFront:
             user_id = auth.user_of(token, self.settings.plic_jwt_secret)
         except auth.InvalidToken:
             return await _refuse(ws, codec.Close.INVALID_TOKEN, "Token validation failed")
+        reservation = self.quota.reserve(self.settings.max_connections)
+        try:
+            if not await reservation.granted():
+                return await _refuse(ws, codec.Close.SERVER_ERROR, "Concurrent connection quota reached")
+            return await self._serve(request, ws, user_id)
+        finally:
+            reservation.release()
+
+    async def _serve(self, request: web.Request, ws: web.WebSocketResponse, user_id: str) -> web.WebSocketResponse:
         transport = request.transport
         assert transport is not None
         rate = SlidingWindow(self.settings.connection_rate_per_second)
@@ -110,6 +149,9 @@ class PlicFront:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self._on_frame(conn, msg.data, peer)
+        except Exception:
+            log.warning("plic connection failed", exc_info=True)
+            self.hub.close_soon(conn, codec.Close.SERVER_ERROR, "Server error occurred")
         finally:
             await self.hub.leave(conn)
         return ws
@@ -140,6 +182,20 @@ class PlicFront:
             return
         request_id = new_id()
         self.hub.expect(request_id, conn, temp_id)
+        try:
+            await self._publish(conn, command, parley_id, request_id, now, peer)
+        except Exception:
+            log.warning("plic publish failed", exc_info=True)
+            self.hub.forget(request_id)
+            send(
+                conn,
+                codec.confirmation(temp_id, confirmed=False, reason="Server error; try again"),
+                self.hub.max_buffer,
+            )
+
+    async def _publish(
+        self, conn: PlicConnection, command: codec.SendMessage, parley_id: str, request_id: str, now: int, peer: str
+    ) -> None:
         await self.bus.actions.publish(
             ActionEnvelope(
                 kind=Kind.SEND_MESSAGE,
