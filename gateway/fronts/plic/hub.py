@@ -217,5 +217,8 @@ class Hub:
 
     def close_soon(self, conn: PlicConnection, code: int, reason: str) -> asyncio.Task[object]:
         """Tell the client in the seed's Disconnection frame, then close with the seed's code."""
+        if conn.closing is not None:  # the first close decides the code
+            return conn.closing
         send(conn, codec.disconnection(code, reason), self.max_buffer)
-        return self._spawn(conn.ws.close(code=code, message=codec.close_reason(reason).encode()))
+        conn.closing = self._spawn(conn.ws.close(code=code, message=codec.close_reason(reason).encode()))
+        return conn.closing

@@ -30,6 +30,7 @@ class PlicConnection:
     transport: asyncio.Transport
     rate: SlidingWindow
     rooms: set[str] = field(default_factory=set)  # parley room ids this connection receives
+    closing: asyncio.Task[object] | None = None  # the close handshake the server started
 
 
 def writable(conn: PlicConnection) -> bool:

@@ -30,7 +30,7 @@ from shared.protocol.ids import new_id
 
 from . import auth, codec
 from .hub import Hub, HubStore
-from .rest import MAX_BODY_BYTES, Rest
+from .rest import MAX_BODY_BYTES, Rest, envelope_errors
 from .rooms import PlicBus, PlicRooms
 from .send import PlicConnection, send
 
@@ -64,7 +64,7 @@ class PlicFront:
         self.hub.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.hub.on_room, self.hub.on_gateway, self.hub.on_control
         )
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[envelope_errors])
         app.add_routes(
             [web.get("/", self._websocket), web.get("/healthz", _health), *Rest(self.settings, self.rooms).routes()]
         )
@@ -153,6 +153,8 @@ class PlicFront:
             log.warning("plic connection failed", exc_info=True)
             self.hub.close_soon(conn, codec.Close.SERVER_ERROR, "Server error occurred")
         finally:
+            if conn.closing is not None:  # finish the close handshake before the handler returns
+                await asyncio.wait([conn.closing], timeout=STOP_GRACE_SECONDS)
             await self.hub.leave(conn)
         return ws
 
