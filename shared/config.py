@@ -126,6 +126,9 @@ class Settings:
     # accounts (shared.features.accounts): login attempts per minute, per username and per address
     login_attempts_per_user: int = 10
     login_attempts_per_address: int = 60
+    plic_jwt_secret: str = ""  # HS256 key of the Supabase-style JWTs the plic front accepts (never logged)
+    plic_max_rooms_per_user: int = 500  # rooms one plic user may participate in (GET /rooms, subscriptions)
+    plic_max_participants: int = 100  # participants of one plic room
     metrics_port: int = 0  # 0: no separate metrics listener (the api serves /metrics itself)
     metrics_host: str = "127.0.0.1"  # the PARLEY_METRICS_PORT listener's address (0.0.0.0 in containers)
     # false: /metrics only on PARLEY_METRICS_PORT, an unknown path on the api and gateway ports; true: on those too

@@ -1,0 +1,224 @@
+"""This front's connections and the room channels they need (one plic connection, many rooms).
+
+A connection receives every room its user participates in: at connect it is added to each of
+its rooms, and a ``members_changed`` control notice for a plic room re-checks the room's members
+among the users connected here (one ``Members.check`` per notice), adding or dropping the room for
+their connections. The front listens on a room's channel while any local connection is in it.
+
+Each delivered MESSAGE is re-encoded ONCE per room delivery as ``MessageReceived`` and the same
+bytes written to every local connection of the room, except the sending connection, which gets
+its ``MessageSentConfirmation`` instead. Router refusals (ConnectionNotice ERROR frames) become a
+``confirmed: false`` confirmation, and for 403/406 the seed's close (``codec.error_close``).
+Must not decide room rules (the router does) or keep what another replica needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Coroutine
+from typing import Any, Protocol
+
+import structlog
+
+from gateway.wire import text_frame
+from shared import metrics
+from shared.engine.fanout import Subscription
+from shared.engine.marks import Marks
+from shared.engine.records import RecordKind
+from shared.features import bans
+from shared.protocol.envelope import ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
+
+from . import codec
+from .rooms import ROOM_TAG, Alias, PlicStore
+from .send import PlicConnection, send, write
+
+log = structlog.get_logger("gateway.plic")
+
+PENDING_SECONDS = 30.0  # a confirmation the routers never answered is forgotten after this
+MAX_PENDING = 100_000
+
+
+class HubStore(PlicStore, Protocol):
+    @property
+    def marks(self) -> Marks: ...
+
+
+class Hub:
+    def __init__(self, store: HubStore, max_buffer: int) -> None:
+        self.store = store
+        self.max_buffer = max_buffer
+        self.subscription: Subscription | None = None
+        self._by_id: dict[str, PlicConnection] = {}
+        self._users: dict[str, set[PlicConnection]] = {}
+        self._rooms: dict[str, set[PlicConnection]] = {}  # parley room id → local connections
+        self._plic_ids: dict[str, int] = {}  # parley room id → plic int id, for the rooms held here
+        # request id → (connection, message_temp_id, when), oldest first
+        self._pending: OrderedDict[str, tuple[PlicConnection, str, float]] = OrderedDict()
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def connections(self) -> list[PlicConnection]:
+        return list(self._by_id.values())
+
+    def room_of(self, conn: PlicConnection, room_id: int) -> str | None:
+        """The parley room behind plic room ``room_id`` if ``conn`` receives it."""
+        for parley_id in conn.rooms:
+            if self._plic_ids.get(parley_id) == room_id:
+                return parley_id
+        return None
+
+    # --- connections --------------------------------------------------------------------------
+    def register(self, conn: PlicConnection) -> None:
+        """Before its rooms are read, so a membership notice meanwhile already finds it."""
+        self._by_id[conn.connection_id] = conn
+        metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
+        self._users.setdefault(conn.user_id, set()).add(conn)
+
+    async def join(self, conn: PlicConnection, aliases: list[Alias]) -> None:
+        for alias in aliases:
+            await self.add_room(conn, alias.parley_id, alias.room_id)
+
+    async def add_room(self, conn: PlicConnection, parley_id: str, room_id: int) -> None:
+        if parley_id in conn.rooms or conn.connection_id not in self._by_id:
+            return
+        conn.rooms.add(parley_id)
+        self._plic_ids[parley_id] = room_id
+        room = self._rooms.get(parley_id)
+        if room is None:
+            self._rooms[parley_id] = {conn}
+            assert self.subscription is not None
+            await self.subscription.add_room(parley_id)
+        else:
+            room.add(conn)
+
+    async def drop_room(self, conn: PlicConnection, parley_id: str) -> None:
+        conn.rooms.discard(parley_id)
+        room = self._rooms.get(parley_id)
+        if room is None:
+            return
+        room.discard(conn)
+        if not room:
+            del self._rooms[parley_id]
+            self._plic_ids.pop(parley_id, None)
+            if self.subscription is not None:
+                await self.subscription.remove_room(parley_id)
+
+    async def leave(self, conn: PlicConnection) -> None:
+        if self._by_id.pop(conn.connection_id, None) is not None:
+            metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
+        users = self._users.get(conn.user_id)
+        if users is not None:
+            users.discard(conn)
+            if not users:
+                del self._users[conn.user_id]
+        for parley_id in list(conn.rooms):
+            await self.drop_room(conn, parley_id)
+
+    def expect(self, request_id: str, conn: PlicConnection, temp_id: str) -> None:
+        now = time.monotonic()
+        pending = self._pending
+        while pending:
+            oldest = next(iter(pending.values()))
+            if now - oldest[2] < PENDING_SECONDS and len(pending) < MAX_PENDING:
+                break
+            pending.popitem(last=False)
+        pending[request_id] = (conn, temp_id, now)
+
+    def forget(self, request_id: str) -> None:
+        self._pending.pop(request_id, None)
+
+    # --- bus listeners (plain callables on the event loop) ------------------------------------
+    def on_room(self, room_id: str, data: bytes) -> None:
+        delivery = RoomDelivery.decode(data)
+        for item in delivery.items:
+            room = self._rooms.get(room_id)
+            if not room:
+                return
+            if item.kind == Kind.SEND_MESSAGE:
+                self._deliver(room_id, room, item.frame, item.only_users)
+            if item.close_user_id:
+                for conn in [c for c in self._users.get(item.close_user_id, ()) if room_id in c.rooms]:
+                    self._spawn(self._disconnected(conn, room_id))
+
+    def _deliver(self, room_id: str, room: set[PlicConnection], frame: bytes, only: list[str] | None) -> None:
+        message = codec.ivs_message(frame)
+        if message is None:
+            return
+        sender: PlicConnection | None = None
+        if message.request_id is not None and message.request_id in self._pending:
+            sender, temp_id, _ = self._pending.pop(message.request_id)
+            reply = codec.confirmation(temp_id, confirmed=True, message_id=message.message_id)
+            send(sender, reply, self.max_buffer)
+        audience: Collection[PlicConnection] = room
+        if only is not None:  # an IVS direct message in a plic room: its two parties only
+            audience = [c for c in room if c.user_id in only]
+        if sender is not None:
+            audience = [c for c in audience if c is not sender]
+        raw = text_frame(codec.message_received(self._plic_ids[room_id], message.sender_id, message.content))
+        sent = write(audience, raw, self.max_buffer) + (sender is not None)
+        metrics.MESSAGING_DELIVERIES.inc(sent)
+        metrics.DELIVERIES_BY_ACTION[Kind.SEND_MESSAGE].inc(sent)
+
+    def on_gateway(self, data: bytes) -> None:
+        notice = ConnectionNotice.decode(data)
+        conn = self._by_id.get(notice.connection_id)
+        error = codec.ivs_error(notice.frame)
+        if conn is None or error is None:
+            return
+        entry = self._pending.pop(error.request_id, None) if error.request_id else None
+        if entry is not None:
+            send(conn, codec.confirmation(entry[1], confirmed=False, reason=error.message), self.max_buffer)
+        close = codec.error_close(error.code)
+        if close is not None:
+            self.close_soon(conn, close, error.message)
+
+    def on_control(self, data: bytes) -> None:
+        notice = ControlNotice.decode(data)
+        if notice.topic == ControlTopic.MEMBERS_CHANGED and self._users:
+            self._spawn(self._refresh(notice.subject))
+
+    # --- async follow-ups ---------------------------------------------------------------------
+    async def _refresh(self, parley_id: str) -> None:
+        users = list(self._users)
+        present = await self.store.members.check(parley_id, users)
+        room_id = self._plic_ids.get(parley_id)
+        if room_id is None and any(present):
+            record = await self.store.records.get(RecordKind.ROOM, parley_id)
+            tag = (record or {}).get("tags", {}).get(ROOM_TAG)
+            if tag is None:
+                return  # not a plic room
+            room_id = int(tag)
+        for user, is_member in zip(users, present, strict=True):
+            for conn in list(self._users.get(user, ())):
+                if is_member and room_id is not None:
+                    await self.add_room(conn, parley_id, room_id)
+                elif not is_member:
+                    await self.drop_room(conn, parley_id)
+
+    async def _disconnected(self, conn: PlicConnection, parley_id: str) -> None:
+        """DisconnectUser / BanUser in one of the user's rooms: the seed's 4005 or 4004."""
+        banned = await bans.is_banned(self.store.marks, parley_id, conn.user_id)
+        if banned:
+            self.close_soon(conn, codec.Close.BANNED, "User is Banned")
+        else:
+            self.close_soon(conn, codec.Close.ADMIN_ACTION, "Disconnected by a moderator")
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("plic follow-up failed", error=type(task.exception()).__name__)
+
+    def close_soon(self, conn: PlicConnection, code: int, reason: str) -> asyncio.Task[object]:
+        """Tell the client in the seed's Disconnection frame, then close with the seed's code."""
+        if conn.closing is not None:  # the first close decides the code
+            return conn.closing
+        send(conn, codec.disconnection(code, reason), self.max_buffer)
+        conn.closing = self._spawn(conn.ws.close(code=code, message=codec.close_reason(reason).encode()))
+        return conn.closing
