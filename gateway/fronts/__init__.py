@@ -39,7 +39,9 @@ class Front(Protocol):
 FrontFactory = Callable[[Settings, GatewayStore, GatewayBus], Front]
 
 # name → "module:factory", imported only when that front is asked for
-_REGISTRY: dict[str, str] = {}
+_REGISTRY: dict[str, str] = {
+    "relay": "gateway.fronts.relay.server:RelayFront",
+}
 
 
 def names() -> list[str]:

@@ -19,6 +19,7 @@ class RecordKind(StrEnum):
 
     ROOM = "room"
     LOGGING_CONFIGURATION = "logging-configuration"
+    RELAY_APP = "relay-app"  # seed 001 front: an app name → {"room_id"} (gateway/fronts/relay)
 
 
 class QuotaExceeded(Exception):
