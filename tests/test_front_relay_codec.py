@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from websockets.protocol import State
 
+from gateway.fanout import RoomFanout, Translated
 from gateway.fronts.relay import codec
 from gateway.fronts.relay.admin import AdminKeys, connection_window
 from gateway.fronts.relay.rooms import RoomRefused, app_name
+from gateway.wire import text_frame
 from shared.features import approval
 from shared.protocol import frames
-from shared.protocol.envelope import RoomDelivery
+from shared.protocol.envelope import ConnectionNotice, DeliveryItem, Kind, RoomDelivery
 
 ID = "20d2e4f5-2986-427c-bc85-3d2c10fa564b"
 
@@ -145,3 +149,56 @@ def test_admin_key_is_compared_and_attempts_are_limited() -> None:
     assert not keys.allow_attempt("1.2.3.4", other, 2000)
     assert keys.allow_attempt("5.6.7.8", connection_window(), 2000)
     assert keys.allow_attempt("1.2.3.4", connection_window(), 62_000)  # the window moved on
+
+
+# --- the fan-out's Translator path (gateway/fanout.py), with fake sockets -------------------------
+class _Ws:
+    def __init__(self) -> None:
+        self.protocol = SimpleNamespace(state=State.OPEN)
+        self.transport = SimpleNamespace(written=[], write=None, is_closing=lambda: False)
+        self.transport.write = self.transport.written.append
+        self.transport.get_write_buffer_size = lambda: 0
+
+
+class _Subscription:
+    async def add_room(self, room_id: str) -> None:
+        pass
+
+    async def remove_room(self, room_id: str) -> None:
+        pass
+
+
+class _CountingTranslator:
+    def __init__(self) -> None:
+        self.items = 0
+
+    def item(self, room_id: str, item: DeliveryItem) -> Translated | None:
+        self.items += 1
+        out = codec.translate(item.frame)
+        return None if out is None else Translated(out.payload, out.sender)
+
+    def notice(self, notice: ConnectionNotice) -> bytes | None:
+        return codec.translate_error(notice.frame)
+
+
+async def test_the_fanout_translates_once_per_item_and_skips_the_sender() -> None:
+    translator = _CountingTranslator()
+    fanout = RoomFanout(1 << 20, translator=translator)
+    fanout.subscription = _Subscription()  # type: ignore[assignment]
+    sockets = [_Ws() for _ in range(5)]
+    approved_ones: list[Any] = []
+    fanout.on_approved = approved_ones.append
+    for n, ws in enumerate(sockets):
+        fanout.set_pending("room", ws, receives=True)  # type: ignore[arg-type]
+        await fanout.join(SimpleNamespace(connection_id=f"c{n}", room_id="room", user_id=f"c{n}", websocket=ws))
+    item = DeliveryItem(Kind.SEND_MESSAGE, _message("hi", None, sender="c0"), frame_id="f1")
+    fanout.on_room("room", RoomDelivery("room", [item]).encode())
+    assert translator.items == 1  # once, not once per connection
+    expected = text_frame(codec.translate(item.frame).payload)  # type: ignore[union-attr]
+    assert [ws.transport.written for ws in sockets] == [[]] + [[expected]] * 4  # pending ones receive
+    fanout.on_room("room", approval.approved_delivery("room", "c3", None, 0))
+    assert approved_ones == [sockets[3]]  # its wait is over; it got nothing new (not a moderator)
+    assert len(sockets[3].transport.written) == 1
+    notice = ConnectionNotice("c1", frames.error_frame(frame_id="x", request_id=None, code=429, message="slow"))
+    fanout.on_gateway(notice.encode())
+    assert json.loads(sockets[1].transport.written[-1][2:]) == {"from": "system", "error": "slow"}
