@@ -233,3 +233,16 @@ async def test_unknown_apps_are_refused_unless_rooms_may_be_created(node: Node) 
     room = await make_room(node)
     (by_id,) = await clients(node, room.id, 1)  # an existing room by its id
     await by_id.close()
+
+
+async def test_stopping_the_front_tells_clients(node: Node) -> None:
+    a, b = await clients(node, "app1", 2)
+    await node.fronts["relay"].stop()
+    for client in (a, b):
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await client.recv(5)
+        assert client.frames[-1]["from"] == "system" and "shutting down" in client.frames[-1]["error"]
+        assert client.ws.close_code == 1001
+    with pytest.raises(OSError):
+        await connect(f"ws://127.0.0.1:{port(node)}/app1", open_timeout=2)

@@ -115,11 +115,13 @@ class RelayFront:
         log.info("relay front listening", front_id=self.front_id, port=self.port)
 
     async def stop(self) -> None:
-        """Refuse new connections, tell every client in relay form, close with 1001."""
+        """Refuse new connections, tell every client in relay form, close with 1001. Idempotent."""
+        if self._shutting_down:
+            return
         self._shutting_down = True
         if self._server is not None:
             self._server.close(close_connections=False)
-        for ws in self.fanout.connections():
+        for ws in list(self._conns):  # joining ones too, not only those in the fan-out yet
             send_frame(ws, codec.error("server shutting down; reconnect"), self.fanout.max_send_buffer)
             self.fanout.close_soon(ws, CloseCode.GOING_AWAY, "shutting down")
         if self._server is not None:
@@ -188,11 +190,14 @@ class RelayFront:
             event_rate=SlidingWindow(self.settings.event_rate_per_second),
         )
         self._conns[ws] = conn
-        self._send(ws, codec.welcome(connection_id))  # first, before any room frame
         self.fanout.set_pending(conn.room_id, ws, receives=True)
+        self.fanout.hold(ws)  # room frames wait until the greeting is out
         token = ChatToken("", conn.room_id, connection_id, frozenset())
         await self.presence.join(connection_id, token, room)
         await self.fanout.join(conn)
+        # in the room on every replica from here: the greeting says the id is reachable
+        self._send(ws, codec.welcome(connection_id))
+        self.fanout.release(ws, set())
         loop = asyncio.get_running_loop()
         conn.waiting = loop.call_later(self.settings.approval_timeout, self._not_approved, ws)
         try:
@@ -216,9 +221,8 @@ class RelayFront:
         ws = conn.websocket
         now = now_ms()
         try:
-            if len(data) > self.settings.max_frame_bytes or (
-                isinstance(data, str) and len(data.encode()) > self.settings.max_frame_bytes
-            ):
+            limit = self.settings.max_frame_bytes
+            if len(data) > limit or (isinstance(data, str) and len(data) * 4 > limit and len(data.encode()) > limit):
                 self._rated(conn.rate, now)
                 raise codec.RelayError(f"frames must be at most {self.settings.max_frame_bytes} bytes")
             try:
