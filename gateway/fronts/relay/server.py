@@ -190,17 +190,17 @@ class RelayFront:
             event_rate=SlidingWindow(self.settings.event_rate_per_second),
         )
         self._conns[ws] = conn
-        self.fanout.set_pending(conn.room_id, ws, receives=True)
-        self.fanout.hold(ws)  # room frames wait until the greeting is out
-        token = ChatToken("", conn.room_id, connection_id, frozenset())
-        await self.presence.join(connection_id, token, room)
-        await self.fanout.join(conn)
-        # in the room on every replica from here: the greeting says the id is reachable
-        self._send(ws, codec.welcome(connection_id))
-        self.fanout.release(ws, set())
-        loop = asyncio.get_running_loop()
-        conn.waiting = loop.call_later(self.settings.approval_timeout, self._not_approved, ws)
         try:
+            self.fanout.set_pending(conn.room_id, ws, receives=True)
+            self.fanout.hold(ws)  # room frames wait until the greeting is out
+            token = ChatToken("", conn.room_id, connection_id, frozenset())
+            await self.presence.join(connection_id, token, room)
+            await self.fanout.join(conn)
+            # in the room on every replica from here: the greeting says the id is reachable
+            self._send(ws, codec.welcome(connection_id))
+            self.fanout.release(ws, set())
+            loop = asyncio.get_running_loop()
+            conn.waiting = loop.call_later(self.settings.approval_timeout, self._not_approved, ws)
             delivery = approval.pending_delivery(conn.room_id, connection_id, connection_id, None, now_ms())
             await self.bus.fanout.publish_rooms([(conn.room_id, delivery)])  # admins: new_id
             async for data in ws:
