@@ -246,3 +246,23 @@ async def test_stopping_the_front_tells_clients(node: Node) -> None:
         assert client.ws.close_code == 1001
     with pytest.raises(OSError):
         await connect(f"ws://127.0.0.1:{port(node)}/app1", open_timeout=2)
+
+
+async def test_an_ivs_moderator_approves_a_relay_connection(quick_node: Node) -> None:
+    room = await make_room(quick_node)
+    moderator = await ChatClient.open(
+        ws_url(quick_node), mint_token(quick_node, room, "mod", ("SEND_MESSAGE", "DISCONNECT_USER"))
+    )
+    relay, other = await clients(quick_node, room.id, 2)
+    pending = await moderator.expect(Type="EVENT", EventName="parley:CONNECTION_PENDING", timeout=5)
+    assert pending["Attributes"]["ConnectionId"] == relay.id
+    await moderator.send("APPROVE_CONNECTION", ConnectionId=relay.id)
+    await asyncio.sleep(1.0)  # past the approval timeout
+    await relay.send("ping")
+    assert await relay.expect(system="pong")
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await other.recv(2)
+    assert other.ws.close_code == 4004
+    await relay.close()
+    await moderator.close()

@@ -77,3 +77,18 @@ async def test_admins_approve_across_replicas_and_apps_are_shared(cluster: Clust
     assert await approved.expect(system="pong", timeout=10)
     for client in (admin, approved):
         await client.close()
+
+
+async def test_the_control_plane_approves_a_relay_connection(cluster: Cluster) -> None:
+    room = cluster.ivschat().create_room(name="relay-approve")
+    approved = await RelayClient.open(cluster.ports["relayB"], room["id"])
+    waiting = await RelayClient.open(cluster.ports["relayA"], room["id"])
+    cluster.parleychat().approve_connection(roomIdentifier=room["arn"], connectionId=approved.id)
+    await asyncio.sleep(3.5)
+    await approved.send("ping")
+    assert await approved.expect(system="pong", timeout=10)
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await waiting.recv(5)
+    assert waiting.ws.close_code == 4004
+    await approved.close()
