@@ -266,3 +266,13 @@ async def test_an_ivs_moderator_approves_a_relay_connection(quick_node: Node) ->
     assert other.ws.close_code == 4004
     await relay.close()
     await moderator.close()
+
+
+async def test_an_approval_timeout_of_zero_keeps_everyone(node: Node) -> None:
+    front: Any = node.fronts["relay"]
+    front.settings = front.settings.with_(approval_timeout=0.0)
+    (a,) = await clients(node, "app1", 1)
+    await asyncio.sleep(0.3)
+    await a.send("ping")
+    assert await a.recv() == {"system": "pong"}
+    await a.close()

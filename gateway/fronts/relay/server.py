@@ -113,6 +113,8 @@ class RelayFront:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("relay front listening", front_id=self.front_id, port=self.port)
+        if not self.settings.relay_admin_key:
+            log.warning("PARLEY_RELAY_ADMIN_KEY is not set: nobody can become admin or approve connections")
 
     async def stop(self) -> None:
         """Refuse new connections, tell every client in relay form, close with 1001. Idempotent."""
@@ -199,8 +201,9 @@ class RelayFront:
             # in the room on every replica from here: the greeting says the id is reachable
             self._send(ws, codec.welcome(connection_id))
             self.fanout.release(ws, set())
-            loop = asyncio.get_running_loop()
-            conn.waiting = loop.call_later(self.settings.approval_timeout, self._not_approved, ws)
+            if self.settings.approval_timeout > 0:  # 0: relay connections need no approval
+                loop = asyncio.get_running_loop()
+                conn.waiting = loop.call_later(self.settings.approval_timeout, self._not_approved, ws)
             delivery = approval.pending_delivery(conn.room_id, connection_id, connection_id, None, now_ms())
             await self.bus.fanout.publish_rooms([(conn.room_id, delivery)])  # admins: new_id
             async for data in ws:
