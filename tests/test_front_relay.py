@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -37,6 +38,10 @@ async def quick_node(request: pytest.FixtureRequest, settings: Settings) -> Asyn
     settings = settings.with_(relay_admin_key=ADMIN_KEY, relay_create_rooms=True, approval_timeout=0.6)
     async with started_node(request, settings, fronts=("relay",)) as started:
         yield started
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def port(node: Node) -> int:
@@ -187,8 +192,12 @@ async def test_messages_through_the_front_are_logged_like_ivs(node: Node) -> Non
     consumer = await node.bus.logs.consume(collect)
     try:
         a, b = await clients(node, room.id, 2)
+        requests_before = _sample("Requests_total", Action="SendMessage")
+        deliveries_before = _sample("Deliveries_total", Action="SendMessage")
         await a.send({"to": "all", "data": {"k": "v"}})
         await b.expect(from_=a.id)
+        assert _sample("Requests_total", Action="SendMessage") - requests_before == 1  # counted like IVS
+        assert _sample("Deliveries_total", Action="SendMessage") - deliveries_before == 1  # b, not the sender
         for _ in range(100):
             if logged:
                 break
