@@ -10,7 +10,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api import approval, bans, chat_tokens, history, logging_configurations, members, moderation, presence, rooms, tags
+from api import (
+    accounts,
+    approval,
+    bans,
+    chat_tokens,
+    history,
+    logging_configurations,
+    members,
+    moderation,
+    presence,
+    rooms,
+    tags,
+)
 from api.context import ApiContext
 
 Handler = Callable[[ApiContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -45,4 +57,5 @@ OPERATIONS: dict[str, Handler] = {
     "RemoveRoomMembers": members.remove_room_members,
     "ListRoomMembers": members.list_room_members,
     "ApproveConnection": approval.approve_connection,
+    "CreateUser": accounts.create_user,
 }

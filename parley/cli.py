@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     from logger_sink import readback
 
     readback.add_arguments(sub.add_parser("logs", help="print a room's chat log, in order, as JSON lines"))
+    from parley import users
+
+    users.add_arguments(sub.add_parser("users", help="chat accounts of the seed fronts: users add <username>"))
     sub.add_parser("reviewer", help="a message reviewer (calls rooms' review handlers for the routers)")
     from parley import loadtest
 
@@ -74,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
         from logger_sink import readback
 
         sys.exit(readback.run(args, settings))
+    if args.command == "users":
+        from parley import users
+
+        sys.exit(users.run(args, settings))
 
     if args.command == "dev":
         settings = settings.with_(

@@ -31,6 +31,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.actions import Ack, ShardConsumer
 from shared.engine.fanout import Subscription
+from shared.features.inbox import inbox_key
 from shared.protocol.envelope import (
     NOT_LOGGED,
     ActionEnvelope,
@@ -343,6 +344,10 @@ class Router:
                 continue
             if action.kind == Kind.SEND_MESSAGE and not action.recipient:  # direct messages: never kept
                 appended.append((action.frame_id, outcome.delivery.frame))
+            elif action.kind == Kind.SEND_MESSAGE and room.inbox_per_user:  # ... but in the recipient's inbox
+                inbox = [(action.frame_id, outcome.delivery.frame)]
+                key = inbox_key(room.id, action.recipient)
+                writes.append(self.store.history.append(key, inbox, room.history_max_messages, max_age_ms))
             elif action.kind == Kind.DELETE_MESSAGE:  # deleted messages leave the history
                 if appended:
                     writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))

@@ -120,6 +120,14 @@ class Settings:
     relay_create_rooms: bool = False  # seed 001: an unknown app name creates its room (true in `parley dev`)
     groupschat_port: int = 8093  # seed 003, groups-chat HTTP + WebSocket
     plic_port: int = 8094  # seed 004, PLIC-Chat HTTP + WebSocket
+    # line front (seed 000): its one parley room's per-user inboxes and message rate (set when
+    # the room is first created; later changes go through UpdateRoom/UpdateRoomExtensions)
+    line_inbox_max_messages: int = 200
+    line_inbox_max_age_seconds: int = 7 * 86_400
+    line_room_message_rate: int = 1000
+    # accounts (shared.features.accounts): login attempts per minute, per username and per address
+    login_attempts_per_user: int = 10
+    login_attempts_per_address: int = 60
     metrics_port: int = 0  # 0: no separate metrics listener (the api serves /metrics itself)
     metrics_host: str = "127.0.0.1"  # the PARLEY_METRICS_PORT listener's address (0.0.0.0 in containers)
     # false: /metrics only on PARLEY_METRICS_PORT, an unknown path on the api and gateway ports; true: on those too

@@ -92,6 +92,8 @@ def _base_request(operation: str, room: str, config: str) -> dict[str, Any]:
         "tags": {"k": "v"},
         "tagKeys": ["k"],
         "destinationConfiguration": {"s3": {"bucketName": "logs"}},
+        "username": "fuzz-user",  # CreateUser (parleychat)
+        "password": "fuzz-password",
     }
     # A KeyError here means a new operation has a required member this table lacks: add it.
     return {name: known[name] for name in operation_model(operation).input_shape.required_members}

@@ -19,6 +19,9 @@ class RecordKind(StrEnum):
 
     ROOM = "room"
     LOGGING_CONFIGURATION = "logging-configuration"
+    # parley extension: chat accounts of the seed protocol fronts (shared.features.accounts)
+    ACCOUNT = "account"  # keyed by username
+    ACCOUNT_ID = "account-id"  # userId -> {"username"}
     RELAY_APP = "relay-app"  # seed 001 front: an app name → {"room_id"} (gateway/fronts/relay)
 
 

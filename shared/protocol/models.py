@@ -37,6 +37,8 @@ class Room:
     presence_events: bool = False  # parley:USER_JOINED / parley:USER_LEFT events to the room
     members_only: bool = False  # only members (AddRoomMembers) get tokens, connect and act
     approval_required: bool = False  # new connections wait for a moderator's APPROVE_CONNECTION
+    # direct messages are also kept per recipient (shared.features.inbox), for offline delivery
+    inbox_per_user: bool = False
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
