@@ -5,6 +5,10 @@ unsubscribes when the last one leaves. A :class:`~shared.protocol.envelope.RoomD
 already encoded by the router; each becomes one serialized WebSocket frame written to every
 local connection of the room (``gateway.wire``) — one encoding, no task or await per socket,
 and ``gateway.wire``'s one policy for a socket that stopped reading.
+
+A seed protocol front (``gateway.fronts``) passes a :class:`Translator`: each item is re-encoded
+in the front's protocol once per room delivery (not per connection), and may leave out its
+sender's own connections; a router's notice to one connection is translated the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -37,9 +42,26 @@ class Member(Protocol):
     websocket: ServerConnection
 
 
+@dataclass(slots=True, frozen=True)
+class Translated:
+    """A delivery item in a front's protocol: the payload once, and whose connections skip it."""
+
+    payload: bytes
+    except_user: str = ""  # e.g. the sender, in a protocol where senders do not get their own message
+
+
+class Translator(Protocol):
+    """A front's encoder: called once per item per room delivery; None: nobody gets the item."""
+
+    def item(self, room_id: str, item: DeliveryItem) -> Translated | None: ...
+
+    def notice(self, notice: ConnectionNotice) -> bytes | None: ...
+
+
 class RoomFanout:
-    def __init__(self, max_send_buffer: int = 1 << 20) -> None:
+    def __init__(self, max_send_buffer: int = 1 << 20, translator: Translator | None = None) -> None:
         self.max_send_buffer = max_send_buffer  # bytes queued for one socket before it is dropped
+        self.translator = translator  # None: the IVS frames as the router encoded them
         self.subscription: Subscription | None = None
         self._rooms: dict[str, set[ServerConnection]] = {}
         self._users: dict[tuple[str, str], set[ServerConnection]] = defaultdict(set)
@@ -55,6 +77,8 @@ class RoomFanout:
         # connections awaiting approval (they get nothing until approved) → their room.
         self._moderators: dict[str, set[ServerConnection]] = {}
         self._pending: dict[ServerConnection, str] = {}
+        # pending connections that receive meanwhile (a front whose seed only times them out)
+        self._awaiting: dict[ServerConnection, str] = {}
         self.on_approved: Callable[[ServerConnection], None] | None = None
 
     def __len__(self) -> int:
@@ -79,9 +103,10 @@ class RoomFanout:
     def add_moderator(self, room_id: str, ws: ServerConnection) -> None:
         self._moderators.setdefault(room_id, set()).add(ws)
 
-    def set_pending(self, room_id: str, ws: ServerConnection) -> None:
-        """Deliver nothing to ``ws`` until an item approves it (call before :meth:`join`)."""
-        self._pending[ws] = room_id
+    def set_pending(self, room_id: str, ws: ServerConnection, *, receives: bool = False) -> None:
+        """Deliver nothing to ``ws`` until an item approves it (call before :meth:`join`);
+        ``receives``: deliver as usual meanwhile, the approval only calls ``on_approved``."""
+        (self._awaiting if receives else self._pending)[ws] = room_id
 
     def is_pending(self, ws: ServerConnection) -> bool:
         return ws in self._pending
@@ -91,6 +116,7 @@ class RoomFanout:
         self._holding.pop(ws, None)
         self._caught_up.pop(ws, None)
         self._pending.pop(ws, None)
+        self._awaiting.pop(ws, None)
         moderators = self._moderators.get(member.room_id)
         if moderators is not None:
             moderators.discard(ws)
@@ -114,34 +140,52 @@ class RoomFanout:
     # --- bus listeners (plain callables on the event loop) ---------------------------------
     def on_room(self, room_id: str, data: bytes) -> None:
         delivery = RoomDelivery.decode(data)
+        translator = self.translator
         for item in delivery.items:
             room = self._rooms.get(room_id)
             if not room:
                 return
+            payload: bytes | None = item.frame
+            skipped: Collection[ServerConnection] = ()
+            if translator is not None:
+                translated = translator.item(room_id, item)
+                payload = None if translated is None else translated.payload
+                if translated is not None and translated.except_user:
+                    skipped = self._users.get((room_id, translated.except_user), ())
             targeted = item.only_users or item.only_moderators or item.approve_connection
-            audience = self._audience(room_id, room, item) if targeted else room
-            raw = text_frame(item.frame)
-            holding, pending, caught_up = self._holding, self._pending, self._caught_up
-            if holding or pending or caught_up:
-                targets: Collection[ServerConnection] = [
-                    ws
-                    for ws in audience
-                    if ws not in holding
-                    and ws not in pending
-                    and not (ws in caught_up and item.frame_id in caught_up[ws])
-                ]
-            else:
-                targets = audience
-            sent = write_frame(targets, raw, self.max_send_buffer)
-            if holding:
-                self._keep_for_catch_up(audience, item.frame_id, raw)
-            metrics.MESSAGING_DELIVERIES.inc(sent)
-            metrics.DELIVERIES_BY_ACTION[item.kind].inc(sent)
-            if item.received_ms:
-                metrics.SEND_TO_DELIVER_SECONDS.observe(max(now_ms() - item.received_ms, 0) / 1000)
+            audience = self._audience(room_id, room, item) if targeted else room  # also admits approved ones
+            if payload is not None:
+                self._deliver(audience, skipped, item, text_frame(payload))
             if item.close_user_id:
                 for ws in list(self._users.get((room_id, item.close_user_id), ())):
                     self.close_soon(ws, CloseCode.DISCONNECTED_BY_MODERATOR, item.close_reason)
+
+    def _deliver(
+        self,
+        audience: set[ServerConnection],
+        skipped: Collection[ServerConnection],
+        item: DeliveryItem,
+        raw: bytes,
+    ) -> None:
+        holding, pending, caught_up = self._holding, self._pending, self._caught_up
+        if holding or pending or caught_up or skipped:
+            targets: Collection[ServerConnection] = [
+                ws
+                for ws in audience
+                if ws not in holding
+                and ws not in pending
+                and ws not in skipped
+                and not (ws in caught_up and item.frame_id in caught_up[ws])
+            ]
+        else:
+            targets = audience
+        sent = write_frame(targets, raw, self.max_send_buffer)
+        if holding:
+            self._keep_for_catch_up(audience, item.frame_id, raw)
+        metrics.MESSAGING_DELIVERIES.inc(sent)
+        metrics.DELIVERIES_BY_ACTION[item.kind].inc(sent)
+        if item.received_ms:
+            metrics.SEND_TO_DELIVER_SECONDS.observe(max(now_ms() - item.received_ms, 0) / 1000)
 
     def _audience(self, room_id: str, room: set[ServerConnection], item: DeliveryItem) -> set[ServerConnection]:
         """The connections a targeted item goes to: the named users' (direct messages and
@@ -156,6 +200,10 @@ class RoomFanout:
             if ws is not None and self._pending.get(ws) == room_id:
                 del self._pending[ws]  # approved: from now on it receives like everyone else
                 targets.add(ws)
+                if self.on_approved is not None:
+                    self.on_approved(ws)
+            elif ws is not None and self._awaiting.get(ws) == room_id:
+                del self._awaiting[ws]  # it received all along; only its wait is over
                 if self.on_approved is not None:
                     self.on_approved(ws)
         return targets
@@ -198,7 +246,9 @@ class RoomFanout:
         ws = self._by_id.get(notice.connection_id)
         if ws is None:
             return  # the connection ended meanwhile
-        send_frame(ws, notice.frame, self.max_send_buffer)
+        frame = notice.frame if self.translator is None else self.translator.notice(notice)
+        if frame is not None:
+            send_frame(ws, frame, self.max_send_buffer)
         if notice.close_code:
             self.close_soon(ws, notice.close_code, "")
 

@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
             demo=not args.no_demo,  # the web chat demo is on in dev only; `parley api` needs --demo/PARLEY_DEMO
             # A handler on this machine is the usual dev setup; production allows only what the operator lists.
             review_allowed_networks=settings.review_allowed_networks or LOOPBACK_NETWORKS,
+            # seed 001 relay: apps are created on first use in dev (PARLEY_RELAY_CREATE_ROOMS=false to refuse)
+            relay_create_rooms=os.environ.get("PARLEY_RELAY_CREATE_ROOMS", "true").strip().lower()
+            not in ("0", "false", "no", "off"),
+            relay_admin_key=settings.relay_admin_key or secrets.token_urlsafe(24),  # printed below
         )
         _metrics(settings)  # with PARLEY_METRICS_PUBLIC=false this listener is the only /metrics
         # every front whose port is not 0
@@ -111,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
             )
             for name, started in node.fronts.items():
                 print(f"  front {name}: port {started.port}", file=sys.stderr, flush=True)
+            if "relay" in node.fronts:
+                print(
+                    f"  relay admin key: PARLEY_RELAY_ADMIN_KEY={settings.relay_admin_key}", file=sys.stderr, flush=True
+                )
             if settings.demo:
                 print(f"  web chat demo: http://{settings.api_host}:{node.api.port}/", file=sys.stderr, flush=True)
 

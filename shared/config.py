@@ -116,6 +116,8 @@ class Settings:
     front_host: str = "127.0.0.1"
     line_port: int = 8090  # seed 000, line-oriented TCP
     relay_port: int = 8091  # seed 001, connection-id WebSocket relay
+    relay_admin_key: str = ""  # seed 001: the dashboard key that makes a connection admin ("" = nobody)
+    relay_create_rooms: bool = False  # seed 001: an unknown app name creates its room (true in `parley dev`)
     groupschat_port: int = 8093  # seed 003, groups-chat HTTP + WebSocket
     plic_port: int = 8094  # seed 004, PLIC-Chat HTTP + WebSocket
     # line front (seed 000): its one parley room's per-user inboxes and message rate (set when

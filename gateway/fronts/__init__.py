@@ -41,6 +41,7 @@ FrontFactory = Callable[[Settings, GatewayStore, GatewayBus], Front]
 # name → "module:factory", imported only when that front is asked for
 _REGISTRY: dict[str, str] = {
     "line": "gateway.fronts.line.server:LineFront",
+    "relay": "gateway.fronts.relay.server:RelayFront",
     "plic": "gateway.fronts.plic.server:PlicFront",
 }
 

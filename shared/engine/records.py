@@ -22,6 +22,7 @@ class RecordKind(StrEnum):
     # parley extension: chat accounts of the seed protocol fronts (shared.features.accounts)
     ACCOUNT = "account"  # keyed by username
     ACCOUNT_ID = "account-id"  # userId -> {"username"}
+    RELAY_APP = "relay-app"  # seed 001 front: an app name → {"room_id"} (gateway/fronts/relay)
     PLIC_ROOM = "plic-room"  # seed 004 front: int room id → parley room id, owner, apartment
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from shared.protocol.ids import ID12_RE
+from shared.protocol.ids import CONNECTION_ID_RE, ID12_RE
 from shared.protocol.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
 from shared.protocol.timestamps import iso_ms
 
@@ -203,8 +203,10 @@ def parse_client_frame(data: str | bytes) -> ClientRequest:
         return ClientRequest(Action.PING, request_id)
     if action == Action.APPROVE_CONNECTION:
         connection_id = _required_str(body, "ConnectionId", request_id)
-        if not ID12_RE.fullmatch(connection_id):
-            raise FrameError(ErrorCode.BAD_REQUEST, "ConnectionId must be 12 characters of [a-zA-Z0-9]", request_id)
+        if not CONNECTION_ID_RE.fullmatch(connection_id):
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, "ConnectionId must be 12 characters of [a-zA-Z0-9] or a UUID", request_id
+            )
         return ClientRequest(Action.APPROVE_CONNECTION, request_id, connection_id=connection_id)
     if action == Action.GET_PRESENCE:
         limit = body.get("Limit", DEFAULT_PRESENCE_PAGE)

@@ -11,6 +11,8 @@ _ID_SPACE = 62**12
 # Patterns that validate input are used with .fullmatch(): "$" also matches before a final newline,
 # so ^...$ with .match() let "<id>\n" through. ID12_RE is anchored with \A...\Z so a .match() stays safe.
 ID12_RE = re.compile(r"\A[a-zA-Z0-9]{12}\Z")
+# A connection id: an Id12 (IVS gateway) or a lowercase UUID (the relay front, whose seed shows UUIDs).
+CONNECTION_ID_RE = re.compile(r"\A(?:[a-zA-Z0-9]{12}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\Z")
 _ARN_RE = re.compile(
     r"arn:aws:ivschat:(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):"
     r"(?P<kind>room|logging-configuration)/(?P<id>[a-zA-Z0-9-]+)"
