@@ -132,8 +132,8 @@ def scrape(port: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if not sample.labels and not sample.name.endswith("_created"):
-                out[sample.name] = sample.value
+            if set(sample.labels) <= {"Protocol"} and not sample.name.endswith("_created"):
+                out[sample.name] = out.get(sample.name, 0.0) + sample.value  # summed over protocols
             elif set(sample.labels) == {"le"}:  # a histogram's cumulative buckets
                 out[f"{sample.name}|{sample.labels['le']}"] = sample.value
     return out

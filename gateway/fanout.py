@@ -27,7 +27,7 @@ from shared import metrics
 from shared.clock import now_ms
 from shared.engine.fanout import Subscription
 from shared.protocol.closecodes import CloseCode
-from shared.protocol.envelope import ConnectionNotice, DeliveryItem, RoomDelivery
+from shared.protocol.envelope import ClientProtocol, ConnectionNotice, DeliveryItem, RoomDelivery
 
 MAX_HELD_FRAMES = 10_000
 # How long live frames are checked against the ids a catch-up already sent: far more than a
@@ -59,9 +59,15 @@ class Translator(Protocol):
 
 
 class RoomFanout:
-    def __init__(self, max_send_buffer: int = 1 << 20, translator: Translator | None = None) -> None:
+    def __init__(
+        self,
+        max_send_buffer: int = 1 << 20,
+        translator: Translator | None = None,
+        protocol: ClientProtocol = ClientProtocol.IVS,
+    ) -> None:
         self.max_send_buffer = max_send_buffer  # bytes queued for one socket before it is dropped
         self.translator = translator  # None: the IVS frames as the router encoded them
+        self.protocol = protocol  # what the connections speak: the deliveries' Protocol label
         self.subscription: Subscription | None = None
         self._rooms: dict[str, set[ServerConnection]] = {}
         self._users: dict[tuple[str, str], set[ServerConnection]] = defaultdict(set)
@@ -182,8 +188,7 @@ class RoomFanout:
         sent = write_frame(targets, raw, self.max_send_buffer)
         if holding:
             self._keep_for_catch_up(audience, item.frame_id, raw)
-        metrics.MESSAGING_DELIVERIES.inc(sent)
-        metrics.DELIVERIES_BY_ACTION[item.kind].inc(sent)
+        metrics.count_deliveries(self.protocol, item.kind, sent)
         if item.received_ms:
             metrics.SEND_TO_DELIVER_SECONDS.observe(max(now_ms() - item.received_ms, 0) / 1000)
 

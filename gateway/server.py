@@ -32,6 +32,7 @@ from shared.engine.records import Record
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import frames
 from shared.protocol.closecodes import CloseCode
+from shared.protocol.envelope import ClientProtocol
 from shared.protocol.frames import Action, ClientRequest, ErrorCode, FrameError
 from shared.protocol.ids import new_id
 from shared.protocol.text import is_encodable
@@ -215,8 +216,7 @@ class Gateway:
         # catch-up); the joiner itself may therefore miss its own parley:USER_JOINED.
         await self.presence.join(connection_id, token, admitted.room)
         await self.fanout.join(conn)
-        metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
-        metrics.CONNECTIONS_RESOURCE_COUNT.inc()
+        metrics.connection_opened(ClientProtocol.IVS)
         delay = max(token.session_expires_ms - now_ms(), 0) / 1000
         self._expiry[connection_id] = asyncio.get_running_loop().call_later(delay, self._expire, ws)
         try:
@@ -228,8 +228,7 @@ class Gateway:
         finally:
             self._expiry.pop(connection_id).cancel()
             self.lifecycle.left(ws)
-            metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
-            metrics.CONNECTIONS_RESOURCE_COUNT.dec()
+            metrics.connection_closed(ClientProtocol.IVS)
             await self.fanout.leave(conn)
             admitted.reservation.release()  # now, not when the socket is closed (GatewayConnection)
             await self.presence.leave(connection_id)

@@ -275,8 +275,7 @@ class Router:
         for (action, _, _), seen in zip(batch, already, strict=True):
             if seen:
                 continue
-            metrics.MESSAGING_REQUESTS.inc()
-            metrics.REQUESTS_BY_ACTION[action.kind].inc()
+            metrics.count_request(action.protocol, action.kind)
             if action.received_ms:
                 metrics.ROUTER_ACTION_AGE_SECONDS.observe(max(now_ms() - action.received_ms, 0) / 1000)
             decided.append((action, refused.get(action.frame_id) or decide(action, state, self._account)))

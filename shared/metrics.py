@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from shared.protocol.envelope import ClientProtocol
+
 # --- IVS metrics ------------------------------------------------------------------------------
-CONCURRENT_CHAT_CONNECTIONS = Gauge("ConcurrentChatConnections", "Open chat connections held by this gateway")
-MESSAGING_REQUESTS = Counter("MessagingRequests", "Messaging requests decided (all actions)")
-REQUESTS = Counter("Requests", "Messaging requests by action", ["Action"])
-MESSAGING_DELIVERIES = Counter("MessagingDeliveries", "Frames delivered to connections")
-DELIVERIES = Counter("Deliveries", "Frames delivered to connections, by action", ["Action"])
+# Each also has a ``Protocol`` label (a ClientProtocol: ``ivs``, or the seed front that served the
+# client): IVS's own dashboards sum over it; a front's share is one selector away.
+CONCURRENT_CHAT_CONNECTIONS = Gauge(
+    "ConcurrentChatConnections", "Open chat connections held by this gateway or front", ["Protocol"]
+)
+MESSAGING_REQUESTS = Counter("MessagingRequests", "Messaging requests decided (all actions)", ["Protocol"])
+REQUESTS = Counter("Requests", "Messaging requests by action", ["Action", "Protocol"])
+MESSAGING_DELIVERIES = Counter("MessagingDeliveries", "Frames delivered to connections", ["Protocol"])
+DELIVERIES = Counter("Deliveries", "Frames delivered to connections, by action", ["Action", "Protocol"])
 INVOCATION_ERRORS = Counter("InvocationErrors", "Review handler could not be invoked", ["Uri"])
 RESPONSE_VALIDATION_ERRORS = Counter("ResponseValidationErrors", "Review handler returned an invalid response", ["Uri"])
 REVIEW_SECONDS = Histogram(
@@ -46,15 +52,39 @@ ROUTER_BATCH_SIZE = Histogram(
 RESOURCE_COUNT = Gauge("ResourceCount", "AWS/Usage resource count", ["Service", "Class", "Type", "Resource"])
 CONNECTIONS_RESOURCE_COUNT = RESOURCE_COUNT.labels("IVS Chat", "None", "Resource", "ConcurrentChatConnections")
 
-# Pre-bound children for the hot paths (no label lookup per frame).
-REQUESTS_BY_ACTION = {
-    action: REQUESTS.labels(action) for action in ("SendMessage", "DeleteMessage", "DisconnectUser", "SendEvent")
-}
-DELIVERIES_BY_ACTION = {action: DELIVERIES.labels(action) for action in REQUESTS_BY_ACTION}
-# parley extension actions (presence and membership events) under their own Action label
-for _action in ("Presence", "Membership"):
-    REQUESTS_BY_ACTION[_action] = REQUESTS.labels(_action)
-    DELIVERIES_BY_ACTION[_action] = DELIVERIES.labels(_action)
+# Pre-bound children for the hot paths (no label lookup per frame), by protocol then action.
+_ACTIONS = ("SendMessage", "DeleteMessage", "DisconnectUser", "SendEvent", "Presence", "Membership")
+_PROTOCOLS: tuple[str, ...] = tuple(ClientProtocol)
+CONNECTIONS_BY_PROTOCOL: dict[str, Gauge] = {p: CONCURRENT_CHAT_CONNECTIONS.labels(p) for p in _PROTOCOLS}
+_MESSAGING_REQUESTS: dict[str, Counter] = {p: MESSAGING_REQUESTS.labels(p) for p in _PROTOCOLS}
+_REQUESTS: dict[str, dict[str, Counter]] = {p: {a: REQUESTS.labels(a, p) for a in _ACTIONS} for p in _PROTOCOLS}
+_MESSAGING_DELIVERIES: dict[str, Counter] = {p: MESSAGING_DELIVERIES.labels(p) for p in _PROTOCOLS}
+_DELIVERIES: dict[str, dict[str, Counter]] = {p: {a: DELIVERIES.labels(a, p) for a in _ACTIONS} for p in _PROTOCOLS}
+
+
+def count_request(protocol: str, action: str) -> None:
+    """One messaging request decided (router): ``MessagingRequests`` and ``Requests{Action}``."""
+    _MESSAGING_REQUESTS[protocol].inc()
+    _REQUESTS[protocol][action].inc()
+
+
+def count_deliveries(protocol: str, action: str, frames: int) -> None:
+    """``frames`` frames of one action written to connections: ``MessagingDeliveries`` and
+    ``Deliveries{Action}``, under the protocol of the connections written to."""
+    _MESSAGING_DELIVERIES[protocol].inc(frames)
+    _DELIVERIES[protocol][action].inc(frames)
+
+
+def connection_opened(protocol: str) -> None:
+    """``ConcurrentChatConnections`` and the usage metric move together, for every protocol."""
+    CONNECTIONS_BY_PROTOCOL[protocol].inc()
+    CONNECTIONS_RESOURCE_COUNT.inc()
+
+
+def connection_closed(protocol: str) -> None:
+    CONNECTIONS_BY_PROTOCOL[protocol].dec()
+    CONNECTIONS_RESOURCE_COUNT.dec()
+
 
 BUS_ACTIONS_PER_PUBLISH = Histogram(
     "parley_bus_actions_per_publish",

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway import fronts as front_registry
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -176,6 +178,9 @@ def test_docker_compose_config_is_valid(tmp_path: Path) -> None:
     for name in ("rabbitmq", "redis", "prometheus", "grafana", "minio"):
         assert name in services
     assert services["reviewer"]["command"] == ["reviewer"] and services["logger"]["command"] == ["logger"]
+    for front in FRONTS:  # every registered seed protocol front runs, its port published
+        assert services[f"front-{front}"]["command"] == ["front", front]
+        assert services[f"front-{front}"]["image"] == "parley:dev" and services[f"front-{front}"]["healthcheck"]
 
 
 def test_compose_refuses_to_start_without_each_secret(tmp_path: Path) -> None:
@@ -290,7 +295,7 @@ def test_kubernetes_manifests_validate_against_the_official_schemas() -> None:
 def test_kubernetes_manifests_have_probes_resources_and_autoscaling() -> None:
     docs = k8s_documents()
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    for name in ("parley-api", "parley-gateway", "parley-router", "parley-reviewer", "parley-logger"):
+    for name in sorted(PARLEY_DEPLOYMENTS):
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["readinessProbe"] and container["livenessProbe"], name
         assert container["resources"]["requests"] and container["resources"]["limits"], name
@@ -410,7 +415,10 @@ def env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
-PARLEY_DEPLOYMENTS = {f"parley-{c}" for c in ("api", "gateway", "router", "reviewer", "logger")}
+FRONTS = tuple(front_registry.names())  # deploy/ runs every front this build serves
+PARLEY_DEPLOYMENTS = {f"parley-{c}" for c in ("api", "gateway", "router", "reviewer", "logger")} | {
+    f"parley-front-{front}" for front in FRONTS
+}
 
 
 def test_deployments_scrape_metrics_on_the_metrics_port_not_the_public_ones() -> None:

@@ -197,7 +197,7 @@ async def test_command_rate_and_login_attempts_are_limited(node: Node) -> None:
 
 
 def _requests() -> float:
-    return REGISTRY.get_sample_value("MessagingRequests_total") or 0.0
+    return REGISTRY.get_sample_value("MessagingRequests_total", {"Protocol": "line"}) or 0.0
 
 
 @pytest.fixture(params=BACKENDS)

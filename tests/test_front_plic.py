@@ -300,11 +300,14 @@ async def test_messages_are_counted_and_logged_like_ivs(
         await node.store.records.put(RecordKind.ROOM, alias["room_id"], record, record["update_ms"] + 1)
         await node.bus.fanout.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, alias["room_id"]).encode())
         await asyncio.sleep(0.2)
-        before = REGISTRY.get_sample_value("Requests_total", {"Action": "SendMessage"}) or 0.0
+        plic_sends = {"Action": "SendMessage", "Protocol": "plic"}
+        before = REGISTRY.get_sample_value("Requests_total", plic_sends) or 0.0
         alice = await client.ws("alice")
         await alice.send_str(send(room, "logged like ivs", "l1"))
         assert (await recv(alice))["data"]["confirmed"] is True
-        assert (REGISTRY.get_sample_value("Requests_total", {"Action": "SendMessage"}) or 0.0) == before + 1
+        assert (
+            REGISTRY.get_sample_value("Requests_total", {"Action": "SendMessage", "Protocol": "plic"}) or 0.0
+        ) == before + 1
         path = layout.firehose_path(Path(logged.log_dir), "plic.1")
         deadline = time.monotonic() + 10
         while not path.exists() and time.monotonic() < deadline:

@@ -192,12 +192,16 @@ async def test_messages_through_the_front_are_logged_like_ivs(node: Node) -> Non
     consumer = await node.bus.logs.consume(collect)
     try:
         a, b = await clients(node, room.id, 2)
-        requests_before = _sample("Requests_total", Action="SendMessage")
-        deliveries_before = _sample("Deliveries_total", Action="SendMessage")
+        requests_before = _sample("Requests_total", Action="SendMessage", Protocol="relay")
+        deliveries_before = _sample("Deliveries_total", Action="SendMessage", Protocol="relay")
         await a.send({"to": "all", "data": {"k": "v"}})
         await b.expect(from_=a.id)
-        assert _sample("Requests_total", Action="SendMessage") - requests_before == 1  # counted like IVS
-        assert _sample("Deliveries_total", Action="SendMessage") - deliveries_before == 1  # b, not the sender
+        assert (
+            _sample("Requests_total", Action="SendMessage", Protocol="relay") - requests_before == 1
+        )  # counted like IVS
+        assert (
+            _sample("Deliveries_total", Action="SendMessage", Protocol="relay") - deliveries_before == 1
+        )  # b, not the sender
         for _ in range(100):
             if logged:
                 break

@@ -34,7 +34,9 @@ async def scrape(url: str) -> Samples:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+    """The sum of ``name``'s samples that carry ``labels`` (whatever their other labels, e.g. Protocol)."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in samples.items() if n == name and wanted <= set(have))
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
@@ -88,6 +90,7 @@ async def test_embedded_node_counts_ivs_metrics(node: Node, settings: Settings) 
     assert delta(before, during, "ResourceCount", **dict(USAGE)) == 3
     assert delta(before, after, "ConcurrentChatConnections") == 0
     assert delta(before, after, "MessagingRequests_total") == 5
+    assert delta(before, after, "MessagingRequests_total", Protocol="ivs") == 5  # IVS clients, no front
     assert delta(before, after, "Requests_total", Action="SendMessage") == 4
     assert delta(before, after, "Requests_total", Action="SendEvent") == 1
     assert delta(before, after, "MessagingDeliveries_total") == 15

@@ -49,6 +49,17 @@ class Kind(StrEnum):
 IVS_KINDS = (Kind.SEND_MESSAGE, Kind.DELETE_MESSAGE, Kind.DISCONNECT_USER, Kind.SEND_EVENT)
 
 
+class ClientProtocol(StrEnum):
+    """The wire protocol a client spoke: IVS Chat, or the seed system of a front (gateway/fronts).
+    The value is the ``Protocol`` label of the IVS-named metrics and the front's ``parley front`` name."""
+
+    IVS = "ivs"
+    LINE = "line"
+    RELAY = "relay"
+    GROUPSCHAT = "groupschat"
+    PLIC = "plic"
+
+
 @frame_shape
 class ActionEnvelope:
     """One action, built whole by whoever accepts it (gateway or control plane) and never changed."""
@@ -70,6 +81,7 @@ class ActionEnvelope:
     disconnect_user_id: str = ""  # DISCONNECT_USER: whose connections are closed
     reason: str | None = None  # DELETE_MESSAGE, DISCONNECT_USER
     recipient: str = ""  # parley extension: a direct message/event to this user (and the sender)
+    protocol: str = ClientProtocol.IVS  # what the sender spoke (a ClientProtocol), for the metrics
 
     def encode(self) -> bytes:
         return msgpack.packb(_row(self))

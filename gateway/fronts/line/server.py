@@ -31,7 +31,7 @@ from shared.config import Settings
 from shared.features import accounts, bans, inbox
 from shared.features.accounts import Account, LoginResult
 from shared.features.ratelimit import SlidingWindow
-from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.envelope import ActionEnvelope, ClientProtocol, Kind
 from shared.protocol.ids import new_id
 
 log = structlog.get_logger("gateway.line")
@@ -129,7 +129,11 @@ class LineFront:
                 self._write(conn, codec.error("too many connections; try again later"))
                 return
             self._connections.add(conn)
-            await self._serve(conn, reader)
+            metrics.connection_opened(ClientProtocol.LINE)
+            try:
+                await self._serve(conn, reader)
+            finally:
+                metrics.connection_closed(ClientProtocol.LINE)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:
@@ -226,6 +230,7 @@ class LineFront:
         room = await self.room.record()
         action = ActionEnvelope(
             kind=Kind.SEND_MESSAGE,
+            protocol=ClientProtocol.LINE,
             frame_id=new_id(),
             room_id=room["id"],
             received_ms=now_ms(),
@@ -253,6 +258,8 @@ class LineFront:
             int(room.get("history_max_age_seconds", self.settings.line_inbox_max_age_seconds)) * 1000,
         )
         entries = [entry for _, frame in taken if (entry := codec.received(frame)) is not None]
+        # a line client receives its direct messages here, when it reads its inbox
+        metrics.count_deliveries(ClientProtocol.LINE, Kind.SEND_MESSAGE, len(entries))
         return codec.inbox(entries, account.display_name)
 
     async def _show(self) -> bytes:

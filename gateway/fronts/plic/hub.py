@@ -28,7 +28,7 @@ from shared.engine.fanout import Subscription
 from shared.engine.marks import Marks
 from shared.engine.records import RecordKind
 from shared.features import bans
-from shared.protocol.envelope import ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
+from shared.protocol.envelope import ClientProtocol, ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
 
 from . import codec
 from .rooms import ROOM_TAG, Alias, PlicStore
@@ -72,7 +72,7 @@ class Hub:
     def register(self, conn: PlicConnection) -> None:
         """Before its rooms are read, so a membership notice meanwhile already finds it."""
         self._by_id[conn.connection_id] = conn
-        metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
+        metrics.connection_opened(ClientProtocol.PLIC)
         self._users.setdefault(conn.user_id, set()).add(conn)
 
     async def join(self, conn: PlicConnection, aliases: list[Alias]) -> None:
@@ -106,7 +106,7 @@ class Hub:
 
     async def leave(self, conn: PlicConnection) -> None:
         if self._by_id.pop(conn.connection_id, None) is not None:
-            metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
+            metrics.connection_closed(ClientProtocol.PLIC)
         users = self._users.get(conn.user_id)
         if users is not None:
             users.discard(conn)
@@ -157,8 +157,7 @@ class Hub:
             audience = [c for c in audience if c is not sender]
         raw = text_frame(codec.message_received(self._plic_ids[room_id], message.sender_id, message.content))
         sent = write(audience, raw, self.max_buffer) + (sender is not None)
-        metrics.MESSAGING_DELIVERIES.inc(sent)
-        metrics.DELIVERIES_BY_ACTION[Kind.SEND_MESSAGE].inc(sent)
+        metrics.count_deliveries(ClientProtocol.PLIC, Kind.SEND_MESSAGE, sent)
 
     def on_gateway(self, data: bytes) -> None:
         notice = ConnectionNotice.decode(data)

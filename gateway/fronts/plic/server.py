@@ -25,7 +25,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.features import bans, membership
 from shared.features.ratelimit import SlidingWindow
-from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.envelope import ActionEnvelope, ClientProtocol, Kind
 from shared.protocol.ids import new_id
 
 from . import auth, codec
@@ -201,6 +201,7 @@ class PlicFront:
         await self.bus.actions.publish(
             ActionEnvelope(
                 kind=Kind.SEND_MESSAGE,
+                protocol=ClientProtocol.PLIC,
                 frame_id=new_id(),
                 room_id=parley_id,
                 received_ms=now,

@@ -32,13 +32,14 @@ from gateway.ports import GatewayBus, GatewayStore
 from gateway.presence import GatewayPresence
 from gateway.server import CONNECTIONS_GROUP, HARD_MAX_FRAME, LISTEN_BACKLOG, REPORT_INTERVAL_S, REPORT_TTL_MS
 from gateway.wire import send_frame
+from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.records import Record
 from shared.features import approval
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol.closecodes import CloseCode
-from shared.protocol.envelope import ActionEnvelope, ConnectionNotice, DeliveryItem, Kind
+from shared.protocol.envelope import ActionEnvelope, ClientProtocol, ConnectionNotice, DeliveryItem, Kind
 from shared.protocol.ids import new_id
 from shared.protocol.models import DEFAULT_MAX_MESSAGE_LENGTH
 from shared.protocol.tokens import ChatToken
@@ -82,7 +83,7 @@ class RelayFront:
         self.store = store
         self.bus = bus
         self.front_id = f"relay-{settings.gateway_id}-{secrets.token_hex(3)}"
-        self.fanout = RoomFanout(settings.max_send_buffer, translator=self)
+        self.fanout = RoomFanout(settings.max_send_buffer, translator=self, protocol=ClientProtocol.RELAY)
         self.fanout.on_approved = self._approved
         self.presence = GatewayPresence(store, bus, self.front_id, settings.presence_ttl_seconds)
         self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.front_id, REPORT_TTL_MS)
@@ -192,6 +193,7 @@ class RelayFront:
             event_rate=SlidingWindow(self.settings.event_rate_per_second),
         )
         self._conns[ws] = conn
+        metrics.connection_opened(ClientProtocol.RELAY)
         try:
             self.fanout.set_pending(conn.room_id, ws, receives=True)
             self.fanout.hold(ws)  # room frames wait until the greeting is out
@@ -214,6 +216,7 @@ class RelayFront:
             if conn.waiting is not None:
                 conn.waiting.cancel()
             self._conns.pop(ws, None)
+            metrics.connection_closed(ClientProtocol.RELAY)
             await self.fanout.leave(conn)
             if ws.reservation is not None:
                 ws.reservation.release()
@@ -260,6 +263,7 @@ class RelayFront:
             raise codec.RelayError(f"data must be at most {limit} characters (objects count as JSON text)")
         action = ActionEnvelope(
             kind=Kind.SEND_MESSAGE,
+            protocol=ClientProtocol.RELAY,
             frame_id=new_id(),
             room_id=conn.room_id,
             received_ms=now,
