@@ -13,10 +13,12 @@ handshake, a connection that never joins, the end of the connection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
+import structlog
 from websockets.exceptions import InvalidHeaderFormat
 from websockets.headers import parse_subprotocol
 
@@ -25,7 +27,15 @@ from shared.engine.records import Record, RecordKind
 from shared.features import bans, membership
 from shared.protocol import tokens
 
+log = structlog.get_logger("gateway")
+
 CLAIM_SLACK_MS = 60_000
+# The account's connection quota is one group that every gateway and front reports its slots to.
+CONNECTIONS_GROUP = "gateway-connections"
+REPORT_INTERVAL_S = 1.0
+REPORT_TTL_MS = 5000  # a process that stops reporting holds no slots this long after
+
+Heartbeat = Callable[[], Awaitable[None]]
 
 
 class ConnectionQuota:
@@ -50,7 +60,40 @@ class ConnectionQuota:
         self._member = member
         self._ttl_ms = ttl_ms
         self._unreserving: set[asyncio.Future[None]] = set()
+        self._heartbeat: Heartbeat | None = None
+        self._reporter: asyncio.Task[None] | None = None
 
+    # --- the report that keeps this process's slots live -----------------------------------------
+    async def start_reporting(self, heartbeat: Heartbeat | None = None) -> None:
+        """Report now, then every ``REPORT_INTERVAL_S`` until :meth:`stop_reporting`. ``heartbeat``
+        (what else the process keeps alive on the same beat, e.g. its presence entries) runs first."""
+        self._heartbeat = heartbeat
+        await self.report()
+        self._reporter = asyncio.create_task(self._report_forever(), name=f"{self._member}-quota-report")
+
+    async def report(self) -> None:
+        if self._heartbeat is not None:
+            await self._heartbeat()
+        await self._store.counters.report(self._group, self._member, self.held, self._ttl_ms)
+
+    async def stop_reporting(self) -> None:
+        """Stop, and give back every slot at once: a stopped process holds none."""
+        if self._reporter is not None:
+            self._reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporter
+        with contextlib.suppress(Exception):
+            await self._store.counters.report(self._group, self._member, 0, 1)
+
+    async def _report_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_S)
+            try:
+                await self.report()
+            except Exception:  # the store is briefly unreachable: the next beat corrects it
+                log.warning("connection count report failed", member=self._member, exc_info=True)
+
+    # --- slots -------------------------------------------------------------------------------
     def reserve(self, limit: int) -> Reservation:
         """Ask for a slot now: the request goes out with whatever else this loop turn sends."""
         self.held += 1  # before the request exists: a report from now on includes it

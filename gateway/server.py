@@ -17,7 +17,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from gateway.admission import Admitted, ConnectionQuota, Rejection, admit, offered_token
+from gateway.admission import (
+    CONNECTIONS_GROUP,
+    REPORT_TTL_MS,
+    Admitted,
+    ConnectionQuota,
+    Rejection,
+    admit,
+    offered_token,
+)
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
 from gateway.lifecycle import Lifecycle, TrackedConnection
@@ -39,9 +47,6 @@ from shared.protocol.text import is_encodable
 
 log = structlog.get_logger("gateway")
 
-CONNECTIONS_GROUP = "gateway-connections"
-REPORT_INTERVAL_S = 1.0
-REPORT_TTL_MS = 5000
 HARD_MAX_FRAME = 1 << 20  # beyond this websockets closes with 1009 instead of reading it
 # asyncio's default listen backlog (100) overflows in a reconnect storm: the kernel drops the
 # SYNs and each client waits a 1 s retransmit. The kernel caps this at net.core.somaxconn.
@@ -95,7 +100,6 @@ class Gateway:
         # this gateway's slots of the account's connection quota, reserved in the store at each handshake
         self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.gateway_id, REPORT_TTL_MS)
         self._server: Server | None = None
-        self._reporter: asyncio.Task[None] | None = None
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._shutting_down = False
 
@@ -109,8 +113,8 @@ class Gateway:
             self.gateway_id, self.fanout.on_room, self.fanout.on_gateway
         )
         metrics.CONNECTION_QUOTA.set(self.settings.max_connections)
-        await self._report()
-        self._reporter = asyncio.create_task(self._report_loop(), name="gateway-report")
+        # parley extension: the same beat keeps this gateway's presence entries alive
+        await self.quota.start_reporting(heartbeat=self.presence.heartbeat)
         self._server = await serve(
             self._handle,
             host or self.settings.gateway_host,
@@ -142,32 +146,11 @@ class Gateway:
             self.fanout.close_soon(ws, CloseCode.GOING_AWAY, "Gateway shutting down")
         if self._server is not None:
             await self._server.wait_closed()
-        if self._reporter is not None:
-            self._reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reporter
-        with contextlib.suppress(Exception):
-            await self.store.counters.report(CONNECTIONS_GROUP, self.gateway_id, 0, 1)
+        await self.quota.stop_reporting()
         with contextlib.suppress(Exception):
             await self.presence.stop()
         if self.fanout.subscription is not None:
             await self.fanout.subscription.close()
-
-    # --- connection quota --------------------------------------------------------------------
-    async def _report(self) -> None:
-        await self.presence.heartbeat()  # parley extension: keeps this gateway's presence entries alive
-        # Keeps this gateway's slots live (a crashed gateway's expire) and corrects any drift. It
-        # never undoes a reservation in flight: ``held`` counts a reservation from when it is
-        # issued, and the report is ordered with them (see ConnectionQuota).
-        await self.store.counters.report(CONNECTIONS_GROUP, self.gateway_id, self.quota.held, REPORT_TTL_MS)
-
-    async def _report_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REPORT_INTERVAL_S)
-            try:
-                await self._report()
-            except Exception:
-                log.warning("connection count report failed", exc_info=True)
 
     # --- handshake ---------------------------------------------------------------------------
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:

@@ -115,11 +115,11 @@ async def test_periodic_reports_do_not_undo_reservations_in_flight(node: Node) -
     room = await make_room(node)
     racing = asyncio.ensure_future(_race([ws_url(node)], _tokens(node, room, 20)))
     while not racing.done():
-        await gateway._report()
+        await gateway.quota.report()
         await asyncio.sleep(0)
     admitted, refused = racing.result()
     assert (len(admitted), sorted(set(refused))) == (QUOTA, [503])
-    await gateway._report()
+    await gateway.quota.report()
     assert await _reserved(node) == QUOTA
     await _close(admitted)
     await _settles(node, 0)
@@ -144,7 +144,7 @@ async def test_a_report_counts_connections_admitted_but_not_joined_yet(
     try:
         admitted, refused = await _race([ws_url(node)], _tokens(node, room, 20))
         assert (len(admitted), sorted(set(refused))) == (QUOTA, [503])
-        await gateway._report()
+        await gateway.quota.report()
         admitted_later, refused = await _race([ws_url(node)], _tokens(node, room, 5, prefix="later"))
         assert (len(admitted_later), refused) == (0, [503] * 5)
     finally:

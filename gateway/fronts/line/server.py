@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from gateway.admission import ConnectionQuota
+from gateway.admission import CONNECTIONS_GROUP, REPORT_TTL_MS, ConnectionQuota
 from gateway.fronts.line import codec
 from gateway.fronts.line.room import LineRoom
 from gateway.ports import GatewayBus, GatewayStore
-from gateway.server import CONNECTIONS_GROUP, REPORT_TTL_MS
 from shared import metrics
 from shared.clock import now_ms
 from shared.config import Settings
@@ -37,7 +36,6 @@ from shared.protocol.ids import new_id
 log = structlog.get_logger("gateway.line")
 
 SEND_TIMEOUT_S = 10.0
-HEARTBEAT_S = 1.0
 READ_CHUNK = 16 * 1024
 
 
@@ -61,7 +59,6 @@ class LineFront:
         self.holder = self.front_id  # presence holder: one per process incarnation
         self.room = LineRoom(settings, store, bus, self.front_id, on_disconnect=self._disconnect_user)
         self._server: asyncio.Server | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
         self._connections: set[_Connection] = set()
         self._ttl_ms = max(int(settings.presence_ttl_seconds * 1000), 2000)
         # the account's PARLEY_MAX_CONNECTIONS, shared with the gateways (gateway.admission)
@@ -75,8 +72,7 @@ class LineFront:
 
     async def start(self, port: int | None = None) -> None:
         await self.room.start()
-        await self._report()
-        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="line-heartbeat")
+        await self.quota.start_reporting(heartbeat=self._keep_presence)
         self._server = await asyncio.start_server(
             self._handle, self.settings.front_host, self.settings.line_port if port is None else port, backlog=4096
         )
@@ -90,27 +86,13 @@ class LineFront:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await self.quota.stop_reporting()
         with contextlib.suppress(Exception):
             await self.store.presence.refresh(self.holder, 1)  # every session here leaves presence
-        with contextlib.suppress(Exception):
-            await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, 0, 1)
         await self.room.stop()
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            try:
-                await self._report()
-            except Exception:
-                log.warning("line presence heartbeat failed", exc_info=True)
-
-    async def _report(self) -> None:
-        """Keep this process's presence entries and connection-quota slots alive."""
-        await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, self.quota.held, REPORT_TTL_MS)
+    async def _keep_presence(self) -> None:
+        """Keep this process's presence entries alive (on the connection quota's beat)."""
         if not await self.store.presence.refresh(self.holder, self._ttl_ms):
             for conn in list(self._connections):  # swept as dead meanwhile: record them again
                 if conn.account is not None:

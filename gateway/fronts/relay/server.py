@@ -22,7 +22,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from gateway.admission import ConnectionQuota, Reservation
+from gateway.admission import CONNECTIONS_GROUP, REPORT_TTL_MS, ConnectionQuota, Reservation
 from gateway.fanout import RoomFanout, Translated
 from gateway.fronts.relay import codec
 from gateway.fronts.relay.admin import AdminKeys, connection_window
@@ -30,7 +30,7 @@ from gateway.fronts.relay.rooms import RoomRefused, app_name, resolve
 from gateway.lifecycle import TrackedConnection
 from gateway.ports import GatewayBus, GatewayStore
 from gateway.presence import GatewayPresence
-from gateway.server import CONNECTIONS_GROUP, HARD_MAX_FRAME, LISTEN_BACKLOG, REPORT_INTERVAL_S, REPORT_TTL_MS
+from gateway.server import HARD_MAX_FRAME, LISTEN_BACKLOG
 from gateway.wire import send_frame
 from shared import metrics
 from shared.clock import now_ms
@@ -90,7 +90,6 @@ class RelayFront:
         self.admin_keys = AdminKeys(settings.relay_admin_key)
         self.port = 0
         self._server: Server | None = None
-        self._reporter: asyncio.Task[None] | None = None
         self._conns: dict[ServerConnection, RelayConnection] = {}
         self._shutting_down = False
 
@@ -98,8 +97,7 @@ class RelayFront:
         self.fanout.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.fanout.on_room, self.fanout.on_gateway
         )
-        await self._report()
-        self._reporter = asyncio.create_task(self._report_loop(), name="relay-report")
+        await self.quota.start_reporting(heartbeat=self.presence.heartbeat)
         self._server = await serve(
             self._handle,
             self.settings.front_host,
@@ -129,28 +127,11 @@ class RelayFront:
             self.fanout.close_soon(ws, CloseCode.GOING_AWAY, "shutting down")
         if self._server is not None:
             await self._server.wait_closed()
-        if self._reporter is not None:
-            self._reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reporter
-        with contextlib.suppress(Exception):
-            await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, 0, 1)
+        await self.quota.stop_reporting()
         with contextlib.suppress(Exception):
             await self.presence.stop()
         if self.fanout.subscription is not None:
             await self.fanout.subscription.close()
-
-    async def _report(self) -> None:
-        await self.presence.heartbeat()
-        await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, self.quota.held, REPORT_TTL_MS)
-
-    async def _report_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REPORT_INTERVAL_S)
-            try:
-                await self._report()
-            except Exception:
-                log.warning("relay report failed", exc_info=True)
 
     # --- handshake: the path names the app ------------------------------------------------------
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
