@@ -17,13 +17,14 @@ from prometheus_client import REGISTRY
 
 from logger_sink import layout
 from parley.embedded import Node
+from parley.testing.chatclient import ChatClient
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.records import RecordKind
 from shared.protocol.envelope import ControlNotice, ControlTopic
 from shared.protocol.ids import logging_configuration_arn, new_id
 from shared.protocol.models import LoggingConfiguration, Room
-from tests.nodes import BACKENDS, started_node
+from tests.nodes import BACKENDS, mint_token, started_node, ws_url
 
 SECRET = "groupschat-e2e-secret-groupschat-e2e-0123456789"
 
@@ -386,3 +387,43 @@ async def test_messages_are_counted_and_logged_like_ivs(
         assert entry["type"] == "MESSAGE" and entry["payload"]["Content"] == "logged like ivs"
         assert entry["payload"]["Sender"]["UserId"] == alice_id
         await alice.close()
+
+
+async def test_ivs_client_and_groupschat_client_share_the_group(gc: tuple[Node, GroupsChat]) -> None:
+    node, client = gc
+    await client.user("alice")
+    bob_id = await client.user("bob")
+    alice = await client.connect("alice")
+    group = await client.group("alice", "shared", ["bob"])
+    assert (await recv(alice))["type"] == 70
+    record = await node.store.records.get(RecordKind.ROOM, group)
+    assert record is not None
+    # bob's account, on the IVS SDK's protocol: a member of the group's parley room
+    ivs = await ChatClient.open(ws_url(node), mint_token(node, Room.from_record(record), bob_id))
+    await alice.send_str(rpc(40, group_id=group, data="hi ivs"))
+    assert (await recv(alice))["type"] == 21
+    seen = await ivs.expect(Type="MESSAGE")
+    assert seen["Content"] == "hi ivs"
+    await ivs.send_message("hi groupschat")
+    received = await recv(alice)
+    assert received["type"] == 20 and received["body"]["data"] == "hi groupschat"
+    assert (
+        received["body"]["user_id"] == bob_id
+        and received["body"]["message_id"] == (await ivs.expect(Type="MESSAGE"))["Id"]
+    )
+    await ivs.close()
+    await alice.close()
+
+
+async def test_stop_closes_connections(request: pytest.FixtureRequest, settings: Settings) -> None:
+    request.param = "memory"
+    async with (
+        started_node(request, settings.with_(groupschat_jwt_secret=SECRET), fronts=("groupschat",)) as node,
+        aiohttp.ClientSession() as http,
+    ):
+        client = GroupsChat(node, http)
+        await client.user("alice")
+        alice = await client.connect("alice")
+        await node.fronts["groupschat"].stop()
+        msg = await alice.receive(5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
