@@ -169,6 +169,33 @@ async def test_login_attempts_are_rate_limited(request: pytest.FixtureRequest, s
         assert statuses == [401, 401, 429]
 
 
+async def test_no_secret_no_logins(request: pytest.FixtureRequest, settings: Settings) -> None:
+    request.param = "memory"
+    async with started_node(request, settings, fronts=("groupschat",)) as node, aiohttp.ClientSession() as http:
+        client = GroupsChat(node, http)
+        assert (await client.call("POST", "/users", {"username": "alice", "password": "0000"}))[0] == 200
+        status, body = await client.call("POST", "/login", {"username": "alice", "password": "0000"})
+        assert status == 503 and "PARLEY_GROUPSCHAT_JWT_SECRET" in body["error"]
+
+
+async def test_group_limits(request: pytest.FixtureRequest, settings: Settings) -> None:
+    request.param = "memory"
+    limited = settings.with_(
+        groupschat_jwt_secret=SECRET, groupschat_max_group_members=2, groupschat_max_groups_per_user=1
+    )
+    async with started_node(request, limited, fronts=("groupschat",)) as node, aiohttp.ClientSession() as http:
+        client = GroupsChat(node, http)
+        for name in ("alice", "bob", "carol"):
+            await client.user(name)
+        body = {"name": "g", "user_ids": [client.ids["bob"], client.ids["carol"]]}
+        assert (await client.call("POST", "/groups", body, client.tokens["alice"]))[0] == 400
+        group = await client.group("alice", "g", ["bob"])
+        status, refused = await client.call("PUT", f"/groups/{group}/join", {}, client.tokens["carol"])
+        assert status == 400 and "at most 2" in refused["error"]
+        status, refused = await client.call("POST", "/groups", {"name": "h", "user_ids": []}, client.tokens["alice"])
+        assert status == 400 and "at most 1 groups" in refused["error"]
+
+
 async def test_the_seed_conversation(gc: tuple[Node, GroupsChat]) -> None:
     """The seed document, top to bottom: group, message, receipts, typing, left, join."""
     node, client = gc

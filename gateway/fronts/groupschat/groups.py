@@ -163,6 +163,10 @@ class Groups:
         await self._announce(group_id, [user_id], membership.EVENT_MEMBER_REMOVED)
 
     async def _add(self, group_id: str, users: list[str]) -> list[str]:
+        limit = self.settings.groupschat_max_groups_per_user
+        for user in users:
+            if len(await self.groups_of(user)) >= limit:
+                raise GroupError(400, f"A user is in at most {limit} groups")
         added = await self.store.members.add(group_id, users)
         for user in added:
             await self.store.members.add(user_index(user), [group_id])

@@ -91,6 +91,8 @@ class Rest:
         return answer({"id": account.user_id})
 
     async def login(self, request: web.Request) -> web.Response:
+        if not self.settings.groupschat_jwt_secret:
+            return refuse("Logins are off: the server has no PARLEY_GROUPSCHAT_JWT_SECRET", 503)
         try:
             body = codec.body_object(await _body(request))
             username = codec.string(body, "username", limit=64)
