@@ -401,10 +401,15 @@ async def test_messages_are_counted_and_logged_like_ivs(
         await node.store.records.put(RecordKind.ROOM, group, record, record["update_ms"] + 1)
         await node.bus.fanout.publish_control(ControlNotice(ControlTopic.ROOM_CHANGED, group).encode())
         await asyncio.sleep(0.2)
-        before = REGISTRY.get_sample_value("Requests_total", {"Action": "SendMessage"}) or 0.0
+        sends = {"Action": "SendMessage", "Protocol": "groupschat"}
+        before = REGISTRY.get_sample_value("Requests_total", sends) or 0.0
+        delivered = {"Action": "SendMessage", "Protocol": "groupschat"}
+        deliveries = REGISTRY.get_sample_value("Deliveries_total", delivered) or 0.0
         await alice.send_str(rpc(40, group_id=group, data="logged like ivs"))
         assert (await recv(alice))["type"] == 21
-        assert (REGISTRY.get_sample_value("Requests_total", {"Action": "SendMessage"}) or 0.0) == before + 1
+        assert (REGISTRY.get_sample_value("Requests_total", sends) or 0.0) == before + 1
+        assert (REGISTRY.get_sample_value("Deliveries_total", delivered) or 0.0) == deliveries + 1
+        assert REGISTRY.get_sample_value("ConcurrentChatConnections", {"Protocol": "groupschat"}) == 1
         path = layout.firehose_path(Path(logged.log_dir), "gc.1")
         deadline = time.monotonic() + 10
         while not path.exists() and time.monotonic() < deadline:

@@ -29,7 +29,7 @@ from shared import metrics
 from shared.clock import now_ms
 from shared.engine.fanout import Subscription
 from shared.features.ratelimit import SlidingWindow
-from shared.protocol.envelope import ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
+from shared.protocol.envelope import ClientProtocol, ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
 
 from . import codec
 from .groups import Groups
@@ -120,7 +120,7 @@ class Hub:
     # --- connections --------------------------------------------------------------------------
     def register(self, conn: Connection) -> None:
         self._by_id[conn.connection_id] = conn
-        metrics.CONCURRENT_CHAT_CONNECTIONS.inc()
+        metrics.connection_opened(ClientProtocol.GROUPSCHAT)
         self._users.setdefault(conn.user_id, set()).add(conn)
 
     async def add_room(self, conn: Connection, room_id: str) -> None:
@@ -148,7 +148,7 @@ class Hub:
 
     async def leave(self, conn: Connection) -> None:
         if self._by_id.pop(conn.connection_id, None) is not None:
-            metrics.CONCURRENT_CHAT_CONNECTIONS.dec()
+            metrics.connection_closed(ClientProtocol.GROUPSCHAT)
         users = self._users.get(conn.user_id)
         if users is not None:
             users.discard(conn)
@@ -222,7 +222,8 @@ class Hub:
             for conn in audience:
                 conn.remember(item.frame_id, room_id, item.sender_id)
         sent_count = write(audience, text_frame(payload), self.max_buffer)
-        metrics.MESSAGING_DELIVERIES.inc(sent_count + (pending is not None))
+        action = Kind.SEND_MESSAGE if kind == codec.Event.MESSAGE else Kind.SEND_EVENT
+        metrics.count_deliveries(ClientProtocol.GROUPSCHAT, action, sent_count + (pending is not None))
         if pending is not None and receivers:
             self._spawn(self.groups.log.append(receivers, item.frame_id, payload))
 

@@ -27,7 +27,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.features import membership
 from shared.features.ratelimit import SlidingWindow
-from shared.protocol.envelope import ActionEnvelope, Kind
+from shared.protocol.envelope import ActionEnvelope, ClientProtocol, Kind
 from shared.protocol.ids import new_id
 
 from . import codec
@@ -188,6 +188,7 @@ class GroupsChatFront:
         method = int(command.method)
         envelope = ActionEnvelope(
             kind=Kind.SEND_EVENT,
+            protocol=ClientProtocol.GROUPSCHAT,
             frame_id=new_id(),
             room_id=command.group_id,
             received_ms=now,
