@@ -287,6 +287,11 @@ async def test_offline_events_on_connect_without_replay(gc: tuple[Node, GroupsCh
     assert third["type"] == 20 and third["body"]["data"] == "third"
     await silent(two)
     await two.close()
+    two = await client.connect("user2")
+    # a receipt on a later connection for a message received on an earlier one
+    await two.send_str(rpc(41, message_id=third["body"]["message_id"]))
+    assert (await recv(one))["type"] == 22
+    await two.close()
     # a connection that does not ask (method 20) gets live events only
     quiet = await client.connect("user3", events=False)
     await silent(quiet, 0.3)

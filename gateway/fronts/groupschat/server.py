@@ -199,7 +199,7 @@ class GroupsChatFront:
             ip=peer,
         )
         if command.method in codec.RECEIPTS:
-            known = conn.senders.get(command.message_id)
+            known = conn.senders.get(command.message_id) or await self._sender_in_log(conn, command.message_id)
             if known is None:
                 self._error(conn, 404, "Unknown message", method, message_id=command.message_id)
                 return
@@ -228,6 +228,14 @@ class GroupsChatFront:
         except Exception:
             self.hub.forget(envelope.request_id)
             raise
+
+    async def _sender_in_log(self, conn: Connection, message_id: str) -> tuple[str, str] | None:
+        """A message received on an earlier connection: its (group, sender) from the user's log."""
+        for _, raw in await self.groups.log.read(conn.user_id):
+            kind, _, body = codec.decode_event(raw)
+            if kind == codec.Event.MESSAGE and body.get("message_id") == message_id:
+                return str(body.get("group_id")), str(body.get("user_id"))
+        return None
 
     async def _member(self, conn: Connection, group_id: str) -> bool:
         if group_id in conn.rooms:
