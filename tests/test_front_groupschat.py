@@ -169,6 +169,17 @@ async def test_login_attempts_are_rate_limited(request: pytest.FixtureRequest, s
         assert statuses == [401, 401, 429]
 
 
+async def test_registrations_are_rate_limited_per_address(request: pytest.FixtureRequest, settings: Settings) -> None:
+    request.param = "memory"
+    limited = settings.with_(groupschat_jwt_secret=SECRET, login_attempts_per_address=2)
+    async with started_node(request, limited, fronts=("groupschat",)) as node, aiohttp.ClientSession() as http:
+        client = GroupsChat(node, http)
+        statuses = [
+            (await client.call("POST", "/users", {"username": f"u{i}", "password": "0000"}))[0] for i in range(3)
+        ]
+        assert statuses == [200, 200, 429]
+
+
 async def test_no_secret_no_logins(request: pytest.FixtureRequest, settings: Settings) -> None:
     request.param = "memory"
     async with started_node(request, settings, fronts=("groupschat",)) as node, aiohttp.ClientSession() as http:
@@ -347,7 +358,7 @@ async def test_rates_are_limited_per_connection(request: pytest.FixtureRequest, 
     async with started_node(request, limited, fronts=("groupschat",)) as node, aiohttp.ClientSession() as http:
         client = GroupsChat(node, http)
         await client.user("alice")
-        alice = await client.connect("alice")
+        alice = await client.connect("alice", events=False)
         group = await client.group("alice", "g", [])
         assert (await recv(alice))["type"] == 70
         for i in range(5):

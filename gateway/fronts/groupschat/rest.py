@@ -2,7 +2,7 @@
 
 Answers are the seed's bodies (``{id}``, ``{token}``, ``{created_at, id, messaging_url}``); refusals
 are ``{"error": "<why>"}`` with an HTTP status (400 bad body, 401 no/bad token or wrong password,
-403 not allowed, 404 unknown, 409 username taken, 429 too many attempts). Owns HTTP ↔
+403 not allowed, 404 unknown, 409 username taken, 429 too many attempts or registrations). Owns HTTP ↔
 ``accounts`` / ``groups.Groups``; must not log a password, a token or a body.
 """
 
@@ -23,6 +23,7 @@ from .groups import GroupError, Groups
 REST_WINDOW_MS = 1000
 REST_PER_SECOND = 20  # authenticated requests per user per second, across replicas
 MAX_BODY_BYTES = 64 * 1024
+REGISTER_WINDOW_MS = 60_000
 
 Handler = Callable[[web.Request, str], Awaitable[Any]]
 
@@ -74,6 +75,10 @@ class Rest:
         ]
 
     async def register(self, request: web.Request) -> web.Response:
+        # an account costs a scrypt hash: registrations count per address and minute, like logins
+        hits = await self.groups.store.counters.hit(f"groupschat:register:{request.remote or ''}", REGISTER_WINDOW_MS)
+        if hits > self.settings.login_attempts_per_address:
+            return refuse("Too many registrations; try again later", 429)
         try:
             body = codec.body_object(await _body(request))
             account = await accounts.create_account(

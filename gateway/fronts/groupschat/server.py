@@ -167,16 +167,16 @@ class GroupsChatFront:
         except codec.BadFrame as error:
             self._error(conn, 400, error.reason, error.method)
             return
-        if command.method == codec.Method.EVENTS:
-            conn.floor = min(conn.floor, await self.groups.log.cursor(conn.user_id))
-            await self.hub.pull(conn)
-            await self.groups.log.advance(conn.user_id, conn.high)
-            return
         now = now_ms()
         if not conn.rate.allow(now):
             self._error(
                 conn, 429, f"Too many requests: at most {conn.rate.limit} per second per connection", command.method
             )
+            return
+        if command.method == codec.Method.EVENTS:
+            conn.floor = min(conn.floor, await self.groups.log.cursor(conn.user_id))
+            await self.hub.pull(conn)
+            await self.groups.log.advance(conn.user_id, conn.high)
             return
         try:
             await self._publish(conn, command, now, peer)
