@@ -126,6 +126,12 @@ async def test_registration_login_and_sessions(gc: tuple[Node, GroupsChat]) -> N
         await client.http.ws_connect(session["messaging_url"])
     assert refused.value.status == 401
     ws = await client.http.ws_connect(newer["messaging_url"])
+    # and a third session closes the connection made with the second (one device at a time)
+    await client.call("POST", "/sessions", {}, client.tokens["user1"])
+    replaced = await recv(ws)
+    assert replaced["type"] == 10 and replaced["body"]["code"] == 409
+    msg = await ws.receive(5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1000
     await ws.close()
     with pytest.raises(aiohttp.WSServerHandshakeError):
         await client.http.ws_connect(f"ws://127.0.0.1:{port}/not-a-session")

@@ -86,6 +86,10 @@ async def test_clients_on_two_replicas_talk(cluster: Cluster) -> None:
         carol = await http.ws_connect(urls["carol"])
         await carol.send_str(json.dumps({"method": 20}))
         assert [(await recv(carol))["type"] for _ in range(2)] == [72, 20]
+        # a new session made on A closes alice's connection on B (one device session per user)
+        await post(http, f"{a}/sessions", {}, tokens["alice"])
+        assert (await recv(alice))["body"]["code"] == 409
+        assert (await alice.receive(10)).type == aiohttp.WSMsgType.CLOSE
         for ws in (alice, bob, carol):
             await ws.close()
     names = [r["name"] for r in cluster.ivschat().list_rooms()["rooms"]]

@@ -10,7 +10,8 @@ changes are also announced to IVS clients as ``parley:MEMBER_*`` events.
 
 Sessions: ``POST /sessions`` stores the messaging-url key (``RecordKind.GROUPSCHAT_SESSION``, with
 its expiry) in the Store so any replica accepts the URL; one live session per user (a new one
-replaces the old). Owns these effects; must not speak HTTP (``rest``).
+replaces the old, and a ``session_replaced`` notice closes the old device's
+connection wherever it is). Owns these effects; must not speak HTTP (``rest``).
 """
 
 from __future__ import annotations
@@ -190,7 +191,13 @@ class Groups:
         await self.store.records.create(
             RecordKind.GROUPSCHAT_USER_SESSION, user_id, {"key": session.key}, now, MAX_SESSIONS
         )
+        if previous is not None:  # the old device's connection, on whichever replica, is closed
+            await self.bus.fanout.publish_control(ControlNotice(ControlTopic.SESSION_REPLACED, user_id).encode())
         return session
+
+    async def current_key(self, user_id: str) -> str | None:
+        record = await self.store.records.get(RecordKind.GROUPSCHAT_USER_SESSION, user_id)
+        return None if record is None else str(record["key"])
 
     async def session(self, key: str) -> Session | None:
         """The live session behind a messaging-url key; None if unknown, replaced or expired."""

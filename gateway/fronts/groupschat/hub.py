@@ -7,8 +7,10 @@ acting connection (its request id is pending here) answers it (21 for a message)
 event to its receivers' event logs, so a user offline now gets it on their next method 20.
 Router refusals (ConnectionNotice ERROR frames) become ERROR events. A ``members_changed`` notice
 for a group re-checks the members connected here, subscribes or drops the group for them, and
-sends them their new log events (the group events 70/72/73). Each connection remembers the ids it
-was sent (bounded) so the live path and a log replay never send one event twice.
+sends them their new log events (the group events 70/72/73); a ``session_replaced`` notice
+closes the user's connections made with an older session (one device session per user). Each
+connection remembers the ids it was sent (bounded) so the live path and a log replay never send
+one event twice.
 Must not decide room rules (the router does) or keep what another replica needs.
 """
 
@@ -54,6 +56,7 @@ class Connection:
     senders: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)  # message id → (group, sender)
     high: int = 0  # newest event timestamp sent here
     pulling: asyncio.Lock = field(default_factory=asyncio.Lock)
+    session_key: str = ""  # the messaging-url key it connected with
 
     def mark(self, event_id: str, timestamp: int) -> bool:
         """Remember an event about to be sent; False if it already was."""
@@ -246,6 +249,8 @@ class Hub:
         notice = ControlNotice.decode(data)
         if notice.topic == ControlTopic.MEMBERS_CHANGED and self._users:
             self._spawn(self._refresh(notice.subject))
+        elif notice.topic == ControlTopic.SESSION_REPLACED and notice.subject in self._users:
+            self._spawn(self._replaced(notice.subject))
 
     # --- async follow-ups ---------------------------------------------------------------------
     async def _refresh(self, room_id: str) -> None:
@@ -264,6 +269,14 @@ class Hub:
                     touched.append(conn)
         for conn in touched:
             await self.pull(conn)
+
+    async def _replaced(self, user_id: str) -> None:
+        """A new session for the user: connections of any older one get an ERROR event and a close."""
+        current = await self.groups.current_key(user_id)
+        for conn in list(self._users.get(user_id, ())):
+            if conn.session_key != current and not conn.ws.closed:
+                self.send(conn, codec.error(now_ms(), 409, "Session replaced by a new device"))
+                self._spawn(conn.ws.close(code=1000, message=b"Session replaced by a new device"))
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.ensure_future(work)

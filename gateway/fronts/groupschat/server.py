@@ -133,15 +133,17 @@ class GroupsChatFront:
             if not await reservation.granted():
                 return web.Response(status=429, text="Concurrent connection quota reached\n")
             await ws.prepare(request)
-            return await self._serve(request, ws, session.user_id)
+            return await self._serve(request, ws, session.user_id, session.key)
         finally:
             reservation.release()
 
-    async def _serve(self, request: web.Request, ws: web.WebSocketResponse, user_id: str) -> web.WebSocketResponse:
+    async def _serve(
+        self, request: web.Request, ws: web.WebSocketResponse, user_id: str, key: str
+    ) -> web.WebSocketResponse:
         transport = request.transport
         assert transport is not None
         rate = SlidingWindow(self.settings.connection_rate_per_second)
-        conn = Connection(new_id(), user_id, ws, transport, rate, floor=now_ms())
+        conn = Connection(new_id(), user_id, ws, transport, rate, floor=now_ms(), session_key=key)
         self.hub.register(conn)
         try:
             for group_id in await self.groups.groups_of(user_id):
