@@ -252,6 +252,9 @@ async def test_the_seed_conversation(gc: tuple[Node, GroupsChat]) -> None:
     assert (start["type"], start["body"]) == (40, {"group_id": group, "user_id": u2})
     assert (end["type"], end["body"]) == (41, {"group_id": group, "user_id": u2})
     await silent(two)
+    # nobody makes another member leave
+    status, _ = await client.call("PUT", f"/groups/{group}/left", {"user_id": u1}, client.tokens["user2"])
+    assert status == 403
     # user 1 leaves: user 2 gets 73; user 1 cannot post any more
     status, _ = await client.call("PUT", f"/groups/{group}/left", {"user_id": u1}, client.tokens["user1"])
     assert status == 200

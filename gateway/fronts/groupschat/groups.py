@@ -149,9 +149,12 @@ class Groups:
         await self._announce(group_id, [user_id], membership.EVENT_MEMBER_ADDED)
 
     async def leave(self, caller: str, group_id: str, user_id: str) -> None:
-        """A member leaves (or a member removes another); every member, the leaver included, gets 73."""
+        """A member leaves; every member, the leaver included, gets 73. Only oneself can be made to
+        leave (``user_id`` is the caller's, as in the seed's example)."""
         if not await self.is_group(group_id):
             raise GroupError(404, "Group not found")
+        if user_id != caller:
+            raise GroupError(403, "A user can only leave a group themselves")
         if not await membership.is_member(self.store.members, group_id, caller):
             raise GroupError(403, "You are not a member of this group")
         audience = await self.members(group_id)
