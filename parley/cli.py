@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
             relay_create_rooms=os.environ.get("PARLEY_RELAY_CREATE_ROOMS", "true").strip().lower()
             not in ("0", "false", "no", "off"),
             relay_admin_key=settings.relay_admin_key or secrets.token_urlsafe(24),  # printed below
+            # seed 003 groupschat: tokens from POST /login are signed with this (a fresh one per dev run)
+            groupschat_jwt_secret=settings.groupschat_jwt_secret or secrets.token_urlsafe(32),
         )
         _metrics(settings)  # with PARLEY_METRICS_PUBLIC=false this listener is the only /metrics
         # every front whose port is not 0

@@ -131,6 +131,13 @@ class Settings:
     plic_jwt_secret: str = ""  # HS256 key of the Supabase-style JWTs the plic front accepts (never logged)
     plic_max_rooms_per_user: int = 500  # rooms one plic user may participate in (GET /rooms, subscriptions)
     plic_max_participants: int = 100  # participants of one plic room
+    groupschat_jwt_secret: str = ""  # seed 003: HS256 key of the tokens POST /login issues (never logged)
+    groupschat_token_ttl_seconds: int = 86_400  # seed 003: a login token's exp
+    groupschat_session_ttl_seconds: int = 86_400  # seed 003: a messaging_url is accepted this long
+    groupschat_events_max: int = 500  # seed 003: per-user event log bound (events kept for offline users)
+    groupschat_events_max_age_seconds: int = 7 * 86_400  # seed 003: ... and its age bound
+    groupschat_max_group_members: int = 100  # seed 003: members of one group
+    groupschat_max_groups_per_user: int = 500  # seed 003: groups one user is in (subscriptions at connect)
     metrics_port: int = 0  # 0: no separate metrics listener (the api serves /metrics itself)
     metrics_host: str = "127.0.0.1"  # the PARLEY_METRICS_PORT listener's address (0.0.0.0 in containers)
     # false: /metrics only on PARLEY_METRICS_PORT, an unknown path on the api and gateway ports; true: on those too

@@ -42,6 +42,7 @@ FrontFactory = Callable[[Settings, GatewayStore, GatewayBus], Front]
 _REGISTRY: dict[str, str] = {
     "line": "gateway.fronts.line.server:LineFront",
     "relay": "gateway.fronts.relay.server:RelayFront",
+    "groupschat": "gateway.fronts.groupschat.server:GroupsChatFront",
     "plic": "gateway.fronts.plic.server:PlicFront",
 }
 

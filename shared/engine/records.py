@@ -24,6 +24,9 @@ class RecordKind(StrEnum):
     ACCOUNT_ID = "account-id"  # userId -> {"username"}
     RELAY_APP = "relay-app"  # seed 001 front: an app name → {"room_id"} (gateway/fronts/relay)
     PLIC_ROOM = "plic-room"  # seed 004 front: int room id → parley room id, owner, apartment
+    GROUPSCHAT_SESSION = "groupschat-session"  # seed 003 front: messaging-url key → user, session, expiry
+    GROUPSCHAT_USER_SESSION = "groupschat-user-session"  # seed 003: user id → its one live session key
+    GROUPSCHAT_CURSOR = "groupschat-cursor"  # seed 003: user id → {"ms"}: events delivered up to
 
 
 class QuotaExceeded(Exception):

@@ -141,6 +141,7 @@ class ControlTopic(StrEnum):
     ROOM_CHANGED = "room_changed"  # subject: the room id (updated or deleted)
     LOGGING_CONFIGURATION_CHANGED = "logging_configuration_changed"  # subject: the configuration id
     MEMBERS_CHANGED = "members_changed"  # subject: the room id whose member list changed
+    SESSION_REPLACED = "session_replaced"  # subject: the user whose groupschat session was replaced
 
 
 @frame_shape

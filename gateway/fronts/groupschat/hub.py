@@ -1,0 +1,290 @@
+"""This front's connections and the room channels they need (one connection, every group of its user).
+
+Each delivered item is re-encoded ONCE per room delivery (``codec.event_of``) and the same bytes
+written to the local connections it is for: a MESSAGE (20) to the group's other members, a
+receipt (22/23) to the message's sender, typing (40/41) to the others. The replica that holds the
+acting connection (its request id is pending here) answers it (21 for a message) and appends the
+event to its receivers' event logs, so a user offline now gets it on their next method 20.
+Router refusals (ConnectionNotice ERROR frames) become ERROR events. A ``members_changed`` notice
+for a group re-checks the members connected here, subscribes or drops the group for them, and
+sends them their new log events (the group events 70/72/73); a ``session_replaced`` notice
+closes the user's connections made with an older session (one device session per user). Each
+connection remembers the ids it was sent (bounded) so the live path and a log replay never send
+one event twice.
+Must not decide room rules (the router does) or keep what another replica needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.wire import text_frame
+from shared import metrics
+from shared.clock import now_ms
+from shared.engine.fanout import Subscription
+from shared.features.ratelimit import SlidingWindow
+from shared.protocol.envelope import ClientProtocol, ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
+
+from . import codec
+from .groups import Groups
+
+log = structlog.get_logger("gateway.groupschat")
+
+PENDING_SECONDS = 30.0
+MAX_PENDING = 100_000
+REMEMBERED = 2048  # event ids (and message senders) one connection remembers
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    connection_id: str
+    user_id: str
+    ws: web.WebSocketResponse
+    transport: Any  # asyncio.Transport (aiohttp's request.transport)
+    rate: SlidingWindow
+    floor: int  # log events at or before this were delivered before (cursor) or predate the connection
+    rooms: set[str] = field(default_factory=set)
+    sent: OrderedDict[str, None] = field(default_factory=OrderedDict)  # event ids sent here
+    senders: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)  # message id → (group, sender)
+    high: int = 0  # newest event timestamp sent here
+    pulling: asyncio.Lock = field(default_factory=asyncio.Lock)
+    session_key: str = ""  # the messaging-url key it connected with
+
+    def mark(self, event_id: str, timestamp: int) -> bool:
+        """Remember an event about to be sent; False if it already was."""
+        if event_id in self.sent:
+            return False
+        self.sent[event_id] = None
+        if len(self.sent) > REMEMBERED:
+            self.sent.popitem(last=False)
+        self.high = max(self.high, timestamp)
+        return True
+
+    def remember(self, message_id: str, group_id: str, sender: str) -> None:
+        self.senders[message_id] = (group_id, sender)
+        if len(self.senders) > REMEMBERED:
+            self.senders.popitem(last=False)
+
+
+@dataclass(slots=True, frozen=True)
+class Pending:
+    conn: Connection
+    method: int
+    context: dict[str, str]
+    when: float
+
+
+def write(conns: list[Connection], raw: bytes, max_buffer: int) -> int:
+    """The one send path (as ``gateway.wire``): same bytes to each transport, never awaited."""
+    sent = 0
+    for conn in conns:
+        if conn.ws.closed or conn.transport.is_closing():
+            continue
+        if conn.transport.get_write_buffer_size() > max_buffer:
+            _abort_slow(conn)
+            continue
+        conn.transport.write(raw)
+        sent += 1
+    return sent
+
+
+def _abort_slow(conn: Connection) -> None:
+    """A client that stopped reading: cut, and counted once."""
+    metrics.SLOW_CONSUMER_DISCONNECTS.inc()
+    log.info("slow consumer aborted", buffered=conn.transport.get_write_buffer_size())
+    conn.transport.abort()
+
+
+class Hub:
+    def __init__(self, groups: Groups, max_buffer: int) -> None:
+        self.groups = groups
+        self.max_buffer = max_buffer
+        self.subscription: Subscription | None = None
+        self._by_id: dict[str, Connection] = {}
+        self._users: dict[str, set[Connection]] = {}
+        self._rooms: dict[str, set[Connection]] = {}
+        self._pending: OrderedDict[str, Pending] = OrderedDict()
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def connections(self) -> list[Connection]:
+        return list(self._by_id.values())
+
+    def send(self, conn: Connection, payload: bytes) -> bool:
+        return write([conn], text_frame(payload), self.max_buffer) == 1
+
+    # --- connections --------------------------------------------------------------------------
+    def register(self, conn: Connection) -> None:
+        self._by_id[conn.connection_id] = conn
+        metrics.connection_opened(ClientProtocol.GROUPSCHAT)
+        self._users.setdefault(conn.user_id, set()).add(conn)
+
+    async def add_room(self, conn: Connection, room_id: str) -> None:
+        if room_id in conn.rooms or conn.connection_id not in self._by_id:
+            return
+        conn.rooms.add(room_id)
+        room = self._rooms.get(room_id)
+        if room is None:
+            self._rooms[room_id] = {conn}
+            assert self.subscription is not None
+            await self.subscription.add_room(room_id)
+        else:
+            room.add(conn)
+
+    async def drop_room(self, conn: Connection, room_id: str) -> None:
+        conn.rooms.discard(room_id)
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        room.discard(conn)
+        if not room:
+            del self._rooms[room_id]
+            if self.subscription is not None:
+                await self.subscription.remove_room(room_id)
+
+    async def leave(self, conn: Connection) -> None:
+        if self._by_id.pop(conn.connection_id, None) is not None:
+            metrics.connection_closed(ClientProtocol.GROUPSCHAT)
+        users = self._users.get(conn.user_id)
+        if users is not None:
+            users.discard(conn)
+            if not users:
+                del self._users[conn.user_id]
+        for room_id in list(conn.rooms):
+            await self.drop_room(conn, room_id)
+
+    def expect(self, request_id: str, conn: Connection, method: int, context: dict[str, str]) -> None:
+        now = time.monotonic()
+        pending = self._pending
+        while pending:
+            oldest = next(iter(pending.values()))
+            if now - oldest.when < PENDING_SECONDS and len(pending) < MAX_PENDING:
+                break
+            pending.popitem(last=False)
+        pending[request_id] = Pending(conn, method, context, now)
+
+    def forget(self, request_id: str) -> None:
+        self._pending.pop(request_id, None)
+
+    # --- replay -------------------------------------------------------------------------------
+    async def pull(self, conn: Connection) -> None:
+        """Send the connection's user the log events not yet sent, oldest first."""
+        async with conn.pulling:
+            for event_id, raw in await self.groups.log.read(conn.user_id):
+                kind, timestamp, body = codec.decode_event(raw)
+                if timestamp <= conn.floor or event_id in conn.sent:
+                    continue
+                if kind == codec.Event.MESSAGE:
+                    conn.remember(str(body.get("message_id")), str(body.get("group_id")), str(body.get("user_id")))
+                conn.mark(event_id, timestamp)
+                self.send(conn, raw)
+
+    # --- bus listeners (plain callables on the event loop) ------------------------------------
+    def on_room(self, room_id: str, data: bytes) -> None:
+        delivery = RoomDelivery.decode(data)
+        for item in delivery.items:
+            room = self._rooms.get(room_id)
+            if not room:
+                return
+            if item.kind in (Kind.SEND_MESSAGE, Kind.SEND_EVENT):
+                self._deliver(room_id, room, item.frame, item.only_users)
+
+    def _deliver(self, room_id: str, room: set[Connection], frame: bytes, only: list[str] | None) -> None:
+        item = codec.delivered(frame)
+        if item is None:
+            return
+        encoded = codec.event_of(item, room_id)
+        pending = self._pending.pop(item.request_id, None) if item.request_id else None
+        if encoded is None:
+            return
+        kind, payload = encoded
+        if kind == codec.Event.MESSAGE:
+            audience = [c for c in room if c.user_id != item.sender_id]
+            receivers: list[str] = []
+            if pending is not None:
+                sent = codec.encode(codec.Event.MESSAGE_SENT, item.send_ms, {"message_id": item.frame_id})
+                self.send(pending.conn, sent)
+                self._spawn(self._log_message(room_id, item.sender_id, item.frame_id, payload))
+        elif kind in (codec.Event.MESSAGE_DELIVERED, codec.Event.MESSAGE_READ):
+            audience = [c for c in room if c.user_id == item.recipient]
+            receivers = [item.recipient]
+        else:  # typing: ephemeral, never logged
+            audience = [c for c in room if c.user_id != item.sender_id]
+            receivers = []
+        if only is not None:
+            audience = [c for c in audience if c.user_id in only]
+        audience = [c for c in audience if c.mark(item.frame_id, item.send_ms)]
+        if kind == codec.Event.MESSAGE:
+            for conn in audience:
+                conn.remember(item.frame_id, room_id, item.sender_id)
+        sent_count = write(audience, text_frame(payload), self.max_buffer)
+        action = Kind.SEND_MESSAGE if kind == codec.Event.MESSAGE else Kind.SEND_EVENT
+        metrics.count_deliveries(ClientProtocol.GROUPSCHAT, action, sent_count + (pending is not None))
+        if pending is not None and receivers:
+            self._spawn(self.groups.log.append(receivers, item.frame_id, payload))
+
+    async def _log_message(self, room_id: str, sender: str, message_id: str, payload: bytes) -> None:
+        members = await self.groups.members(room_id)
+        await self.groups.log.append([m for m in members if m != sender], message_id, payload)
+
+    def on_gateway(self, data: bytes) -> None:
+        notice = ConnectionNotice.decode(data)
+        conn = self._by_id.get(notice.connection_id)
+        error = codec.ivs_error(notice.frame)
+        if conn is None or error is None:
+            return
+        entry = self._pending.pop(error.request_id, None) if error.request_id else None
+        method = entry.method if entry is not None else None
+        context = entry.context if entry is not None else {}
+        self.send(conn, codec.error(now_ms(), error.code, error.message, method, **context))
+
+    def on_control(self, data: bytes) -> None:
+        notice = ControlNotice.decode(data)
+        if notice.topic == ControlTopic.MEMBERS_CHANGED and self._users:
+            self._spawn(self._refresh(notice.subject))
+        elif notice.topic == ControlTopic.SESSION_REPLACED and notice.subject in self._users:
+            self._spawn(self._replaced(notice.subject))
+
+    # --- async follow-ups ---------------------------------------------------------------------
+    async def _refresh(self, room_id: str) -> None:
+        users = list(self._users)
+        present = await self.groups.store.members.check(room_id, users)
+        touched: list[Connection] = []
+        for user, is_member in zip(users, present, strict=True):
+            for conn in list(self._users.get(user, ())):
+                if is_member:
+                    if room_id not in conn.rooms and not await self.groups.is_group(room_id):
+                        return  # not a group
+                    await self.add_room(conn, room_id)
+                    touched.append(conn)
+                elif room_id in conn.rooms:
+                    await self.drop_room(conn, room_id)
+                    touched.append(conn)
+        for conn in touched:
+            await self.pull(conn)
+
+    async def _replaced(self, user_id: str) -> None:
+        """A new session for the user: connections of any older one get an ERROR event and a close."""
+        current = await self.groups.current_key(user_id)
+        for conn in list(self._users.get(user_id, ())):
+            if conn.session_key != current and not conn.ws.closed:
+                self.send(conn, codec.error(now_ms(), 409, "Session replaced by a new device"))
+                self._spawn(conn.ws.close(code=1000, message=b"Session replaced by a new device"))
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("groupschat follow-up failed", error=type(task.exception()).__name__)
