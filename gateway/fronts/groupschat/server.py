@@ -20,9 +20,8 @@ from typing import cast
 import structlog
 from aiohttp import WSMsgType, web
 
-from gateway.admission import ConnectionQuota
+from gateway.admission import CONNECTIONS_GROUP, REPORT_TTL_MS, ConnectionQuota
 from gateway.ports import GatewayBus, GatewayStore
-from gateway.server import CONNECTIONS_GROUP, REPORT_INTERVAL_S, REPORT_TTL_MS
 from shared.clock import now_ms
 from shared.config import Settings
 from shared.features import membership
@@ -52,14 +51,12 @@ class GroupsChatFront:
         self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.front_id, REPORT_TTL_MS)
         self.port = 0
         self._runner: web.AppRunner | None = None
-        self._reporter: asyncio.Task[None] | None = None
         self._shutting_down = False
 
     async def start(self, port: int | None = None) -> None:
         if not self.settings.groupschat_jwt_secret:
             log.warning("PARLEY_GROUPSCHAT_JWT_SECRET is not set: logins are refused")
-        await self._report()
-        self._reporter = asyncio.create_task(self._report_loop(), name="groupschat-report")
+        await self.quota.start_reporting()
         self.hub.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.hub.on_room, self.hub.on_gateway, self.hub.on_control
         )
@@ -75,9 +72,7 @@ class GroupsChatFront:
             backlog=4096,
         )
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = cast("asyncio.Server", server).sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]  # the bound port (0 asks for any free one)
         log.info("groupschat front listening", front_id=self.front_id, port=self.port)
 
     def _messaging_url(self, request: web.Request, key: str) -> str:
@@ -95,26 +90,10 @@ class GroupsChatFront:
             await asyncio.wait(closing, timeout=STOP_GRACE_SECONDS)
         if self._runner is not None:
             await self._runner.cleanup()
-        if self._reporter is not None:
-            self._reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reporter
-        with contextlib.suppress(Exception):
-            await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, 0, 1)
+        await self.quota.stop_reporting()
         if self.hub.subscription is not None:
             with contextlib.suppress(Exception):
                 await self.hub.subscription.close()
-
-    async def _report(self) -> None:
-        await self.store.counters.report(CONNECTIONS_GROUP, self.front_id, self.quota.held, REPORT_TTL_MS)
-
-    async def _report_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REPORT_INTERVAL_S)
-            try:
-                await self._report()
-            except Exception:
-                log.warning("connection count report failed", exc_info=True)
 
     # --- one connection ----------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
