@@ -10,6 +10,7 @@ import pytest
 
 from gateway.fronts.groupschat import auth, codec
 from shared.protocol import frames
+from shared.protocol.frames import ErrorFrame, read_error_frame
 
 
 def test_parse_methods() -> None:
@@ -110,8 +111,8 @@ def test_ivs_frames_become_events() -> None:
     assert read is not None and codec.event_of(read, "g1") is None
     error = frames.error_frame(frame_id="X1", request_id="r1", code=406, message="Message rejected by review")
     assert codec.delivered(error) is None
-    assert codec.ivs_error(error) == codec.IvsError("r1", 406, "Message rejected by review")
-    assert codec.ivs_error(message) is None
+    assert read_error_frame(error) == ErrorFrame("r1", 406, "Message rejected by review")
+    assert read_error_frame(message) is None
 
 
 def test_rest_bodies() -> None:

@@ -86,8 +86,10 @@ def test_ivs_frames() -> None:
         "u1",
         "hello",
     )
-    error = codec.ivs_error(frames.error_frame(frame_id="abcdefghijkl", request_id="r1", code=406, message="no"))
-    assert error == codec.IvsError("r1", 406, "no")
+    error = frames.read_error_frame(
+        frames.error_frame(frame_id="abcdefghijkl", request_id="r1", code=406, message="no")
+    )
+    assert error == frames.ErrorFrame("r1", 406, "no")
     assert codec.ivs_message(b'{"Type":"EVENT"}') is None
     assert codec.error_close(406) is codec.Close.HATEFUL_SPEECH
     assert codec.error_close(403) is codec.Close.UNAUTHORIZED_ACTION

@@ -398,3 +398,20 @@ def error_frame(*, frame_id: str, request_id: str | None, code: int, message: st
     frame["ErrorCode"] = code
     frame["ErrorMessage"] = message
     return _encode(frame)
+
+
+@dataclass(slots=True, frozen=True)
+class ErrorFrame:
+    """An ERROR frame read back (a protocol front translates the routers' errors into its own)."""
+
+    request_id: str | None
+    code: int
+    message: str
+
+
+def read_error_frame(frame: bytes) -> ErrorFrame | None:
+    """The ERROR in ``frame`` as :func:`error_frame` wrote it; None for any other frame."""
+    shape = json.loads(frame)
+    if shape.get("Type") != "ERROR":
+        return None
+    return ErrorFrame(shape.get("RequestId"), int(shape.get("ErrorCode", 500)), str(shape.get("ErrorMessage", "")))

@@ -185,20 +185,6 @@ def event_of(item: Delivered, group_id: str) -> tuple[Event, bytes] | None:
     return None
 
 
-@dataclass(slots=True, frozen=True)
-class IvsError:
-    request_id: str | None
-    code: int
-    message: str
-
-
-def ivs_error(frame: bytes) -> IvsError | None:
-    shape = json.loads(frame)
-    if shape.get("Type") != "ERROR":
-        return None
-    return IvsError(shape.get("RequestId"), int(shape.get("ErrorCode", 500)), str(shape.get("ErrorMessage", "")))
-
-
 # --- REST ---------------------------------------------------------------------------------------
 class BadBody(Exception):
     pass

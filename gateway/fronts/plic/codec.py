@@ -134,20 +134,6 @@ def ivs_message(frame: bytes) -> IvsMessage | None:
     )
 
 
-@dataclass(slots=True, frozen=True)
-class IvsError:
-    request_id: str | None
-    code: int
-    message: str
-
-
-def ivs_error(frame: bytes) -> IvsError | None:
-    shape = json.loads(frame)
-    if shape.get("Type") != "ERROR":
-        return None
-    return IvsError(shape.get("RequestId"), int(shape.get("ErrorCode", 500)), str(shape.get("ErrorMessage", "")))
-
-
 def error_close(code: int) -> Close | None:
     """Which router refusals end the connection, by the seed's table: not a member (403) is an
     unauthorized action, a review DENY (406) is the seed's hateful-speech close."""

@@ -29,6 +29,7 @@ from shared.engine.marks import Marks
 from shared.engine.records import RecordKind
 from shared.features import bans
 from shared.protocol.envelope import ClientProtocol, ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
+from shared.protocol.frames import read_error_frame
 
 from . import codec
 from .rooms import ROOM_TAG, Alias, PlicStore
@@ -162,7 +163,7 @@ class Hub:
     def on_gateway(self, data: bytes) -> None:
         notice = ConnectionNotice.decode(data)
         conn = self._by_id.get(notice.connection_id)
-        error = codec.ivs_error(notice.frame)
+        error = read_error_frame(notice.frame)
         if conn is None or error is None:
             return
         entry = self._pending.pop(error.request_id, None) if error.request_id else None
