@@ -88,7 +88,7 @@ async def test_one_encoding_per_room_delivery_and_the_senders_confirmation(monke
     conns = [connection(user) for user in ("alice", "bob", "carol", "bob")]
     for conn, _ in conns:
         hub.register(conn)
-        await hub.add_room(conn, "PARLEYROOM01", 7)
+        await hub.receive(conn, "PARLEYROOM01", 7)
     assert subscription.rooms == {"PARLEYROOM01"}
     sender = conns[0][0]
     hub.expect("req-1", sender, "temp-1")
@@ -129,7 +129,7 @@ async def test_router_refusals_and_slow_consumers() -> None:
     slow, slow_transport = connection("slow", buffered=5000)
     for conn in (alice, slow):
         hub.register(conn)
-        await hub.add_room(conn, "PARLEYROOM01", 7)
+        await hub.receive(conn, "PARLEYROOM01", 7)
     hub.expect("req-2", alice, "temp-2")
     error = frames.error_frame(frame_id="abcdefghijkl", request_id="req-2", code=406, message="Message rejected")
     hub.on_gateway(ConnectionNotice(alice.connection_id, error).encode())

@@ -26,10 +26,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.fronts.room_hub import RoomHub
 from gateway.wire import text_frame
 from shared import metrics
 from shared.clock import now_ms
-from shared.engine.fanout import Subscription
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol.envelope import ClientProtocol, ConnectionNotice, ControlNotice, ControlTopic, Kind, RoomDelivery
 from shared.protocol.frames import read_error_frame
@@ -104,62 +104,16 @@ def _abort_slow(conn: Connection) -> None:
     conn.transport.abort()
 
 
-class Hub:
+class Hub(RoomHub[Connection]):
     def __init__(self, groups: Groups, max_buffer: int) -> None:
+        super().__init__(ClientProtocol.GROUPSCHAT)
         self.groups = groups
         self.max_buffer = max_buffer
-        self.subscription: Subscription | None = None
-        self._by_id: dict[str, Connection] = {}
-        self._users: dict[str, set[Connection]] = {}
-        self._rooms: dict[str, set[Connection]] = {}
         self._pending: OrderedDict[str, Pending] = OrderedDict()
         self._tasks: set[asyncio.Task[object]] = set()
 
-    def connections(self) -> list[Connection]:
-        return list(self._by_id.values())
-
     def send(self, conn: Connection, payload: bytes) -> bool:
         return write([conn], text_frame(payload), self.max_buffer) == 1
-
-    # --- connections --------------------------------------------------------------------------
-    def register(self, conn: Connection) -> None:
-        self._by_id[conn.connection_id] = conn
-        metrics.connection_opened(ClientProtocol.GROUPSCHAT)
-        self._users.setdefault(conn.user_id, set()).add(conn)
-
-    async def add_room(self, conn: Connection, room_id: str) -> None:
-        if room_id in conn.rooms or conn.connection_id not in self._by_id:
-            return
-        conn.rooms.add(room_id)
-        room = self._rooms.get(room_id)
-        if room is None:
-            self._rooms[room_id] = {conn}
-            assert self.subscription is not None
-            await self.subscription.add_room(room_id)
-        else:
-            room.add(conn)
-
-    async def drop_room(self, conn: Connection, room_id: str) -> None:
-        conn.rooms.discard(room_id)
-        room = self._rooms.get(room_id)
-        if room is None:
-            return
-        room.discard(conn)
-        if not room:
-            del self._rooms[room_id]
-            if self.subscription is not None:
-                await self.subscription.remove_room(room_id)
-
-    async def leave(self, conn: Connection) -> None:
-        if self._by_id.pop(conn.connection_id, None) is not None:
-            metrics.connection_closed(ClientProtocol.GROUPSCHAT)
-        users = self._users.get(conn.user_id)
-        if users is not None:
-            users.discard(conn)
-            if not users:
-                del self._users[conn.user_id]
-        for room_id in list(conn.rooms):
-            await self.drop_room(conn, room_id)
 
     def expect(self, request_id: str, conn: Connection, method: int, context: dict[str, str]) -> None:
         now = time.monotonic()

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from gateway.fronts.room_hub import RoomHub
 from gateway.wire import text_frame
 from shared import metrics
-from shared.engine.fanout import Subscription
 from shared.engine.marks import Marks
 from shared.engine.records import RecordKind
 from shared.features import bans
@@ -46,21 +46,15 @@ class HubStore(PlicStore, Protocol):
     def marks(self) -> Marks: ...
 
 
-class Hub:
+class Hub(RoomHub[PlicConnection]):
     def __init__(self, store: HubStore, max_buffer: int) -> None:
+        super().__init__(ClientProtocol.PLIC)
         self.store = store
         self.max_buffer = max_buffer
-        self.subscription: Subscription | None = None
-        self._by_id: dict[str, PlicConnection] = {}
-        self._users: dict[str, set[PlicConnection]] = {}
-        self._rooms: dict[str, set[PlicConnection]] = {}  # parley room id → local connections
         self._plic_ids: dict[str, int] = {}  # parley room id → plic int id, for the rooms held here
         # request id → (connection, message_temp_id, when), oldest first
         self._pending: OrderedDict[str, tuple[PlicConnection, str, float]] = OrderedDict()
         self._tasks: set[asyncio.Task[object]] = set()
-
-    def connections(self) -> list[PlicConnection]:
-        return list(self._by_id.values())
 
     def room_of(self, conn: PlicConnection, room_id: int) -> str | None:
         """The parley room behind plic room ``room_id`` if ``conn`` receives it."""
@@ -70,51 +64,18 @@ class Hub:
         return None
 
     # --- connections --------------------------------------------------------------------------
-    def register(self, conn: PlicConnection) -> None:
-        """Before its rooms are read, so a membership notice meanwhile already finds it."""
-        self._by_id[conn.connection_id] = conn
-        metrics.connection_opened(ClientProtocol.PLIC)
-        self._users.setdefault(conn.user_id, set()).add(conn)
-
     async def join(self, conn: PlicConnection, aliases: list[Alias]) -> None:
         for alias in aliases:
-            await self.add_room(conn, alias.parley_id, alias.room_id)
+            await self.receive(conn, alias.parley_id, alias.room_id)
 
-    async def add_room(self, conn: PlicConnection, parley_id: str, room_id: int) -> None:
-        if parley_id in conn.rooms or conn.connection_id not in self._by_id:
-            return
-        conn.rooms.add(parley_id)
-        self._plic_ids[parley_id] = room_id
-        room = self._rooms.get(parley_id)
-        if room is None:
-            self._rooms[parley_id] = {conn}
-            assert self.subscription is not None
-            await self.subscription.add_room(parley_id)
-        else:
-            room.add(conn)
+    async def receive(self, conn: PlicConnection, parley_id: str, room_id: int) -> None:
+        """``conn`` receives plic room ``room_id`` (parley room ``parley_id``) from now on."""
+        self._plic_ids[parley_id] = room_id  # before subscribing: its first delivery may come at once
+        if not await self.add_room(conn, parley_id) and parley_id not in self._rooms:
+            self._plic_ids.pop(parley_id, None)  # nobody here receives it after all
 
-    async def drop_room(self, conn: PlicConnection, parley_id: str) -> None:
-        conn.rooms.discard(parley_id)
-        room = self._rooms.get(parley_id)
-        if room is None:
-            return
-        room.discard(conn)
-        if not room:
-            del self._rooms[parley_id]
-            self._plic_ids.pop(parley_id, None)
-            if self.subscription is not None:
-                await self.subscription.remove_room(parley_id)
-
-    async def leave(self, conn: PlicConnection) -> None:
-        if self._by_id.pop(conn.connection_id, None) is not None:
-            metrics.connection_closed(ClientProtocol.PLIC)
-        users = self._users.get(conn.user_id)
-        if users is not None:
-            users.discard(conn)
-            if not users:
-                del self._users[conn.user_id]
-        for parley_id in list(conn.rooms):
-            await self.drop_room(conn, parley_id)
+    def room_dropped(self, room_id: str) -> None:
+        self._plic_ids.pop(room_id, None)
 
     def expect(self, request_id: str, conn: PlicConnection, temp_id: str) -> None:
         now = time.monotonic()
@@ -192,7 +153,7 @@ class Hub:
         for user, is_member in zip(users, present, strict=True):
             for conn in list(self._users.get(user, ())):
                 if is_member and room_id is not None:
-                    await self.add_room(conn, parley_id, room_id)
+                    await self.receive(conn, parley_id, room_id)
                 elif not is_member:
                     await self.drop_room(conn, parley_id)
 

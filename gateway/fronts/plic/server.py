@@ -209,7 +209,7 @@ class PlicFront:
             send(conn, codec.confirmation(temp, confirmed=False, reason=reason), self.hub.max_buffer)
             self.hub.close_soon(conn, codec.Close.UNAUTHORIZED_ACTION, reason)
             return None
-        await self.hub.add_room(conn, alias.parley_id, alias.room_id)  # just added: its notice is on the way
+        await self.hub.receive(conn, alias.parley_id, alias.room_id)  # just added: its notice is on the way
         return alias.parley_id
 
 
