@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from gateway.fronts.plic import hub as hub_module
+from gateway.fronts.plic.connection import PlicConnection
 from gateway.fronts.plic.hub import Hub, HubStore
-from gateway.fronts.plic.send import PlicConnection
 from shared.engine.fanout import Subscription
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import frames

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.fronts.aiohttp_wire import write
 from gateway.fronts.room_hub import RoomHub
 from gateway.wire import text_frame
 from shared import metrics
@@ -81,27 +82,6 @@ class Pending:
     method: int
     context: dict[str, str]
     when: float
-
-
-def write(conns: list[Connection], raw: bytes, max_buffer: int) -> int:
-    """The one send path (as ``gateway.wire``): same bytes to each transport, never awaited."""
-    sent = 0
-    for conn in conns:
-        if conn.ws.closed or conn.transport.is_closing():
-            continue
-        if conn.transport.get_write_buffer_size() > max_buffer:
-            _abort_slow(conn)
-            continue
-        conn.transport.write(raw)
-        sent += 1
-    return sent
-
-
-def _abort_slow(conn: Connection) -> None:
-    """A client that stopped reading: cut, and counted once."""
-    metrics.SLOW_CONSUMER_DISCONNECTS.inc()
-    log.info("slow consumer aborted", buffered=conn.transport.get_write_buffer_size())
-    conn.transport.abort()
 
 
 class Hub(RoomHub[Connection]):

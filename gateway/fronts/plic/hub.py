@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from gateway.fronts.aiohttp_wire import send, write
 from gateway.fronts.room_hub import RoomHub
 from gateway.wire import text_frame
 from shared import metrics
@@ -32,8 +33,8 @@ from shared.protocol.envelope import ClientProtocol, ConnectionNotice, ControlNo
 from shared.protocol.frames import read_error_frame
 
 from . import codec
+from .connection import PlicConnection
 from .rooms import ROOM_TAG, Alias, PlicStore
-from .send import PlicConnection, send, write
 
 log = structlog.get_logger("gateway.plic")
 

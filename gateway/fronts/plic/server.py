@@ -19,6 +19,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.admission import CONNECTIONS_GROUP, REPORT_TTL_MS, ConnectionQuota
+from gateway.fronts.aiohttp_wire import send
 from gateway.ports import GatewayBus, GatewayStore
 from shared.clock import now_ms
 from shared.config import Settings
@@ -28,10 +29,10 @@ from shared.protocol.envelope import ActionEnvelope, ClientProtocol, Kind
 from shared.protocol.ids import new_id
 
 from . import auth, codec
+from .connection import PlicConnection
 from .hub import Hub, HubStore
 from .rest import MAX_BODY_BYTES, Rest, envelope_errors
 from .rooms import PlicBus, PlicRooms
-from .send import PlicConnection, send
 
 log = structlog.get_logger("gateway.plic")
 

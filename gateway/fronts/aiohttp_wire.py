@@ -1,4 +1,5 @@
-"""The plic front's one send path: ``gateway.wire``'s policy for aiohttp WebSockets.
+"""The one send path of the fronts served by aiohttp (groupschat, plic): ``gateway.wire``'s policy
+for aiohttp WebSockets.
 
 The same bytes for every receiver (``gateway.wire.text_frame``: unmasked, unfragmented, no
 per-message deflate), written straight to each transport, never awaited. A transport holding more
@@ -10,34 +11,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import structlog
 from aiohttp import web
 
 from gateway.wire import text_frame
 from shared import metrics
-from shared.features.ratelimit import SlidingWindow
 
-log = structlog.get_logger("gateway.plic")
+log = structlog.get_logger("gateway.fronts")
 
 
-@dataclass(eq=False, slots=True)
-class PlicConnection:
-    connection_id: str
-    user_id: str
+class AiohttpSocket(Protocol):
+    """A front's connection on aiohttp: its WebSocket and the transport under it."""
+
     ws: web.WebSocketResponse
     transport: asyncio.Transport
-    rate: SlidingWindow
-    rooms: set[str] = field(default_factory=set)  # parley room ids this connection receives
-    closing: asyncio.Task[object] | None = None  # the close handshake the server started
 
 
-def writable(conn: PlicConnection) -> bool:
+Socket = TypeVar("Socket", bound=AiohttpSocket)
+
+
+def writable(conn: AiohttpSocket) -> bool:
     return not conn.ws.closed and not conn.transport.is_closing()
 
 
-def abort_slow(conn: PlicConnection) -> None:
+def abort_slow(conn: AiohttpSocket) -> None:
     if conn.transport.is_closing():
         return
     metrics.SLOW_CONSUMER_DISCONNECTS.inc()
@@ -45,7 +44,7 @@ def abort_slow(conn: PlicConnection) -> None:
     conn.transport.abort()
 
 
-def write(conns: Iterable[PlicConnection], raw: bytes, max_buffer: int) -> int:
+def write(conns: Iterable[Socket], raw: bytes, max_buffer: int) -> int:
     """Write the wire bytes ``raw`` to every writable connection; how many got it."""
     sent = 0
     for conn in conns:
@@ -59,5 +58,5 @@ def write(conns: Iterable[PlicConnection], raw: bytes, max_buffer: int) -> int:
     return sent
 
 
-def send(conn: PlicConnection, payload: bytes, max_buffer: int) -> bool:
+def send(conn: AiohttpSocket, payload: bytes, max_buffer: int) -> bool:
     return write((conn,), text_frame(payload), max_buffer) == 1
