@@ -10,11 +10,17 @@ Must not: encode frames or decide who may receive a room (each front's hub and t
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
 
 from shared import metrics
 from shared.engine.fanout import Subscription
 from shared.protocol.envelope import ClientProtocol
+
+log = structlog.get_logger("gateway.fronts")
 
 
 class RoomReceiver(Protocol):
@@ -33,6 +39,7 @@ class RoomHub(Generic[Conn]):
         self._by_id: dict[str, Conn] = {}
         self._users: dict[str, set[Conn]] = {}
         self._rooms: dict[str, set[Conn]] = {}  # parley room id → local connections receiving it
+        self._tasks: set[asyncio.Task[object]] = set()  # follow-up work, referenced until done
 
     def connections(self) -> list[Conn]:
         return list(self._by_id.values())
@@ -82,3 +89,15 @@ class RoomHub(Generic[Conn]):
                 del self._users[conn.user_id]
         for room_id in list(conn.rooms):
             await self.drop_room(conn, room_id)
+
+    # --- follow-up work started from the fan-out callbacks (which must not block) ------------
+    def spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("front follow-up failed", protocol=self.protocol, error=type(task.exception()).__name__)

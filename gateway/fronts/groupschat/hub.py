@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +89,6 @@ class Hub(RoomHub[Connection]):
         self.groups = groups
         self.max_buffer = max_buffer
         self._pending: OrderedDict[str, Pending] = OrderedDict()
-        self._tasks: set[asyncio.Task[object]] = set()
 
     def send(self, conn: Connection, payload: bytes) -> bool:
         return write([conn], text_frame(payload), self.max_buffer) == 1
@@ -146,7 +144,7 @@ class Hub(RoomHub[Connection]):
             if pending is not None:
                 sent = codec.encode(codec.Event.MESSAGE_SENT, item.send_ms, {"message_id": item.frame_id})
                 self.send(pending.conn, sent)
-                self._spawn(self._log_message(room_id, item.sender_id, item.frame_id, payload))
+                self.spawn(self._log_message(room_id, item.sender_id, item.frame_id, payload))
         elif kind in (codec.Event.MESSAGE_DELIVERED, codec.Event.MESSAGE_READ):
             audience = [c for c in room if c.user_id == item.recipient]
             receivers = [item.recipient]
@@ -163,7 +161,7 @@ class Hub(RoomHub[Connection]):
         action = Kind.SEND_MESSAGE if kind == codec.Event.MESSAGE else Kind.SEND_EVENT
         metrics.count_deliveries(ClientProtocol.GROUPSCHAT, action, sent_count + (pending is not None))
         if pending is not None and receivers:
-            self._spawn(self.groups.log.append(receivers, item.frame_id, payload))
+            self.spawn(self.groups.log.append(receivers, item.frame_id, payload))
 
     async def _log_message(self, room_id: str, sender: str, message_id: str, payload: bytes) -> None:
         members = await self.groups.members(room_id)
@@ -183,9 +181,9 @@ class Hub(RoomHub[Connection]):
     def on_control(self, data: bytes) -> None:
         notice = ControlNotice.decode(data)
         if notice.topic == ControlTopic.MEMBERS_CHANGED and self._users:
-            self._spawn(self._refresh(notice.subject))
+            self.spawn(self._refresh(notice.subject))
         elif notice.topic == ControlTopic.SESSION_REPLACED and notice.subject in self._users:
-            self._spawn(self._replaced(notice.subject))
+            self.spawn(self._replaced(notice.subject))
 
     # --- async follow-ups ---------------------------------------------------------------------
     async def _refresh(self, room_id: str) -> None:
@@ -211,15 +209,4 @@ class Hub(RoomHub[Connection]):
         for conn in list(self._users.get(user_id, ())):
             if conn.session_key != current and not conn.ws.closed:
                 self.send(conn, codec.error(now_ms(), 409, "Session replaced by a new device"))
-                self._spawn(conn.ws.close(code=1000, message=b"Session replaced by a new device"))
-
-    def _spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[object]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("groupschat follow-up failed", error=type(task.exception()).__name__)
+                self.spawn(conn.ws.close(code=1000, message=b"Session replaced by a new device"))

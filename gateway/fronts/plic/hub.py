@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Coroutine
-from typing import Any, Protocol
+from collections.abc import Collection
+from typing import Protocol
 
 import structlog
 
@@ -55,7 +55,6 @@ class Hub(RoomHub[PlicConnection]):
         self._plic_ids: dict[str, int] = {}  # parley room id → plic int id, for the rooms held here
         # request id → (connection, message_temp_id, when), oldest first
         self._pending: OrderedDict[str, tuple[PlicConnection, str, float]] = OrderedDict()
-        self._tasks: set[asyncio.Task[object]] = set()
 
     def room_of(self, conn: PlicConnection, room_id: int) -> str | None:
         """The parley room behind plic room ``room_id`` if ``conn`` receives it."""
@@ -102,7 +101,7 @@ class Hub(RoomHub[PlicConnection]):
                 self._deliver(room_id, room, item.frame, item.only_users)
             if item.close_user_id:
                 for conn in [c for c in self._users.get(item.close_user_id, ()) if room_id in c.rooms]:
-                    self._spawn(self._disconnected(conn, room_id))
+                    self.spawn(self._disconnected(conn, room_id))
 
     def _deliver(self, room_id: str, room: set[PlicConnection], frame: bytes, only: list[str] | None) -> None:
         message = codec.ivs_message(frame)
@@ -138,7 +137,7 @@ class Hub(RoomHub[PlicConnection]):
     def on_control(self, data: bytes) -> None:
         notice = ControlNotice.decode(data)
         if notice.topic == ControlTopic.MEMBERS_CHANGED and self._users:
-            self._spawn(self._refresh(notice.subject))
+            self.spawn(self._refresh(notice.subject))
 
     # --- async follow-ups ---------------------------------------------------------------------
     async def _refresh(self, parley_id: str) -> None:
@@ -166,21 +165,10 @@ class Hub(RoomHub[PlicConnection]):
         else:
             self.close_soon(conn, codec.Close.ADMIN_ACTION, "Disconnected by a moderator")
 
-    def _spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[object]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("plic follow-up failed", error=type(task.exception()).__name__)
-
     def close_soon(self, conn: PlicConnection, code: int, reason: str) -> asyncio.Task[object]:
         """Tell the client in the seed's Disconnection frame, then close with the seed's code."""
         if conn.closing is not None:  # the first close decides the code
             return conn.closing
         send(conn, codec.disconnection(code, reason), self.max_buffer)
-        conn.closing = self._spawn(conn.ws.close(code=code, message=codec.close_reason(reason).encode()))
+        conn.closing = self.spawn(conn.ws.close(code=code, message=codec.close_reason(reason).encode()))
         return conn.closing
