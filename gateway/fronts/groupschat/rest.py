@@ -36,19 +36,6 @@ def refuse(message: str, status: int) -> web.Response:
     return web.Response(body=codec.rest_error(message), status=status, content_type="application/json")
 
 
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """aiohttp's own refusals (unknown path, wrong method, body too large) in the same shape."""
-    try:
-        return await handler(request)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        return refuse(error.reason, error.status)
-
-
 async def _body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise codec.BadBody(f"Bodies must be at most {MAX_BODY_BYTES} bytes")

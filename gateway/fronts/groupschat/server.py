@@ -21,6 +21,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.admission import CONNECTIONS_GROUP, REPORT_TTL_MS, ConnectionQuota
+from gateway.fronts import http
 from gateway.ports import GatewayBus, GatewayStore
 from shared.clock import now_ms
 from shared.config import Settings
@@ -32,7 +33,7 @@ from shared.protocol.ids import new_id
 from . import codec
 from .groups import GroupBus, Groups, GroupStore
 from .hub import Connection, Hub
-from .rest import MAX_BODY_BYTES, Rest, json_errors
+from .rest import MAX_BODY_BYTES, Rest, refuse
 
 log = structlog.get_logger("gateway.groupschat")
 
@@ -60,19 +61,12 @@ class GroupsChatFront:
         self.hub.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.hub.on_room, self.hub.on_gateway, self.hub.on_control
         )
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[http.refusals_as(refuse)])
         rest = Rest(self.settings, self.groups, self._messaging_url)
         app.add_routes([web.get("/healthz", _health), *rest.routes(), web.get("/{key}", self._websocket)])
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            self.settings.front_host,
-            self.settings.groupschat_port if port is None else port,
-            backlog=4096,
+        self._runner, self.port = await http.listen(
+            app, self.settings.front_host, self.settings.groupschat_port if port is None else port
         )
-        await site.start()
-        self.port = self._runner.addresses[0][1]  # the bound port (0 asks for any free one)
         log.info("groupschat front listening", front_id=self.front_id, port=self.port)
 
     def _messaging_url(self, request: web.Request, key: str) -> str:

@@ -28,19 +28,6 @@ def answer(data: Any = None, error: str | None = None, status: int = 200) -> web
     return web.Response(body=codec.reply(data, error), status=status, content_type="application/json")
 
 
-@web.middleware
-async def envelope_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """aiohttp's own refusals (unknown path, wrong method, body too large) in the seed's shape."""
-    try:
-        return await handler(request)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        return answer(error=error.reason, status=error.status)
-
-
 class Rest:
     def __init__(self, settings: Settings, rooms: PlicRooms) -> None:
         self.settings = settings

@@ -19,6 +19,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.admission import CONNECTIONS_GROUP, REPORT_TTL_MS, ConnectionQuota
+from gateway.fronts import http
 from gateway.fronts.aiohttp_wire import send
 from gateway.ports import GatewayBus, GatewayStore
 from shared.clock import now_ms
@@ -31,7 +32,7 @@ from shared.protocol.ids import new_id
 from . import auth, codec
 from .connection import PlicConnection
 from .hub import Hub, HubStore
-from .rest import MAX_BODY_BYTES, Rest, envelope_errors
+from .rest import MAX_BODY_BYTES, Rest, answer
 from .rooms import PlicBus, PlicRooms
 
 log = structlog.get_logger("gateway.plic")
@@ -62,17 +63,14 @@ class PlicFront:
         self.hub.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.hub.on_room, self.hub.on_gateway, self.hub.on_control
         )
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[envelope_errors])
+        refusal = http.refusals_as(lambda reason, status: answer(error=reason, status=status))
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[refusal])
         app.add_routes(
             [web.get("/", self._websocket), web.get("/healthz", _health), *Rest(self.settings, self.rooms).routes()]
         )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.front_host, self.settings.plic_port if port is None else port, backlog=4096
+        self._runner, self.port = await http.listen(
+            app, self.settings.front_host, self.settings.plic_port if port is None else port
         )
-        await site.start()
-        self.port = self._runner.addresses[0][1]  # the bound port (0 asks for any free one)
         log.info("plic front listening", front_id=self.front_id, port=self.port)
 
     async def stop(self) -> None:
