@@ -24,11 +24,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.fronts import AMQP, REDIS, add_cluster_arguments, quantile_ms
 from parley.testing.cluster import new_namespace, running_cluster, suite_settings
 from shared.protocol.ids import room_arn
 
-REDIS = "redis://127.0.0.1:6379/0"
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 SECRET = "groupschat-bench-secret-groupschat-bench-0123"
 
 
@@ -98,9 +97,6 @@ async def _run(ports: list[int], pairs: int, rate: float, seconds: float, raise_
             task.cancel()
     latencies.sort()
 
-    def quantile(q: float) -> float:
-        return round(latencies[min(int(q * len(latencies)), len(latencies) - 1)] * 1000, 2) if latencies else 0.0
-
     return {
         "pairs": pairs,
         "fronts": len(ports),
@@ -108,8 +104,8 @@ async def _run(ports: list[int], pairs: int, rate: float, seconds: float, raise_
         "received_per_s": round(len(latencies) / seconds, 1),
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
-        "p50_ms": quantile(0.5),
-        "p99_ms": quantile(0.99),
+        "p50_ms": quantile_ms(latencies, 0.5),
+        "p99_ms": quantile_ms(latencies, 0.99),
     }
 
 
@@ -117,9 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=40)
     parser.add_argument("--rate", type=float, default=2000, help="messages/s in total (0: as fast as possible)")
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--fronts", type=int, default=2)
-    parser.add_argument("--routers", type=int, default=1)
+    add_cluster_arguments(parser)
     args = parser.parse_args()
     settings = suite_settings(new_namespace()).with_(account_send_message_rate=100000)
     env = {

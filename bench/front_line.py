@@ -19,10 +19,8 @@ import asyncio
 import json
 import time
 
+from bench.fronts import AMQP, REDIS, add_cluster_arguments, quantile_ms
 from parley.testing.cluster import new_namespace, running_cluster, suite_settings
-
-REDIS = "redis://127.0.0.1:6379/0"
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 async def _user(
@@ -68,9 +66,6 @@ async def _run(ports: list[int], users: int, rate: float, seconds: float) -> dic
     elapsed = seconds
     latencies.sort()
 
-    def quantile(q: float) -> float:
-        return round(latencies[min(int(q * len(latencies)), len(latencies) - 1)] * 1000, 2) if latencies else 0.0
-
     return {
         "users": users,
         "fronts": len(ports),
@@ -78,8 +73,8 @@ async def _run(ports: list[int], users: int, rate: float, seconds: float) -> dic
         "sent_per_s": round(len(latencies) / elapsed, 1),
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
-        "p50_ms": quantile(0.5),
-        "p99_ms": quantile(0.99),
+        "p50_ms": quantile_ms(latencies, 0.5),
+        "p99_ms": quantile_ms(latencies, 0.99),
     }
 
 
@@ -87,9 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rate", type=float, default=2000, help="lines/s in total (0: as fast as replies come)")
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--fronts", type=int, default=2)
-    parser.add_argument("--routers", type=int, default=1)
+    add_cluster_arguments(parser)
     args = parser.parse_args()
     settings = suite_settings(new_namespace())
     env = {

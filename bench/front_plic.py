@@ -28,11 +28,10 @@ from collections import Counter
 import jwt
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.fronts import AMQP, REDIS, add_cluster_arguments, quantile_ms
 from parley.testing.cluster import new_namespace, running_cluster, suite_settings
 from shared.protocol.models import DEFAULT_MAX_MESSAGE_RATE
 
-REDIS = "redis://127.0.0.1:6379/0"
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 SECRET = "plic-bench-jwt-secret-0123456789abcdef"
 ROOM_SHARE = 0.8  # of a room's message rate the bench offers it, so jitter is not refused
 
@@ -103,9 +102,6 @@ async def _run(ports: list[int], rooms: list[int], rate: float, seconds: float) 
         task.cancel()
     latencies.sort()
 
-    def quantile(q: float) -> float:
-        return round(latencies[min(int(q * len(latencies)), len(latencies) - 1)] * 1000, 2) if latencies else 0.0
-
     return {
         "pairs": len(rooms),
         "fronts": len(ports),
@@ -114,8 +110,8 @@ async def _run(ports: list[int], rooms: list[int], rate: float, seconds: float) 
         "received_per_s": round(len(latencies) / seconds, 1),
         "errors": sum(errors.values()),
         "error_reasons": dict(errors.most_common(5)),
-        "p50_ms": quantile(0.5),
-        "p99_ms": quantile(0.99),
+        "p50_ms": quantile_ms(latencies, 0.5),
+        "p99_ms": quantile_ms(latencies, 0.99),
     }
 
 
@@ -123,9 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=20, help="rooms, raised to --rate / 8 (the rooms' rate limit)")
     parser.add_argument("--rate", type=float, default=2000, help="messages/s in total (0: as fast as possible)")
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--fronts", type=int, default=2)
-    parser.add_argument("--routers", type=int, default=1)
+    add_cluster_arguments(parser)
     args = parser.parse_args()
     pairs = max(args.pairs, math.ceil(args.rate / (DEFAULT_MAX_MESSAGE_RATE * ROOM_SHARE)))
     settings = suite_settings(new_namespace()).with_(account_send_message_rate=100000)
