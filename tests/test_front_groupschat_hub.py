@@ -15,49 +15,12 @@ from gateway.fronts.groupschat import codec
 from gateway.fronts.groupschat import hub as hub_module
 from gateway.fronts.groupschat.groups import Groups
 from gateway.fronts.groupschat.hub import Connection, Hub
-from shared.engine.fanout import Subscription
 from shared.features.ratelimit import SlidingWindow
 from shared.protocol import frames
 from shared.protocol.envelope import ConnectionNotice, DeliveryItem, Kind, RoomDelivery
+from tests.front_helpers import FakeSubscription, FakeTransport, FakeWs
 
 ROOM = "GROUPROOM001"
-
-
-class FakeTransport:
-    def __init__(self, buffered: int = 0) -> None:
-        self.writes: list[bytes] = []
-        self.buffered = buffered
-        self.aborted = False
-
-    def is_closing(self) -> bool:
-        return self.aborted
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
-class FakeWs:
-    closed = False
-
-
-class FakeSubscription(Subscription):
-    def __init__(self) -> None:
-        self.rooms: set[str] = set()
-
-    async def add_room(self, room_id: str) -> None:
-        self.rooms.add(room_id)
-
-    async def remove_room(self, room_id: str) -> None:
-        self.rooms.discard(room_id)
-
-    async def close(self) -> None:
-        self.rooms.clear()
 
 
 class FakeLog:
