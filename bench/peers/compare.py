@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cluster_bench import cpu_seconds, rss_mib
+from bench.cluster_bench import cpu_seconds, py_spy_top, rss_mib
 from parley.loadtest.control_plane import IvsChatApi
 from parley.testing.cluster import Cluster, free_port, throwaway_settings, wait_tcp
 
 PEER_DIR = Path(__file__).resolve().parent / "socketio"
+ROOT = PEER_DIR.parents[2]
 BODY_BYTES = 100
 
 
@@ -174,9 +175,10 @@ class SocketIo:
 
 
 class Parley:
-    name = "parley"
-
-    def __init__(self, redis_url: str, amqp_url: str) -> None:
+    def __init__(self, redis_url: str, amqp_url: str, baseline: str | None = None) -> None:
+        """This tree's parley, or with ``baseline`` (a commit) that commit's, from a worktree of it."""
+        self.name = "parley" if baseline is None else f"parley@{baseline}"
+        self.baseline = baseline
         self.cluster = Cluster(
             throwaway_settings(shards=4),
             redis_url,
@@ -194,6 +196,13 @@ class Parley:
         return self.cluster.processes
 
     def start(self) -> None:
+        if self.baseline is not None:
+            self.cluster.root = Path(tempfile.mkdtemp(prefix="parley-baseline-"))
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", "-q", str(self.cluster.root), self.baseline],
+                cwd=ROOT,
+                check=True,
+            )
         self.cluster.start_api()
         for name in self.gateways:
             self.cluster.start_gateway(name)
@@ -204,6 +213,8 @@ class Parley:
     def stop(self) -> None:
         self.cluster.stop()
         self.cluster.destroy()
+        if self.baseline is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(self.cluster.root)], cwd=ROOT, check=False)
 
     def clients(self, load: Load) -> list[ClientSpec]:
         return asyncio.run(self._clients(load))
@@ -310,6 +321,10 @@ def run_once(system: SocketIo | Parley, engines: dict[str, int], load: Load, ind
         pids = {name: p.pid for name, p in system.processes.items()} | engines
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         tell({"go": True})
+        profilers = [
+            py_spy_top(system.processes[name].pid, args.duration - 1, args.profile_dir / f"{load_key(load)}-{name}.raw")
+            for name in profiled(system, args)
+        ]
         sent = [read(worker, "sent") for worker in workers]
         accepted: dict[str, int] = {}
         for record in sent:
@@ -320,6 +335,9 @@ def run_once(system: SocketIo | Parley, engines: dict[str, int], load: Load, ind
         result.accepted = sum(accepted.values())
         tell({"expect": accepted})
         finals = [read(worker, "final") for worker in workers]
+        for profiler in profilers:
+            if profiler is not None:
+                profiler.wait()
         result.cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
         result.peak_rss_mib = {name: round(rss_mib(p.pid), 1) for name, p in system.processes.items()}
     finally:
@@ -341,6 +359,18 @@ def run_once(system: SocketIo | Parley, engines: dict[str, int], load: Load, ind
     return result
 
 
+def load_key(load: Load) -> str:
+    return next(key for key, known in LOADS.items() if known == load)
+
+
+def profiled(system: SocketIo | Parley, args: Any) -> list[str]:
+    """The processes py-spy samples during a run (``--profile-dir``): parley's gw0 and router0."""
+    if args.profile_dir is None or not isinstance(system, Parley):
+        return []
+    args.profile_dir.mkdir(parents=True, exist_ok=True)
+    return ["gw0", "router0"] if system.baseline is None else []  # this tree only
+
+
 # --- report ----------------------------------------------------------------------------------------
 def line(result: Result) -> str:
     split = " ".join(f"{name} {seconds:.1f}" for name, seconds in result.cpu.items())
@@ -352,21 +382,23 @@ def line(result: Result) -> str:
 
 
 def table(results: list[Result]) -> str:
+    """One row per run and system; each run's figures divided by Socket.IO's (and by the baseline's)."""
     rows = [
-        "| load | run | Socket.IO deliveries per server CPU-s, p50/p99 | "
-        "parley deliveries per server CPU-s, p50/p99 | parley ÷ Socket.IO | lost (sio/parley) |",
-        "|---|---|---|---|---|---|",
+        "| load | run | system | deliveries/s | p50/p99 ms | server CPU-s | deliveries per server CPU-s "
+        "| ÷ Socket.IO | ÷ baseline | lost |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    by_key = {(r.load, r.run, r.system): r for r in results}
     for load, run in sorted({(r.load, r.run) for r in results}):
-        sio, parley = by_key.get((load, run, "socketio")), by_key.get((load, run, "parley"))
-        if sio is None or parley is None:
-            continue
-        rows.append(
-            f"| {load} | {run} | {sio.per_cpu_s / 1000:.1f}k, {sio.p50_ms}/{sio.p99_ms} ms "
-            f"| {parley.per_cpu_s / 1000:.1f}k, {parley.p50_ms}/{parley.p99_ms} ms "
-            f"| **{parley.per_cpu_s / sio.per_cpu_s:.2f}×** | {sio.lost}/{parley.lost} |"
-        )
+        these = [r for r in results if (r.load, r.run) == (load, run)]
+        peer = next((r for r in these if r.system == "socketio"), None)
+        baseline = next((r for r in these if r.system.startswith("parley@")), None)
+        for r in these:
+            versus_peer = f"{r.per_cpu_s / peer.per_cpu_s:.2f}×" if peer and peer.per_cpu_s else ""
+            versus_base = f"{r.per_cpu_s / baseline.per_cpu_s:.2f}×" if baseline and baseline.per_cpu_s else ""
+            rows.append(
+                f"| {load} | {run} | {r.system} | {r.delivered / r.seconds:,.0f} | {r.p50_ms}/{r.p99_ms} "
+                f"| {r.server_cpu_s:.1f} | {r.per_cpu_s:,.0f} | {versus_peer} | {versus_base} | {r.lost} |"
+            )
     return "\n".join(rows)
 
 
@@ -386,7 +418,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--procs", type=int, default=2, help="load generator worker processes")
     parser.add_argument("--only", choices=["socketio", "parley"], help="run one system (profiling)")
+    parser.add_argument("--baseline", metavar="REV", help="also run parley at this commit (a worktree of it)")
+    parser.add_argument("--no-peer", action="store_true", help="leave Socket.IO out (tree vs --baseline only)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile-dir", type=Path, help="py-spy raw stacks of parley's gw0 and router0 per load")
     parser.add_argument("--redis-url", default=os.environ.get("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--amqp-url", default=os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args()
@@ -395,10 +430,12 @@ def main() -> None:
 
     loads = list(LOADS.values()) if args.load == "both" else [LOADS[args.load]]
     systems: list[SocketIo | Parley] = []
-    if args.only != "parley":
+    if args.only != "parley" and not args.no_peer:
         systems.append(SocketIo(args.redis_url))
     if args.only != "socketio":
         systems.append(Parley(args.redis_url, args.amqp_url))
+        if args.baseline:
+            systems.append(Parley(args.redis_url, args.amqp_url, args.baseline))
     results: list[Result] = []
     started = [running(system) for system in systems]
     try:

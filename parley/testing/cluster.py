@@ -85,6 +85,7 @@ class Cluster:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     log_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")))
+    root: Path = ROOT  # the checkout whose code the processes run (a benchmark's baseline commit, say)
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -111,7 +112,7 @@ class Cluster:
     def start(self, name: str, *args: str, health_port: int | None = None, env: dict[str, str] | None = None) -> None:
         log = open(self.log_dir / f"parley-{self.settings.namespace}-{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "parley", *args], cwd=ROOT, env=self.env() | (env or {}), stdout=log, stderr=log
+            [sys.executable, "-m", "parley", *args], cwd=self.root, env=self.env() | (env or {}), stdout=log, stderr=log
         )
         if health_port is not None:
             wait_http(f"http://127.0.0.1:{health_port}/healthz")

@@ -25,7 +25,7 @@ let expected = null; // room -> accepted messages, from the runner once every wo
 let drained = null;
 
 const now = () => performance.timeOrigin + performance.now();
-const emit = (record) => process.stdout.write(JSON.stringify(record) + "\n");
+const emit = (record, then) => process.stdout.write(JSON.stringify(record) + "\n", then);
 
 function body(seq) {
   // "<send ms>|<seq>|" then padding to config.body bytes; the stamp is what latency is measured from
@@ -136,8 +136,11 @@ function checkDrained() {
 
 let membersByRoom = new Map();
 let finishTimer = null;
+let finished = false;
 
 function finish() {
+  if (finished) return;
+  finished = true;
   clearTimeout(finishTimer);
   let want = 0;
   let got = 0;
@@ -145,7 +148,7 @@ function finish() {
     want += (expected[room] ?? 0) * members;
     got += received.get(room) ?? 0;
   }
-  emit({
+  const final = {
     event: "final",
     expected: want,
     received: got,
@@ -155,10 +158,10 @@ function finish() {
     errors,
     bucket_ms: BUCKET_MS,
     histogram: Object.fromEntries(histogram),
-  });
+  };
   stopping = true;
   for (const client of clients) client.ws.terminate();
-  process.exit(0);
+  emit(final, () => process.exit(0)); // exit only once written: it would cut off a pipe's pending output
 }
 
 const clients = await connectAll(config.clients, config.connectConcurrency ?? 200);

@@ -255,5 +255,6 @@ class RedisFanout(Fanout):
         if self._hub is not None:
             await self._hub.close()
         if self._owns_redis:
+            self._pipeline.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._redis.aclose(), CLOSE_TIMEOUT)

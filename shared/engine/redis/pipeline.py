@@ -7,6 +7,10 @@ router queues a room batch's history append (Store), its room publish (Bus) and 
 (Store) together, pays one round trip for all three, and still has history written before the
 publish and the marks after it.
 
+The round trips go over one lean connection of their own (:mod:`shared.engine.redis.resp`), not
+through redis-py's ``Pipeline``, which costs several times the client CPU per command; a URL that
+needs what that connection does not do (TLS) keeps redis-py's pipeline.
+
 Scripts go as plain EVALSHA: redis-py's own pipeline would first ask ``SCRIPT EXISTS`` (a
 second round trip on every flush). A Redis that lost its scripts (a restart) answers NOSCRIPT
 for just those commands; the scripts are loaded again and only those commands are resent,
@@ -19,10 +23,12 @@ from collections.abc import Awaitable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from shared.engine.coalesce import TurnBatcher
+from shared.engine.redis.resp import Endpoint, RespConnection
 
 # One queued command: the raw command name and its arguments.
 Command = tuple[Any, ...]
@@ -31,6 +37,8 @@ Command = tuple[Any, ...]
 class RedisPipeline:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        endpoint = endpoint_of(redis)
+        self._connection = RespConnection(endpoint) if endpoint is not None else None
         self._scripts: list[AsyncScript] = []
         self._turns: TurnBatcher[Command] = TurnBatcher(self._run_turn, serial=True)
 
@@ -58,11 +66,39 @@ class RedisPipeline:
                 results[index] = result
         return results
 
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
     async def _run(self, commands: list[Command]) -> list[Any]:
+        if self._connection is not None:
+            return await self._connection.execute(commands)
         async with self.redis.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
             return await pipe.execute(raise_on_error=False)
+
+
+def endpoint_of(redis: Redis) -> Endpoint | None:
+    """Where ``redis``'s pool connects, for the lean connection; None when it is not plain TCP or
+    a unix socket (TLS, or a pool class of its own)."""
+    pool = redis.connection_pool
+    kwargs = pool.connection_kwargs
+    if pool.connection_class is Connection:
+        host, port, path = str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), ""
+    elif pool.connection_class is UnixDomainSocketConnection:
+        host, port, path = "", 0, str(kwargs["path"])
+    else:
+        return None
+    return Endpoint(
+        host=host,
+        port=port,
+        path=path,
+        db=int(kwargs.get("db") or 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        timeout=float(kwargs.get("socket_timeout") or 5.0),
+    )
 
 
 async def completion(pending: Awaitable[Any] | None) -> None:

@@ -60,6 +60,7 @@ class RedisStore(Store):
         await self.pipeline.load_scripts()  # they go as bare EVALSHA
 
     async def close(self) -> None:
+        self.pipeline.close()
         await self.redis.aclose()
 
     async def destroy(self) -> None:
