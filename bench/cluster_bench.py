@@ -167,12 +167,13 @@ def latency_summary(
     }
 
 
-def py_spy_top(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+def py_spy_top(pid: int, seconds: float, out: Path, rate: int = 100) -> subprocess.Popen[bytes] | None:
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not os.path.exists(exe):
         return None
     return subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--format", "raw", "-o", str(out)],
+        [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate)]
+        + ["--format", "raw", "-o", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

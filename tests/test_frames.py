@@ -136,3 +136,35 @@ def test_ids_and_times() -> None:
     assert parse_iso(iso_ms(1665492401723)) == 1665492401723
     assert parse_arn(room_arn("us-west-2", "123456789012", "abcDEF123456")) == ("room", "abcDEF123456")
     assert parse_arn("arn:aws:ivschat:us-west-2:1:channel/x") is None
+
+
+def test_times_cross_second_and_day_boundaries() -> None:
+    """iso_ms keeps the formatted second between calls; each call must still be exact."""
+    for ms, text in [
+        (999, "1970-01-01T00:00:00.999Z"),
+        (1000, "1970-01-01T00:00:01.000Z"),
+        (86_399_999, "1970-01-01T23:59:59.999Z"),
+        (86_400_000, "1970-01-02T00:00:00.000Z"),
+        (999, "1970-01-01T00:00:00.999Z"),  # back again: no stale second
+    ]:
+        assert iso_ms(ms) == text
+
+
+def test_server_frames_are_json_dumps_bytes_for_every_code_point() -> None:
+    """Server frames are encoded with orjson; clients see exactly the bytes
+    json.dumps(frame, ensure_ascii=False, separators=(",", ":")) would give."""
+    code_points = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    for start in range(0, len(code_points), 512):
+        text = "".join(code_points[start : start + 512])
+        frame = frames.message_frame(
+            frame_id="abcdefghijkl",
+            request_id=text[:8],
+            content=text,
+            attributes={text[:4]: text[-4:]},
+            send_ms=1665492401723,
+            sender_user_id=text[:16],
+            sender_attributes={"k": text},
+        )
+        expected = json.dumps(json.loads(frame), ensure_ascii=False, separators=(",", ":")).encode()
+        assert frame == expected
+        assert json.loads(frame)["Content"] == text

@@ -322,7 +322,9 @@ def run_once(system: SocketIo | Parley, engines: dict[str, int], load: Load, ind
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         tell({"go": True})
         profilers = [
-            py_spy_top(system.processes[name].pid, args.duration - 1, args.profile_dir / f"{load_key(load)}-{name}.raw")
+            py_spy_top(
+                system.processes[name].pid, args.duration - 1, args.profile_dir / f"{load_key(load)}-{name}.raw", 400
+            )
             for name in profiled(system, args)
         ]
         sent = [read(worker, "sent") for worker in workers]

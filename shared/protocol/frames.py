@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
+import orjson
+
 from shared.protocol.ids import CONNECTION_ID_RE, ID12_RE
 from shared.protocol.text import UNPAIRED_SURROGATE, has_unencodable, is_encodable
 from shared.protocol.timestamps import iso_ms
@@ -290,7 +292,9 @@ def _parse_send_event(body: dict[str, Any], request_id: str | None) -> ClientReq
 
 
 def _encode(frame: dict[str, Any]) -> bytes:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode()
+    # The bytes json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode() gives, for
+    # every code point (tests/test_frames.py), at about 0.4 µs instead of 10: once per message.
+    return orjson.dumps(frame)
 
 
 def message_frame(

@@ -4,6 +4,7 @@ Pure formatting; reading the clock is :mod:`shared.clock`'s job."""
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -11,7 +12,13 @@ from datetime import UTC, datetime
 def iso_ms(epoch_ms: int) -> str:
     """Format like JavaScript's ``toISOString()``, the form every IVS client SDK parses."""
     seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_seconds(seconds: int) -> str:
+    # Every message is stamped; most share their second with the one before.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def parse_iso(text: str) -> int:
