@@ -44,7 +44,11 @@ def _from(run: SdkRun, user_id: str) -> list[dict[str, Any]]:
 async def test_a_relay_client_and_an_sdk_client_share_the_room(node: Node) -> None:
     room = await make_room(node)
     relay = await RelayClient.open(node.fronts["relay"].port, room.id)  # the greeting: it is in the room already
-    sdk_sends = [["hello relay", {"k": "v"}], ['{"n":[1,null],"s":"ünï"}', {"relay:data": "json"}]]
+    sdk_sends = [
+        ["hello relay", {"k": "v"}],
+        ['{"n":[1,null],"s":"ünï"}', {"relay:data": "json"}],
+        ["[NaN]", {"relay:data": "json"}],  # marked, but no JSON: relay clients get the text
+    ]
     async with started(
         "peer", ws_url(node), {"ivs": [mint_token(node, room, "ivs")]}, send=sdk_sends, peer=relay.id, expect=2
     ) as sdk:
@@ -52,13 +56,14 @@ async def test_a_relay_client_and_an_sdk_client_share_the_room(node: Node) -> No
         # relay:data=json is the JSON value it encodes
         assert await relay.expect(from_="ivs") == {"from": "ivs", "data": "hello relay"}
         assert await relay.expect(from_="ivs") == {"from": "ivs", "data": {"n": [1, None], "s": "ünï"}}
-        # relay → SDK: both SDK messages went through the room, so the SDK client receives it
+        assert await relay.expect(from_="ivs") == {"from": "ivs", "data": "[NaN]"}
+        # relay → SDK: the SDK's messages went through the room, so the SDK client is in it
         await relay.send({"to": "all", "data": "hello sdk"})
         await relay.send({"to": "all", "data": {"event": "join", "n": [1, None]}})
         run = await sdk.finish()
     await relay.close()
 
-    assert [result["ok"] for result in run.results("ivs", "sendMessage")] == [True, True], run
+    assert [result["ok"] for result in run.results("ivs", "sendMessage")] == [True, True, True], run
     text, data = _from(run, relay.id)
     sender = {"userId": relay.id, "attributes": {}}  # a relay connection is a parley user named by its id
     assert text["content"] == "hello sdk" and text["attributes"] == {} and text["sender"] == sender, run
