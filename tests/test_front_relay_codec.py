@@ -54,6 +54,9 @@ def test_the_seed_examples_parse() -> None:
         json.dumps({"to": "x" * 129, "data": "x"}),
         b"\xff\xfe",
         "[" * 100_000,
+        '{"to":"all","data":NaN}',  # Python's json reads these; no JSON client reads them back
+        '{"to":"all","data":[Infinity]}',
+        '{"to":"all","data":{"x":-Infinity}}',
     ],
 )
 def test_malformed_frames_are_relay_errors(frame: str | bytes) -> None:
@@ -111,6 +114,14 @@ def test_messages_translate_to_from_and_data_without_the_sender() -> None:
     assert json.loads(out.payload) == {"from": ID, "data": {"event": "join"}}
     ivs = codec.translate(_message("hello from IVS", None, sender="alice"))
     assert ivs is not None and json.loads(ivs.payload) == {"from": "alice", "data": "hello from IVS"}
+
+
+@pytest.mark.parametrize("content", ["NaN", "[Infinity]", '{"x":-Infinity}'])
+def test_marked_content_that_is_not_strict_json_reaches_relay_clients_as_text(content: str) -> None:
+    """An IVS client may send any text with the marker; relay clients must still get a JSON frame."""
+    out = codec.translate(_message(content, {codec.DATA_ATTRIBUTE: codec.DATA_JSON}, sender="alice"))
+    assert out is not None
+    assert json.loads(out.payload, parse_constant=pytest.fail) == {"from": "alice", "data": content}
 
 
 def test_approval_events_translate_for_admins() -> None:

@@ -3,20 +3,13 @@
 Each test starts an embedded node (memory store and bus), creates a room in the store, mints chat tokens and runs one
 scenario of ``tests/js/sdk_client.mjs`` under Node (``ws`` as the global WebSocket). The script drives the SDK only
 through its public API and prints one JSON line per SDK-level observation (listener events, promise settlements,
-tokenProvider calls); the assertions here are on those. Needs ``node`` and ``make js`` (``make test`` runs it).
+tokenProvider calls; ``tests/sdk_runner.py`` runs it); the assertions here are on those. Needs ``node`` and ``make js``
+(``make test`` runs it).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import re
-import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,38 +18,13 @@ from shared.config import Settings
 from shared.engine.memory import MemoryBus, MemoryStore
 from tests.nodes import make_room as _room
 from tests.nodes import mint_token as _token
+from tests.nodes import ws_url
+from tests.sdk_runner import MESSAGE_ID, SDK_MARKS, UUID4, assert_sent_recently
+from tests.sdk_runner import run as _run
 
-JS_DIR = Path(__file__).parent / "js"
-SCRIPT = JS_DIR / "sdk_client.mjs"
-NODE = shutil.which("node")
-
-pytestmark = [
-    pytest.mark.e2e,  # spawns Node processes; `make test` installs the JS deps first (`make js`)
-    pytest.mark.skipif(NODE is None, reason="node is not installed"),
-]
+pytestmark = SDK_MARKS
 
 MODERATOR = ("DELETE_MESSAGE", "DISCONNECT_USER")
-MESSAGE_ID = re.compile(r"^[A-Za-z0-9]{12}$")
-UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-# What ChatRoom logs (dist/esm/ChatRoom.js) when it discards a received frame.
-SDK_DROPPED_FRAME_LOGS = (
-    "failed to parse received JSON",
-    "failed to parse received entity Id",
-    "ignoring already received socket message",
-    "received unknown entity type",
-    "did fail to deserialize",
-    "received error without matching pending request",
-    "found pending request of type",
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _js_deps() -> None:
-    if (
-        not (JS_DIR / "node_modules" / "amazon-ivs-chat-messaging").is_dir()
-        or not (JS_DIR / "node_modules" / "ws").is_dir()
-    ):
-        pytest.fail("JS dependencies are not installed: run `make js` (npm ci in tests/js)")
 
 
 @pytest.fixture
@@ -67,78 +35,13 @@ async def node(settings: Settings) -> AsyncIterator[Node]:
     await node.stop()
 
 
-def _url(node: Node) -> str:
-    assert node.gateway is not None
-    return f"ws://127.0.0.1:{node.gateway.port}/"
-
-
-@dataclass
-class SdkRun:
-    scenario: str
-    returncode: int | None
-    lines: list[dict[str, Any]]
-    stderr: str
-
-    def __str__(self) -> str:  # shown by failing assertions
-        out = "\n".join(json.dumps(line) for line in self.lines)
-        tail = self.stderr[-4000:]
-        return f"scenario {self.scenario!r} rc={self.returncode}\n--- stdout\n{out}\n--- stderr (SDK log, tail)\n{tail}"
-
-    def of(self, client: str, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines if line.get("client") == client and line.get("event") == event]
-
-    def one(self, client: str, event: str) -> dict[str, Any]:
-        found = self.of(client, event)
-        assert len(found) == 1, f"expected exactly one {event!r} for {client!r}, got {len(found)}\n{self}"
-        return found[0]
-
-    def results(self, client: str, op: str) -> list[dict[str, Any]]:
-        return [line for line in self.of(client, "result") if line["op"] == op]
-
-    def index(self, line: dict[str, Any]) -> int:
-        return next(i for i, other in enumerate(self.lines) if other is line)
-
-
-async def _run(scenario: str, url: str, client_tokens: dict[str, list[str]], **params: Any) -> SdkRun:
-    assert NODE is not None
-    proc = await asyncio.create_subprocess_exec(
-        NODE,
-        str(SCRIPT),
-        scenario,
-        cwd=JS_DIR,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    config = {"url": url, "tokens": client_tokens, "params": params}
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(json.dumps(config).encode()), 20)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    run = SdkRun(scenario, proc.returncode, lines, err.decode(errors="replace"))
-    assert run.returncode == 0 and lines and lines[-1] == {"event": "done"}, f"SDK scenario did not complete\n{run}"
-    # The SDK drops (and only logs) any frame it cannot parse or match: none of parley's frames may end up there.
-    dropped = [text for text in SDK_DROPPED_FRAME_LOGS if text in run.stderr]
-    assert not dropped, f"the SDK dropped frames: {dropped}\n{run}"
-    return run
-
-
-def _assert_sent_recently(iso: str, run: SdkRun) -> None:
-    sent = datetime.fromisoformat(iso)
-    assert sent.tzinfo is not None, run
-    skew = abs((datetime.now(UTC) - sent).total_seconds())
-    assert skew < 10, f"sendTime {iso} is {skew:.1f} s away from now\n{run}"
-
-
 async def test_connect_send_and_receive(node: Node) -> None:
     """(a) connect, (b) sendMessage resolves with the server's message, (c) a second client receives it."""
     room = await _room(node)
     attributes = {"k": "v", "emoji": "ünï👍"}
     run = await _run(
         "chat",
-        _url(node),
+        ws_url(node),
         {"alice": [_token(node, room, "alice")], "bob": [_token(node, room, "bob")]},
         content="hello",
         attributes=attributes,
@@ -161,7 +64,7 @@ async def test_connect_send_and_receive(node: Node) -> None:
     assert message["requestId"] == result["requestId"] and UUID4.match(result["requestId"]), run
     assert message["sender"] == {"userId": "alice", "attributes": {"displayName": "Alice"}}, run
     assert message["sendTimeType"] == "[object Date]" and message["sendTime"] is not None, run
-    _assert_sent_recently(message["sendTime"], run)
+    assert_sent_recently(message["sendTime"], run)
 
     # (c) both clients got the 'message' event (the sender gets its own echo), carrying the same ChatMessage.
     for client in ("alice", "bob"):
@@ -174,7 +77,7 @@ async def test_delete_message(node: Node) -> None:
     room = await _room(node)
     run = await _run(
         "delete",
-        _url(node),
+        ws_url(node),
         {
             "alice": [_token(node, room, "alice")],
             "bob": [_token(node, room, "bob")],
@@ -194,7 +97,7 @@ async def test_delete_message(node: Node) -> None:
     assert event["requestId"] == result["requestId"], run
     assert MESSAGE_ID.match(event["id"]) and event["id"] != message_id, run  # the event has an Id of its own
     assert event["sendTimeType"] == "[object Date]", run
-    _assert_sent_recently(event["sendTime"], run)
+    assert_sent_recently(event["sendTime"], run)
 
     for client in ("alice", "bob", "mod"):
         [seen] = run.of(client, "messageDelete")
@@ -208,7 +111,7 @@ async def test_disconnect_user(node: Node) -> None:
     room = await _room(node)
     run = await _run(
         "disconnect",
-        _url(node),
+        ws_url(node),
         {
             "alice": [_token(node, room, "alice")],
             "bob": [_token(node, room, "bob"), _token(node, room, "bob")],  # a spare: a reconnect would use it
@@ -240,7 +143,7 @@ async def test_request_errors_reject_with_chat_error(node: Node) -> None:
     room = await _room(node, maximum_message_length=10)
     run = await _run(
         "errors",
-        _url(node),
+        ws_url(node),
         {"alice": [_token(node, room, "alice")], "mute": [_token(node, room, "mute", ())]},
         long="x" * 11,
         short="short",
@@ -274,7 +177,7 @@ async def test_invalid_token_ends_in_socket_error(node: Node) -> None:
     for _ in range(10):  # well-formed tokens for this room whose signature is wrong
         body, signature = _token(node, room, "eve").split(".")
         forged.append(f"{body}.{signature[:-2]}{'AA' if not signature.endswith('AA') else 'BB'}")
-    run = await _run("badtoken", _url(node), {"eve": forged})
+    run = await _run("badtoken", ws_url(node), {"eve": forged})
 
     assert not run.of("eve", "connect"), run
     assert run.one("eve", "disconnect")["reason"] == "socketError", run

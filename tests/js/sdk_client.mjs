@@ -193,6 +193,21 @@ const scenarios = {
     return [alice, mute];
   },
 
+  // A seed protocol front's client in the same room, driven from Python: the SDK client 'ivs' connects, sends
+  // params.send ([[content, attributes], ...]) one after the other, then waits for params.expect messages whose
+  // sender is params.peer (the front client, which sends once Python saw the SDK's messages arrive).
+  async peer({ url, tokens, params }) {
+    const ivs = new Client('ivs', url, tokens.ivs);
+    await ivs.connect();
+    for (const [content, attributes] of params.send) {
+      const sent = await ivs.call('sendMessage', new SendMessageRequest(content, attributes));
+      if (!sent.ok) throw new Error('sendMessage did not resolve');
+    }
+    const fromPeer = () => ivs.seen.filter((line) => line.event === 'message' && line.value.sender.userId === params.peer);
+    await ivs.waitFor('message', () => fromPeer().length >= params.expect);
+    return [ivs];
+  },
+
   // (g): every token the app hands out is forged; the SDK retries and finally gives up with 'socketError'.
   async badtoken({ url, tokens }) {
     const eve = new Client('eve', url, tokens.eve);

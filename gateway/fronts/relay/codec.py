@@ -65,7 +65,7 @@ def parse(data: str | bytes) -> Request:
     if data.strip() == "ping":
         return Ping()
     try:
-        body = json.loads(data)
+        body = _loads(data)
     except (ValueError, RecursionError):
         raise RelayError('invalid JSON: send "ping" or an object with "to"') from None
     if not isinstance(body, dict):
@@ -98,6 +98,16 @@ def _system(body: dict[str, Any]) -> Request:
     raise RelayError('"event" must be "admin" or "approved"')
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _loads(text: str) -> Any:
+    """Strict JSON. Python's ``json`` also reads ``NaN``, ``Infinity`` and ``-Infinity`` and writes them back as
+    such, which is no JSON: a relay client's ``JSON.parse`` would fail on the frame that carries them."""
+    return json.loads(text, parse_constant=_not_json)
+
+
 def encode_data(data: Any) -> tuple[str, dict[str, str] | None]:
     """``data`` as IVS Content: a non-empty string as is (IVS clients read it as text), anything
     else JSON-encoded with the marker attribute."""
@@ -107,11 +117,12 @@ def encode_data(data: Any) -> tuple[str, dict[str, str] | None]:
 
 
 def decode_data(content: str, attributes: dict[str, Any] | None) -> Any:
-    """The inverse of :func:`encode_data`; an IVS client's message (no marker) is its text."""
+    """The inverse of :func:`encode_data`; an IVS client's message (no marker, or marked but not strict JSON) is its
+    text."""
     if attributes and attributes.get(DATA_ATTRIBUTE) == DATA_JSON:
         try:
-            return json.loads(content)
-        except ValueError:
+            return _loads(content)
+        except (ValueError, RecursionError):
             return content
     return content
 
