@@ -116,6 +116,12 @@ def test_messages_translate_to_from_and_data_without_the_sender() -> None:
     assert ivs is not None and json.loads(ivs.payload) == {"from": "alice", "data": "hello from IVS"}
 
 
+def test_an_ivs_user_named_system_is_not_shown_as_the_server() -> None:
+    out = codec.translate(_message("I am the server", None, sender="system"))
+    assert out is not None and out.sender == "system"  # still that user's own connections skipped
+    assert json.loads(out.payload) == {"from": "ivs:system", "data": "I am the server"}
+
+
 @pytest.mark.parametrize("content", ["NaN", "[Infinity]", '{"x":-Infinity}'])
 def test_marked_content_that_is_not_strict_json_reaches_relay_clients_as_text(content: str) -> None:
     """An IVS client may send any text with the marker; relay clients must still get a JSON frame."""

@@ -171,6 +171,12 @@ class Outgoing:
     sender: str = ""
 
 
+def shown_sender(user_id: str) -> str:
+    """The ``from`` of a user's message. Relay clients take ``"from":"system"`` for the server, so
+    an IVS user whose id is ``system`` is shown as ``ivs:system`` (relay connection ids are UUIDs)."""
+    return f"ivs:{user_id}" if user_id == SYSTEM else user_id
+
+
 def translate(frame: bytes) -> Outgoing | None:
     """A router-encoded IVS frame → relay bytes; None for what relay clients do not see
     (IVS events such as deletions, presence, typing)."""
@@ -179,7 +185,7 @@ def translate(frame: bytes) -> Outgoing | None:
     if kind == "MESSAGE":
         sender = str(body.get("Sender", {}).get("UserId", ""))
         data = decode_data(str(body.get("Content", "")), body.get("Attributes"))
-        return Outgoing(_encode({"from": sender, "data": data}), sender)
+        return Outgoing(_encode({"from": shown_sender(sender), "data": data}), sender)
     if kind == "EVENT":
         attributes = body.get("Attributes") or {}
         name = body.get("EventName")
