@@ -86,7 +86,8 @@ class Lifecycle:
                 ws.last_activity = loop.time()
             state.idle = loop.call_later(settings.idle_timeout, self._check_idle, ws)
         if conn.session.pending:
-            state.approval = loop.call_later(settings.approval_timeout, self._not_approved, ws)
+            if settings.approval_timeout > 0:  # 0: no deadline, it waits until approved or gone
+                state.approval = loop.call_later(settings.approval_timeout, self._not_approved, ws)
             token = conn.session.token
             delivery = approval.pending_delivery(
                 conn.room_id, conn.connection_id, token.user_id, token.attributes, now_ms()

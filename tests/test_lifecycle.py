@@ -161,3 +161,14 @@ async def test_unapproved_connections_are_closed_4004(node: Node) -> None:
     await asyncio.sleep(0.7)
     assert member.ws.close_code is None
     await member.close()
+
+
+async def test_an_approval_timeout_of_zero_means_no_deadline(node: Node) -> None:
+    """PARLEY_APPROVAL_TIMEOUT=0 means what it means on the relay front: no deadline, not close at once."""
+    assert node.gateway is not None
+    node.gateway.settings = node.settings.with_(approval_timeout=0.0)
+    room = await make_room(node, approval_required=True)
+    guest = await ChatClient.open(ws_url(node), mint_token(node, room, "guest"))
+    await asyncio.sleep(0.5)
+    assert guest.ws.close_code is None
+    await guest.close()

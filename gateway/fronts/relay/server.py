@@ -184,7 +184,7 @@ class RelayFront:
             # in the room on every replica from here: the greeting says the id is reachable
             self._send(ws, codec.welcome(connection_id))
             self.fanout.release(ws, set())
-            if self.settings.approval_timeout > 0:  # 0: relay connections need no approval
+            if self.settings.approval_timeout > 0:  # 0: no deadline, as on the IVS gateway
                 loop = asyncio.get_running_loop()
                 conn.waiting = loop.call_later(self.settings.approval_timeout, self._not_approved, ws)
             delivery = approval.pending_delivery(conn.room_id, connection_id, connection_id, None, now_ms())
