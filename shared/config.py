@@ -175,7 +175,7 @@ class Settings:
     # parley extensions: client events, idle timeout, connection approval
     event_rate_per_second: int = 5  # SEND_EVENT and PING per connection, apart from the messaging quota
     idle_timeout: float = 0.0  # seconds without a client frame or pong before close 4003; 0 = off
-    approval_timeout: float = 60.0  # seconds a connection to an approvalRequired room may wait; then close 4004 (0: no deadline)
+    approval_timeout: float = 60.0  # seconds an approvalRequired connection may wait, then 4004; 0 = no deadline
     # Web chat demo (api/demo): token vending without credentials, so never on by default; `parley dev` enables it.
     demo: bool = False
     demo_gateway_url: str = ""  # ws URL the demo page connects to (default: this host, gateway_port)
