@@ -19,6 +19,7 @@ from logger_sink.records import records_from_delivery
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from shared.config import Settings
+from shared.engine.records import RecordKind
 from tests.nodes import BACKENDS, make_room, mint_token, started_node, ws_url
 from tests.relay_client import RelayClient
 
@@ -73,6 +74,17 @@ async def test_to_all_reaches_the_others_not_the_sender(node: Node) -> None:
     other_app = (await clients(node, "app2", 1))[0]
     assert await other_app.drain() == []  # another app is another room
     for client in (a, b, c, other_app):
+        await client.close()
+
+
+async def test_connections_racing_to_a_new_app_share_one_room(node: Node) -> None:
+    """Dev mode creates an unknown app on first use: once, however many first connections race."""
+    racers = await asyncio.gather(*(RelayClient.open(port(node), "raced-app") for _ in range(6)))
+    await racers[0].send({"to": "all", "data": "one room"})
+    for other in racers[1:]:
+        assert await other.expect(from_=racers[0].id) == {"from": racers[0].id, "data": "one room"}
+    assert await node.store.records.count(RecordKind.RELAY_APP) == 1
+    for client in racers:
         await client.close()
 
 

@@ -8,6 +8,7 @@ Must not: change existing rooms (the control plane owns them).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from urllib.parse import unquote
 
@@ -49,13 +50,24 @@ async def resolve(store: GatewayStore, settings: Settings, name: str) -> Record:
     records = store.records
     if not settings.relay_create_rooms or not isinstance(records, Records):
         raise RoomRefused(404, f"Unknown app {name!r}")
-    return await _create(records, settings, name)
+    # One creator per name, whichever connections and replicas race: the others wait for its alias.
+    if await store.marks.claim(f"relay-app-create:{name}", CREATE_CLAIM_MS):
+        return await _create(records, settings, name)
+    for _ in range(int(CREATE_WAIT_S / CREATE_POLL_S)):
+        await asyncio.sleep(CREATE_POLL_S)
+        alias = await records.get(RecordKind.RELAY_APP, name)
+        if alias is not None and (room := await records.get(RecordKind.ROOM, str(alias.get("room_id", "")))):
+            return room
+    raise RoomRefused(503, f"App {name!r} is being created; try again")
+
+
+CREATE_CLAIM_MS = 10_000  # a creator that died leaves the name creatable again after this
+CREATE_WAIT_S = 5.0
+CREATE_POLL_S = 0.05
 
 
 async def _create(records: Records, settings: Settings, name: str) -> Record:
-    """Dev only: a room named ``name`` and its alias. Two replicas racing both create a room; the
-    alias written last wins and the connections of the other end in an orphan room, a dev-only
-    edge kept simple on purpose."""
+    """Dev only: a room named ``name`` and its alias (the caller holds the name's claim)."""
     now = now_ms()
     room_id = new_id()
     room = Room(
