@@ -6,8 +6,8 @@ per pair (POST /users, /login, /sessions), makes a group of the two (POST /group
 maximumMessageRatePerSecond raised to 100 with UpdateRoom) and connects them to different
 replicas. Each sends method 40 to the group at most ``--rate`` messages/s in total over all
 clients; the first second is not measured. A message's latency is from its send until the peer,
-on the other replica, receives the type 20 event (the router's rate limits, review, fan-out and
-the sender's event-log appends included).
+on the other replica, receives the type 20 event (the router's rate limits, review, its append
+to the members' event logs before publishing, and the fan-out included).
 
     .venv/bin/python -m bench.front_groupschat --pairs 40 --rate 2000 --seconds 10
 

@@ -1,7 +1,7 @@
 """What the router needs of the engines, as Protocols: any engine's ``Store`` and ``Bus``
 satisfy them.
 
-``RouterStore``: it reads rooms and asks who is a member (never writes either), writes history,
+``RouterStore``: it reads rooms and members (never writes either), writes history and inboxes,
 marks what it published (done marks), sweeps dead gateways' presence (its turn is a mark) and
 reports itself alive (counters).
 """
@@ -17,7 +17,7 @@ from shared.engine.fanout import Fanout
 from shared.engine.history import History
 from shared.engine.logstream import LogStream
 from shared.engine.marks import Marks
-from shared.engine.members import MemberCheck
+from shared.engine.members import MemberList
 from shared.engine.presence import Presence
 from shared.engine.records import RecordReader
 
@@ -39,7 +39,7 @@ class RouterStore(Protocol):
     def presence(self) -> Presence: ...
 
     @property
-    def members(self) -> MemberCheck: ...
+    def members(self) -> MemberList: ...
 
     @property
     def counters(self) -> Counters: ...

@@ -31,7 +31,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.engine.actions import Ack, ShardConsumer
 from shared.engine.fanout import Subscription
-from shared.features.inbox import inbox_key
+from shared.features import inbox
 from shared.protocol.envelope import (
     NOT_LOGGED,
     ActionEnvelope,
@@ -296,10 +296,13 @@ class Router:
         # first: a client catching up subscribes, then reads history, so anything published
         # after that read was already live for it (no gap). Then the room publish, the senders'
         # errors, and the done marks, which must never exist for an unpublished action.
+        delivered = [(action, outcome.delivery.frame) for action, outcome in decided if outcome.delivery is not None]
+        members = await self._log_members(room, delivered)
         writes: list[Awaitable[Any]] = []
         log_delivery = b""
         if room is not None and items:
             writes += self._record_history(room, decided)
+            writes += self._keep_per_user(room, delivered, members)
         if items:
             delivery = RoomDelivery(room_id, items).encode()
             writes.append(self.bus.fanout.publish_rooms([(room_id, delivery)]))
@@ -343,10 +346,6 @@ class Router:
                 continue
             if action.kind == Kind.SEND_MESSAGE and not action.recipient:  # direct messages: never kept
                 appended.append((action.frame_id, outcome.delivery.frame))
-            elif action.kind == Kind.SEND_MESSAGE and room.inbox_per_user:  # ... but in the recipient's inbox
-                inbox = [(action.frame_id, outcome.delivery.frame)]
-                key = inbox_key(room.id, action.recipient)
-                writes.append(self.store.history.append(key, inbox, room.history_max_messages, max_age_ms))
             elif action.kind == Kind.DELETE_MESSAGE:  # deleted messages leave the history
                 if appended:
                     writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))
@@ -355,6 +354,27 @@ class Router:
         if appended:
             writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))
         return writes
+
+    async def _log_members(self, room: Room | None, delivered: list[tuple[ActionEnvelope, bytes]]) -> list[str]:
+        """A ``member_log`` room's members, read once per batch that needs them: those at
+        delivery time."""
+        if room is None or not inbox.needs_members(room, (action for action, _ in delivered)):
+            return []
+        return await self.store.members.page(room.id, None, inbox.log_bounds(self.settings).max_members)
+
+    def _keep_per_user(
+        self, room: Room, delivered: list[tuple[ActionEnvelope, bytes]], members: list[str]
+    ) -> list[Awaitable[Any]]:
+        """The batch's inbox and member-log writes (``shared.features.inbox``), started in order."""
+        if not (room.inbox_per_user or room.member_log):
+            return []
+        history = self.store.history
+        return [
+            history.append(write.key, write.items, write.max_messages, write.max_age_ms)
+            if isinstance(write, inbox.Append)
+            else history.remove(write.key, write.message_id)
+            for write in inbox.plan(room, delivered, members, inbox.log_bounds(self.settings))
+        ]
 
     async def _review(
         self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]

@@ -136,6 +136,10 @@ class Settings:
     groupschat_session_ttl_seconds: int = 86_400  # seed 003: a messaging_url is accepted this long
     groupschat_events_max: int = 500  # seed 003: per-user event log bound (events kept for offline users)
     groupschat_events_max_age_seconds: int = 7 * 86_400  # seed 003: ... and its age bound
+    # seed 003: a connection saves its delivered-up-to cursor after this many events, or this long
+    # after the first unsaved one, whichever comes first (a front crash re-delivers at most that)
+    groupschat_cursor_save_events: int = 32
+    groupschat_cursor_save_ms: int = 1000
     groupschat_max_group_members: int = 100  # seed 003: members of one group
     groupschat_max_groups_per_user: int = 500  # seed 003: groups one user is in (subscriptions at connect)
     metrics_port: int = 0  # 0: no separate metrics listener (the api serves /metrics itself)

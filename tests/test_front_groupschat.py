@@ -472,6 +472,125 @@ async def test_ivs_client_and_groupschat_client_share_the_group(gc: tuple[Node, 
     await alice.close()
 
 
+async def test_messages_ivs_clients_send_wait_for_offline_members(gc: tuple[Node, GroupsChat]) -> None:
+    """The router keeps every message of a group for its other members, whatever protocol sent it:
+    an offline member gets them on method 20, in order; an online one gets them live, once."""
+    node, client = gc
+    alice_id = await client.user("alice")
+    bob_id, carol_id = await client.user("bob"), await client.user("carol")
+    alice = await client.connect("alice")
+    group = await client.group("alice", "mixed", ["bob", "carol"])
+    assert (await recv(alice))["type"] == 70
+    record = await node.store.records.get(RecordKind.ROOM, group)
+    assert record is not None
+    # bob speaks IVS (the raw IVS client); carol is offline
+    token = mint_token(node, Room.from_record(record), bob_id, ("SEND_MESSAGE", "DELETE_MESSAGE"))
+    ivs = await ChatClient.open(ws_url(node), token)
+    await alice.send_str(rpc(40, group_id=group, data="from groupschat"))
+    assert (await recv(alice))["type"] == 21
+    await ivs.send_message("from ivs")
+    kept = await ivs.expect(Type="MESSAGE", Content="from ivs")
+    await ivs.send_message("deleted later")
+    doomed = await ivs.expect(Type="MESSAGE", Content="deleted later")
+    await ivs.send("DELETE_MESSAGE", Id=doomed["Id"], Reason="oops")
+    await ivs.expect(Type="EVENT", EventName="aws:DELETE_MESSAGE")
+    await ivs.send_message("direct to carol", Recipient=carol_id)
+    await ivs.expect(Type="MESSAGE", Content="direct to carol")
+    await ivs.send_message("after")
+    await ivs.expect(Type="MESSAGE", Content="after")
+    live = [await recv(alice) for _ in range(3)]
+    assert [(e["type"], e["body"]["data"]) for e in live] == [(20, "from ivs"), (20, "deleted later"), (20, "after")]
+    await silent(alice)  # not the direct message to carol
+    # carol connects: method 20 gives what she missed, in order, the deleted message left out
+    carol = await client.connect("carol")
+    events = [await recv(carol) for _ in range(5)]
+    assert [(e["type"], e["body"].get("data")) for e in events] == [
+        (70, None),
+        (20, "from groupschat"),
+        (20, "from ivs"),
+        (20, "direct to carol"),
+        (20, "after"),
+    ]
+    assert events[2]["body"] == {"message_id": kept["Id"], "data": "from ivs", "group_id": group, "user_id": bob_id}
+    await silent(carol)
+    # a receipt for a message an IVS client sent while she was offline reaches it
+    await carol.send_str(rpc(41, message_id=kept["Id"]))
+    receipt = await ivs.expect(Type="EVENT", EventName="parley:DELIVERED")
+    assert receipt["Attributes"]["MessageId"] == kept["Id"]
+    # alice got the IVS messages live: reconnecting, method 20 does not send them again
+    await alice.close()
+    await asyncio.sleep(0.3)
+    alice = await client.connect("alice")
+    await silent(alice)
+    await ivs.send_message("while alice is here")
+    assert (await recv(alice))["body"]["data"] == "while alice is here"
+    assert alice_id
+    for ws in (alice, carol):
+        await ws.close()
+    await ivs.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def gc_saving(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[tuple[Node, GroupsChat]]:
+    """A front saving cursors every 2 events (and not by time, within a test)."""
+    saving = settings.with_(
+        groupschat_jwt_secret=SECRET, groupschat_cursor_save_events=2, groupschat_cursor_save_ms=600_000
+    )
+    async with started_node(request, saving, fronts=("groupschat",)) as node, aiohttp.ClientSession() as http:
+        yield node, GroupsChat(node, http)
+
+
+async def saved_cursor(node: Node, user_id: str, ms: int) -> dict[str, Any]:
+    """The user's saved cursor once it reaches ``ms`` (the save is a follow-up task)."""
+    deadline = time.monotonic() + 5
+    while True:
+        record = await node.store.records.get(RecordKind.GROUPSCHAT_CURSOR, user_id)
+        if (record is not None and record["ms"] >= ms) or time.monotonic() > deadline:
+            assert record is not None
+            return record
+        await asyncio.sleep(0.05)
+
+
+async def test_the_cursor_is_saved_while_connected(
+    gc_saving: tuple[Node, GroupsChat], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No disconnect needed: after every 2 delivered events the Store holds the cursor, so a front
+    that dies without its close path re-delivers only the unsaved ones."""
+    node, client = gc_saving
+    await client.user("alice")
+    bob_id = await client.user("bob")
+    alice, bob = await client.connect("alice"), await client.connect("bob")
+    group = await client.group("alice", "g", ["bob"])
+    assert (await recv(alice))["type"] == 70
+    stamps = [(await recv(bob))["timestamp"]]
+    for text in ("one", "two"):
+        await alice.send_str(rpc(40, group_id=group, data=text))
+        assert (await recv(alice))["type"] == 21
+        stamps.append((await recv(bob))["timestamp"])
+    # 70 and "one" were saved together (2 events) while bob is connected; "two" is unsaved
+    record = await saved_cursor(node, bob_id, stamps[1])
+    assert record["ms"] == stamps[1] and len(record["ids"]) == 2
+    assert not bob.closed
+    # the front "dies": the connection ends without its close path saving anything
+    hub = node.fronts["groupschat"].hub  # type: ignore[attr-defined]
+
+    async def lost(conn: object) -> bool:
+        return True
+
+    monkeypatch.setattr(hub, "save", lost)
+    await bob.close()
+    await asyncio.sleep(0.3)
+    monkeypatch.undo()
+    assert (await node.store.records.get(RecordKind.GROUPSCHAT_CURSOR, bob_id)) == record
+    # bob reconnects: only the unsaved event comes again
+    bob = await client.connect("bob")
+    again = await recv(bob)
+    assert (again["type"], again["body"]["data"]) == (20, "two")
+    await silent(bob)
+    for ws in (alice, bob):
+        await ws.close()
+
+
 async def test_stop_closes_connections(request: pytest.FixtureRequest, settings: Settings) -> None:
     request.param = "memory"
     async with (

@@ -63,21 +63,26 @@ def test_frame_size_limit() -> None:
 def test_events_are_the_seed_shape() -> None:
     raw = codec.encode(codec.Event.MESSAGE_SENT, 1532786953431, {"message_id": "f0b8"})
     assert json.loads(raw) == {"type": 21, "timestamp": 1532786953431, "body": {"message_id": "f0b8"}}
-    assert codec.decode_event(raw) == (21, 1532786953431, {"message_id": "f0b8"})
+    assert codec.logged("g1", raw) == codec.Logged(21, 1532786953431, {"message_id": "f0b8"}, raw)
     error = json.loads(codec.error(5, 403, "no", 40, group_id="g"))
     assert error == {"type": 10, "timestamp": 5, "body": {"code": 403, "message": "no", "method": 40, "group_id": "g"}}
 
 
-def test_ivs_frames_become_events() -> None:
-    message = frames.message_frame(
+def ivs_message(content: str, request_id: str | None = None) -> bytes:
+    """The MESSAGE frame M1 from u1, as routers deliver it (and keep it in user logs)."""
+    return frames.message_frame(
         frame_id="M1",
-        request_id="r1",
-        content="hi",
+        request_id=request_id,
+        content=content,
         attributes=None,
         send_ms=1_700_000_000_123,
         sender_user_id="u1",
         sender_attributes=None,
     )
+
+
+def test_ivs_frames_become_events() -> None:
+    message = ivs_message("hi", "r1")
     item = codec.delivered(message)
     assert item is not None and item.request_id == "r1" and item.send_ms == 1_700_000_000_123
     kind, raw = codec.event_of(item, "g1") or (None, b"")
@@ -113,6 +118,19 @@ def test_ivs_frames_become_events() -> None:
     assert codec.delivered(error) is None
     assert read_error_frame(error) == ErrorFrame("r1", 406, "Message rejected by review")
     assert read_error_frame(message) is None
+
+
+def test_log_entries_become_events() -> None:
+    """A router-kept IVS frame is re-encoded as its event; this front's own events are sent as is."""
+    message = ivs_message("from ivs")
+    event = codec.logged("g1", message)
+    assert event is not None and (event.kind, event.timestamp) == (20, 1_700_000_000_123)
+    assert event.body == {"message_id": "M1", "data": "from ivs", "group_id": "g1", "user_id": "u1"}
+    assert json.loads(event.raw) == {"type": 20, "timestamp": 1_700_000_000_123, "body": event.body}
+    joined = codec.encode(codec.Event.USER_JOINED, 7, {"group_id": "g1", "user_id": "u2"})
+    assert codec.logged("g1", joined) == codec.Logged(72, 7, {"group_id": "g1", "user_id": "u2"}, joined)
+    deleted = frames.event_frame(frame_id="E1", event_name="aws:DELETE_MESSAGE", attributes={}, send_ms=5)
+    assert codec.logged("g1", deleted) is None
 
 
 def test_rest_bodies() -> None:

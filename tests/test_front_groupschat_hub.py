@@ -1,6 +1,7 @@
-"""The groups-chat hub without sockets: one encoding per room delivery, the sender's 21 and the
-receivers' event-log appends, receipts to the message's sender only, router refusals as ERROR
-events, de-duplication between the live path and a log replay, and slow consumers."""
+"""The groups-chat hub without sockets: one encoding per room delivery, the sender's 21 (messages
+are kept in the logs by the router, not here), receipts to the message's sender only and its log,
+router refusals as ERROR events, de-duplication between the live path and a log replay, the
+cursor saved as events are delivered, and slow consumers."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 
-from gateway.fronts.groupschat import codec
 from gateway.fronts.groupschat import hub as hub_module
+from gateway.fronts.groupschat.cursor import Cursor, SaveSchedule
 from gateway.fronts.groupschat.groups import Groups
 from gateway.fronts.groupschat.hub import Connection, Hub
 from shared.features.ratelimit import SlidingWindow
@@ -25,14 +26,19 @@ ROOM = "GROUPROOM001"
 
 class FakeLog:
     def __init__(self) -> None:
-        self.appended: list[tuple[list[str], str, bytes]] = []
-        self.kept: list[tuple[str, bytes]] = []
+        self.appended: list[tuple[list[str], str, bytes, str]] = []
+        self.kept: list[tuple[str, str, bytes]] = []
+        self.saved: list[Cursor] = []
 
-    async def append(self, users: list[str], event_id: str, raw: bytes) -> None:
-        self.appended.append((users, event_id, raw))
+    async def append(self, users: list[str], event_id: str, raw: bytes, group_id: str) -> None:
+        self.appended.append((users, event_id, raw, group_id))
 
-    async def read(self, user_id: str) -> list[tuple[str, bytes]]:
+    async def read(self, user_id: str) -> list[tuple[str, str, bytes]]:
         return self.kept
+
+    async def advance(self, user_id: str, cursor: Cursor) -> bool:
+        self.saved.append(cursor)
+        return True
 
 
 class FakeGroups:
@@ -56,13 +62,13 @@ def payload(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def message(request_id: str | None, frame_id: str = "MSG000000001") -> bytes:
+def message(request_id: str | None, frame_id: str = "MSG000000001", send_ms: int = 1000) -> bytes:
     return frames.message_frame(
         frame_id=frame_id,
         request_id=request_id,
         content="hi",
         attributes=None,
-        send_ms=1000,
+        send_ms=send_ms,
         sender_user_id="alice",
         sender_attributes=None,
     )
@@ -85,7 +91,7 @@ async def started(
     return hub, groups, conns
 
 
-async def test_one_encoding_per_room_delivery_the_senders_21_and_the_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_encoding_per_room_delivery_and_the_senders_21(monkeypatch: pytest.MonkeyPatch) -> None:
     hub, groups, conns = await started(["alice", "bob", "carol", "dan"], ["alice", "bob", "carol"])
     encoded: list[bytes] = []
     real = hub_module.text_frame
@@ -110,18 +116,18 @@ async def test_one_encoding_per_room_delivery_the_senders_21_and_the_logs(monkey
     assert payload(sent) == {"type": 21, "timestamp": 1000, "body": {"message_id": "MSG000000001"}}
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    [(users, event_id, raw)] = groups.log.appended  # every member but the sender, online or not
-    assert users == ["bob", "carol", "dan"] and event_id == "MSG000000001" and json.loads(raw)["type"] == 20
-    # a replica that does not hold the sender only delivers
+    assert groups.log.appended == []  # the router kept the message for every other member
     deliver(hub, message(None, "MSG000000002"))
-    await asyncio.sleep(0)
-    assert len(groups.log.appended) == 1
-    # the same event again (a replay) is not sent twice
+    # the same event again (a replay) is not sent twice, live or from the log
     deliver(hub, message(None, "MSG000000002"))
     assert len(conns[1][1].writes) == 2
-    groups.log.kept = [("MSG000000002", codec.encode(codec.Event.MESSAGE, 1000, {"message_id": "MSG000000002"}))]
+    groups.log.kept = [("MSG000000002", ROOM, message(None, "MSG000000002"))]
     await hub.pull(conns[1][0])
     assert len(conns[1][1].writes) == 2
+    # what the router kept while bob was away comes from the log as a 20 event
+    groups.log.kept.append(("MSG000000003", ROOM, message(None, "MSG000000003", send_ms=2000)))
+    await hub.pull(conns[1][0])
+    assert payload(conns[1][1].writes[2])["body"]["message_id"] == "MSG000000003"
     for conn, _ in conns:
         await hub.leave(conn)
     assert cast("FakeSubscription", hub.subscription).rooms == set()
@@ -145,7 +151,9 @@ async def test_receipts_go_to_the_messages_sender_and_its_log() -> None:
     assert payload(read)["type"] == 23 and payload(read)["body"]["message_id"] == "MSG000000001"
     assert conns[1][1].writes == [] and conns[2][1].writes == []
     await asyncio.sleep(0)
-    assert [(users, event_id) for users, event_id, _ in groups.log.appended] == [(["alice"], "EVT000000001")]
+    assert [(users, event_id, group) for users, event_id, _, group in groups.log.appended] == [
+        (["alice"], "EVT000000001", ROOM)
+    ]
 
 
 async def test_router_refusals_and_slow_consumers() -> None:
@@ -166,3 +174,31 @@ async def test_router_refusals_and_slow_consumers() -> None:
     deliver(hub, typing, Kind.SEND_EVENT)
     assert slow_transport.aborted and slow_transport.writes == []
     assert len(alice_transport.writes) == 1  # typing is for the others
+
+
+async def test_the_cursor_is_saved_every_n_events_and_after_t_ms() -> None:
+    hub, groups, conns = await started(["alice", "bob"], ["bob"])
+    bob = conns[0][0]
+    bob.saves = SaveSchedule(every_events=3, every_ms=60_000)
+    base = 1_700_000_000_000
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    for n in (1, 2):
+        deliver(hub, message(None, f"MSG00000000{n}", send_ms=base + n))
+    await settle()
+    assert groups.log.saved == []  # 2 unsaved events: not yet
+    deliver(hub, message(None, "MSG000000003", send_ms=base + 3))
+    await settle()
+    [first] = groups.log.saved  # the third makes a save due: one write for the three
+    assert first.ms == base + 3 and set(first.ids) == {"MSG000000001", "MSG000000002", "MSG000000003"}
+    bob.saves = SaveSchedule(every_events=100, every_ms=50)
+    deliver(hub, message(None, "MSG000000004", send_ms=base + 4))
+    await settle()
+    assert len(groups.log.saved) == 1
+    await asyncio.sleep(0.2)  # ... or T ms after the first unsaved one
+    assert [cursor.ms - base for cursor in groups.log.saved] == [3, 4]
+    await hub.finish(bob)  # the close path saves too
+    assert groups.log.saved[-1].ms == base + 4 and bob.saver is None

@@ -39,6 +39,8 @@ class Room:
     approval_required: bool = False  # new connections wait for a moderator's APPROVE_CONNECTION
     # direct messages are also kept per recipient (shared.features.inbox), for offline delivery
     inbox_per_user: bool = False
+    # every message is also kept in each member's one log over such rooms (shared.features.inbox)
+    member_log: bool = False
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)

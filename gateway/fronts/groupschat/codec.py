@@ -3,7 +3,7 @@
 Owns: the seed's RPC methods (20 events on connect, 40 send, 41/42 delivered/read, 60/61 typing),
 its events ``{"type", "timestamp", "body"}`` (20–23 messages, 40/41 typing, 70/72/73 groups, and
 this front's ERROR event), the REST bodies' validation, and reading the IVS frames the routers
-fan out into groups-chat events. Must not do I/O or keep state.
+fan out (live) or keep in a user's log (method 20) into groups-chat events. Must not do I/O or keep state.
 """
 
 from __future__ import annotations
@@ -131,12 +131,6 @@ def error(timestamp: int, code: int, message: str, method: int | None = None, **
     return encode(Event.ERROR, timestamp, body)
 
 
-def decode_event(raw: bytes) -> tuple[int, int, dict[str, Any]]:
-    """An event this front encoded (from a user's event log): (type, timestamp, body)."""
-    shape = json.loads(raw)
-    return int(shape["type"]), int(shape["timestamp"]), dict(shape["body"])
-
-
 # --- IVS frames from the routers -------------------------------------------------------------
 @dataclass(slots=True, frozen=True)
 class Delivered:
@@ -153,7 +147,10 @@ class Delivered:
 
 
 def delivered(frame: bytes) -> Delivered | None:
-    shape = json.loads(frame)
+    return _delivered(json.loads(frame))
+
+
+def _delivered(shape: dict[str, Any]) -> Delivered | None:
     kind = shape.get("Type")
     if kind not in ("MESSAGE", "EVENT"):
         return None
@@ -170,19 +167,58 @@ def delivered(frame: bytes) -> Delivered | None:
     )
 
 
+def _event_body(item: Delivered, group_id: str) -> tuple[Event, dict[str, Any]] | None:
+    if item.kind == "MESSAGE":
+        return Event.MESSAGE, {
+            "message_id": item.frame_id,
+            "data": item.content,
+            "group_id": group_id,
+            "user_id": item.sender_id,
+        }
+    if item.kind in RECEIPT_EVENTS and item.attributes:
+        body = {"message_id": item.attributes.get("MessageId", ""), "group_id": group_id, "user_id": item.sender_id}
+        return RECEIPT_EVENTS[item.kind], body
+    if item.kind in TYPING_EVENTS:
+        return TYPING_EVENTS[item.kind], {"group_id": group_id, "user_id": item.sender_id}
+    return None
+
+
+def _encoded(item: Delivered, group_id: str) -> tuple[Event, dict[str, Any], bytes] | None:
+    found = _event_body(item, group_id)
+    if found is None:
+        return None
+    kind, body = found
+    return kind, body, encode(kind, item.send_ms, body)
+
+
 def event_of(item: Delivered, group_id: str) -> tuple[Event, bytes] | None:
     """The groups-chat event a delivered frame becomes, encoded once; None if it has none."""
-    if item.kind == "MESSAGE":
-        body = {"message_id": item.frame_id, "data": item.content, "group_id": group_id, "user_id": item.sender_id}
-        return Event.MESSAGE, encode(Event.MESSAGE, item.send_ms, body)
-    if item.kind in RECEIPT_EVENTS and item.attributes:
-        kind = RECEIPT_EVENTS[item.kind]
-        body = {"message_id": item.attributes.get("MessageId", ""), "group_id": group_id, "user_id": item.sender_id}
-        return kind, encode(kind, item.send_ms, body)
-    if item.kind in TYPING_EVENTS:
-        kind = TYPING_EVENTS[item.kind]
-        return kind, encode(kind, item.send_ms, {"group_id": group_id, "user_id": item.sender_id})
-    return None
+    found = _encoded(item, group_id)
+    return None if found is None else (found[0], found[2])
+
+
+@dataclass(slots=True, frozen=True)
+class Logged:
+    """An event of a user's log, as method 20 sends it."""
+
+    kind: int
+    timestamp: int
+    body: dict[str, Any]
+    raw: bytes
+
+
+def logged(group_id: str, payload: bytes) -> Logged | None:
+    """A user-log entry's event: an IVS frame a router kept for the user (re-encoded as its
+    groups-chat event) or an event this front appended (sent as is); None if it has none."""
+    shape = json.loads(payload)
+    if "Type" not in shape:
+        return Logged(int(shape["type"]), int(shape["timestamp"]), dict(shape["body"]), payload)
+    item = _delivered(shape)
+    found = None if item is None else _encoded(item, group_id)
+    if item is None or found is None:
+        return None
+    kind, body, raw = found
+    return Logged(int(kind), item.send_ms, body, raw)
 
 
 # --- REST ---------------------------------------------------------------------------------------

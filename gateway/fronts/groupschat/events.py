@@ -1,11 +1,12 @@
 """Per-user event logs: what each groups-chat user is sent, kept for offline delivery (method 20).
 
-A user's log is a History key of its own (``groupschat-events:<user id>``), so its bounds by count
-and age come with it; entries are the encoded events themselves (the bytes a client receives),
-keyed by the event id. The cursor (``RecordKind.GROUPSCHAT_CURSOR``) is the newest event timestamp
-delivered to the user, written when a connection ends and after each replay, so a reconnect
-replays only what was not yet sent. Owns the log keys, the appends and the cursor; must not decide
-who receives what (``hub`` and ``groups`` do).
+A user's log is the core's user log (``shared.features.inbox.user_log_key``, one History key per
+user over every group, bounded by count and age): the routers append every message delivered in
+a group (a ``member_log`` room) for each member but its sender, whatever protocol sent it, and
+this front appends its own events (group events, receipts), each entry tagged with its group.
+The cursor (``RecordKind.GROUPSCHAT_CURSOR``, see ``cursor``) says what was delivered; it only
+moves forward. Owns this front's appends, the reads and the cursor's storage; must not decide
+who receives what (``hub``, ``groups`` and the router do).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Protocol
 from shared.config import Settings
 from shared.engine.history import History
 from shared.engine.records import RecordKind, Records
+from shared.features import inbox
+
+from .cursor import Cursor
 
 MAX_CURSORS = 1 << 40
 
@@ -27,32 +31,33 @@ class EventStore(Protocol):
     def records(self) -> Records: ...
 
 
-def log_key(user_id: str) -> str:
-    return f"groupschat-events:{user_id}"
-
-
 class EventLog:
     def __init__(self, settings: Settings, store: EventStore) -> None:
         self.store = store
-        self.limit = settings.groupschat_events_max
-        self.max_age_ms = settings.groupschat_events_max_age_seconds * 1000
+        self.bounds = inbox.log_bounds(settings)
 
-    async def append(self, users: list[str], event_id: str, raw: bytes) -> None:
+    async def append(self, users: list[str], event_id: str, raw: bytes, group_id: str) -> None:
+        """This front's own event ``raw`` about ``group_id``, for each of ``users``."""
+        entry = [(event_id, inbox.log_entry(group_id, raw))]
         for user in users:
-            await self.store.history.append(log_key(user), [(event_id, raw)], self.limit, self.max_age_ms)
+            await self.store.history.append(
+                inbox.user_log_key(user), entry, self.bounds.max_events, self.bounds.max_age_ms
+            )
 
-    async def read(self, user_id: str) -> list[tuple[str, bytes]]:
-        """The user's kept events, oldest first."""
-        newest_first = await self.store.history.latest(log_key(user_id), self.limit, self.max_age_ms)
-        return newest_first[::-1]
+    async def read(self, user_id: str) -> list[tuple[str, str, bytes]]:
+        """The user's kept entries, oldest first: (event id, group id, payload)."""
+        key = inbox.user_log_key(user_id)
+        newest_first = await self.store.history.latest(key, self.bounds.max_events, self.bounds.max_age_ms)
+        return [(event_id, *inbox.read_log_entry(raw)) for event_id, raw in reversed(newest_first)]
 
-    async def cursor(self, user_id: str) -> int:
-        record = await self.store.records.get(RecordKind.GROUPSCHAT_CURSOR, user_id)
-        return int(record["ms"]) if record else 0
+    async def cursor(self, user_id: str) -> Cursor:
+        return Cursor.from_record(await self.store.records.get(RecordKind.GROUPSCHAT_CURSOR, user_id))
 
-    async def advance(self, user_id: str, ms: int) -> None:
-        """Move the cursor forward to ``ms`` (never back)."""
-        if ms <= await self.cursor(user_id):
-            return
-        if not await self.store.records.put(RecordKind.GROUPSCHAT_CURSOR, user_id, {"ms": ms}, ms):
-            await self.store.records.create(RecordKind.GROUPSCHAT_CURSOR, user_id, {"ms": ms}, ms, MAX_CURSORS)
+    async def advance(self, user_id: str, cursor: Cursor) -> bool:
+        """Save ``cursor`` if it is ahead of the saved one (never back); True if it was written."""
+        if cursor.ms <= (await self.cursor(user_id)).ms:
+            return False
+        record = cursor.to_record()
+        if not await self.store.records.put(RecordKind.GROUPSCHAT_CURSOR, user_id, record, cursor.ms):
+            await self.store.records.create(RecordKind.GROUPSCHAT_CURSOR, user_id, record, cursor.ms, MAX_CURSORS)
+        return True

@@ -1,12 +1,14 @@
 """groups-chat groups and sessions on parley's core: a group IS a members-only parley room.
 
 A group is a parley room named ``groupschat:<name>`` (tag ``groupschat:group``), members-only, so
-ListRooms shows it and the router refuses non-members (a user who left cannot post); its id is the
-parley room id; its members are the room's members. Each user's groups are an index kept as a
-member set (``groupschat-user:<user id>``). Group events (70 created, 72 joined, 73 left) are
-appended to every member's event log, then a ``members_changed`` control notice makes every
-front replica refresh its subscriptions and send the new events to its connected members; the
-changes are also announced to IVS clients as ``parley:MEMBER_*`` events.
+ListRooms shows it and the router refuses non-members (a user who left cannot post), and
+``member_log``, so the router keeps every message sent into it, by any protocol, in each other
+member's event log; its id is the parley room id; its members are the room's members. Each
+user's groups are an index kept as a member set (``groupschat-user:<user id>``). Group events
+(70 created, 72 joined, 73 left) are appended to every member's event log, then a
+``members_changed`` control notice makes every front replica refresh its subscriptions and send
+the new events to its connected members; the changes are also announced to IVS clients as
+``parley:MEMBER_*`` events.
 
 Sessions: ``POST /sessions`` stores the messaging-url key (``RecordKind.GROUPSCHAT_SESSION``, with
 its expiry) in the Store so any replica accepts the URL; one live session per user (a new one
@@ -116,6 +118,7 @@ class Groups:
             review_fallback=DEFAULT_FALLBACK_RESULT,
             tags={GROUP_TAG: "1"},
             members_only=True,
+            member_log=True,
         )
         try:
             await self.store.records.create(RecordKind.ROOM, group_id, room.to_record(), now, self.settings.max_rooms)
@@ -125,7 +128,7 @@ class Groups:
         created = codec.encode(
             codec.Event.GROUP_CREATED, now, {"group_id": group_id, "name": body.name, "user_ids": users}
         )
-        await self.log.append(users, new_id(), created)
+        await self.log.append(users, new_id(), created, group_id)
         await self._announce(group_id, users, membership.EVENT_MEMBER_ADDED)
         return group_id
 
@@ -144,7 +147,7 @@ class Groups:
             return  # already a member: nothing happens
         event = {"group_id": group_id, "user_id": user_id}
         await self.log.append(
-            await self.members(group_id), new_id(), codec.encode(codec.Event.USER_JOINED, now_ms(), event)
+            await self.members(group_id), new_id(), codec.encode(codec.Event.USER_JOINED, now_ms(), event), group_id
         )
         await self._announce(group_id, [user_id], membership.EVENT_MEMBER_ADDED)
 
@@ -163,7 +166,7 @@ class Groups:
         await self.store.members.remove(group_id, [user_id])
         await self.store.members.remove(user_index(user_id), [group_id])
         event = {"group_id": group_id, "user_id": user_id}
-        await self.log.append(audience, new_id(), codec.encode(codec.Event.USER_LEFT, now_ms(), event))
+        await self.log.append(audience, new_id(), codec.encode(codec.Event.USER_LEFT, now_ms(), event), group_id)
         await self._announce(group_id, [user_id], membership.EVENT_MEMBER_REMOVED)
 
     async def _add(self, group_id: str, users: list[str]) -> list[str]:

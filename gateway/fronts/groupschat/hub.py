@@ -3,20 +3,24 @@
 Each delivered item is re-encoded ONCE per room delivery (``codec.event_of``) and the same bytes
 written to the local connections it is for: a MESSAGE (20) to the group's other members, a
 receipt (22/23) to the message's sender, typing (40/41) to the others. The replica that holds the
-acting connection (its request id is pending here) answers it (21 for a message) and appends the
-event to its receivers' event logs, so a user offline now gets it on their next method 20.
+acting connection (its request id is pending here) answers it (21 for a message) and, for a
+receipt, appends it to the receiver's event log; messages, whoever sent them, are already in the
+members' logs (the router keeps them, a group being a ``member_log`` room), so a user offline now
+gets them on their next method 20.
 Router refusals (ConnectionNotice ERROR frames) become ERROR events. A ``members_changed`` notice
 for a group re-checks the members connected here, subscribes or drops the group for them, and
 sends them their new log events (the group events 70/72/73); a ``session_replaced`` notice
 closes the user's connections made with an older session (one device session per user). Each
 connection remembers the ids it was sent (bounded) so the live path and a log replay never send
-one event twice.
+one event twice, and saves its user's cursor as it delivers log events (``cursor.SaveSchedule``:
+every N events or T ms, one save in flight per connection).
 Must not decide room rules (the router does) or keep what another replica needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from shared.protocol.envelope import ClientProtocol, ConnectionNotice, ControlNo
 from shared.protocol.frames import read_error_frame
 
 from . import codec
+from .cursor import Cursor, SaveSchedule, cursor_of
 from .groups import Groups
 
 log = structlog.get_logger("gateway.groupschat")
@@ -42,6 +47,7 @@ log = structlog.get_logger("gateway.groupschat")
 PENDING_SECONDS = 30.0
 MAX_PENDING = 100_000
 REMEMBERED = 2048  # event ids (and message senders) one connection remembers
+LOGGED = (codec.Event.MESSAGE, codec.Event.MESSAGE_DELIVERED, codec.Event.MESSAGE_READ)  # kept for offline users
 
 
 @dataclass(eq=False, slots=True)
@@ -52,22 +58,35 @@ class Connection:
     transport: Any  # asyncio.Transport (aiohttp's request.transport)
     rate: SlidingWindow
     floor: int  # log events at or before this were delivered before (cursor) or predate the connection
+    saves: SaveSchedule = field(default_factory=lambda: SaveSchedule(1, 0))
     rooms: set[str] = field(default_factory=set)
-    sent: OrderedDict[str, None] = field(default_factory=OrderedDict)  # event ids sent here
+    sent: OrderedDict[str, int] = field(default_factory=OrderedDict)  # event id → stamp, sent here
     senders: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)  # message id → (group, sender)
     high: int = 0  # newest event timestamp sent here
     pulling: asyncio.Lock = field(default_factory=asyncio.Lock)
     session_key: str = ""  # the messaging-url key it connected with
+    saver: asyncio.Task[object] | None = None  # the cursor save loop, while events are unsaved
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # a save is due now
 
     def mark(self, event_id: str, timestamp: int) -> bool:
         """Remember an event about to be sent; False if it already was."""
         if event_id in self.sent:
             return False
-        self.sent[event_id] = None
+        self.sent[event_id] = timestamp
         if len(self.sent) > REMEMBERED:
             self.sent.popitem(last=False)
         self.high = max(self.high, timestamp)
         return True
+
+    def resume(self, cursor: Cursor) -> None:
+        """Take up from the user's saved cursor (method 20): what it covers is not sent again."""
+        self.floor = min(self.floor, cursor.floor)
+        for event_id, stamp in cursor.ids.items():
+            self.mark(event_id, stamp)
+        self.high = max(self.high, cursor.ms)
+
+    def cursor(self) -> Cursor:
+        return cursor_of(self.sent, self.high)
 
     def remember(self, message_id: str, group_id: str, sender: str) -> None:
         self.senders[message_id] = (group_id, sender)
@@ -110,14 +129,64 @@ class Hub(RoomHub[Connection]):
     async def pull(self, conn: Connection) -> None:
         """Send the connection's user the log events not yet sent, oldest first."""
         async with conn.pulling:
-            for event_id, raw in await self.groups.log.read(conn.user_id):
-                kind, timestamp, body = codec.decode_event(raw)
-                if timestamp <= conn.floor or event_id in conn.sent:
+            count = 0
+            for event_id, group_id, payload in await self.groups.log.read(conn.user_id):
+                event = codec.logged(group_id, payload)
+                if event is None or event.timestamp <= conn.floor or event_id in conn.sent:
                     continue
-                if kind == codec.Event.MESSAGE:
+                if event.kind == codec.Event.MESSAGE:
+                    body = event.body
                     conn.remember(str(body.get("message_id")), str(body.get("group_id")), str(body.get("user_id")))
-                conn.mark(event_id, timestamp)
-                self.send(conn, raw)
+                conn.mark(event_id, event.timestamp)
+                self.send(conn, event.raw)
+                count += 1
+            self._delivered(conn, count)
+
+    # --- the delivered cursor ------------------------------------------------------------------
+    def _delivered(self, conn: Connection, count: int) -> None:
+        """``count`` log events were just sent to ``conn``: save its cursor when due."""
+        if count <= 0 or conn.connection_id not in self._by_id:
+            return
+        conn.saves.delivered(count, now_ms())
+        if conn.saves.due(now_ms()):
+            conn.wake.set()
+        if conn.saver is None:
+            conn.saver = self.spawn(self._save_loop(conn))
+
+    async def _save_loop(self, conn: Connection) -> None:
+        try:
+            while conn.saves.unsaved:
+                wait_ms = conn.saves.wait_ms(now_ms())
+                if wait_ms:
+                    conn.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(conn.wake.wait(), wait_ms / 1000)
+                    continue
+                if not await self.save(conn):  # the Store is unreachable: try again later
+                    await asyncio.sleep(max(conn.saves.every_ms, 100) / 1000)
+        finally:
+            conn.saver = None
+
+    async def save(self, conn: Connection) -> bool:
+        """Save the connection's cursor now; False if the Store refused (kept unsaved)."""
+        unsaved, cursor = conn.saves.unsaved, conn.cursor()
+        conn.saves.saved()
+        try:
+            await self.groups.log.advance(conn.user_id, cursor)
+        except Exception:
+            log.warning("groupschat cursor save failed", exc_info=True)
+            conn.saves.delivered(unsaved, now_ms())
+            return False
+        return True
+
+    async def finish(self, conn: Connection) -> None:
+        """The connection ended: stop its save loop, then save what it delivered."""
+        await self.leave(conn)
+        if conn.saver is not None:
+            conn.saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await conn.saver
+        await self.save(conn)
 
     # --- bus listeners (plain callables on the event loop) ------------------------------------
     def on_room(self, room_id: str, data: bytes) -> None:
@@ -144,7 +213,6 @@ class Hub(RoomHub[Connection]):
             if pending is not None:
                 sent = codec.encode(codec.Event.MESSAGE_SENT, item.send_ms, {"message_id": item.frame_id})
                 self.send(pending.conn, sent)
-                self.spawn(self._log_message(room_id, item.sender_id, item.frame_id, payload))
         elif kind in (codec.Event.MESSAGE_DELIVERED, codec.Event.MESSAGE_READ):
             audience = [c for c in room if c.user_id == item.recipient]
             receivers = [item.recipient]
@@ -160,12 +228,11 @@ class Hub(RoomHub[Connection]):
         sent_count = write(audience, text_frame(payload), self.max_buffer)
         action = Kind.SEND_MESSAGE if kind == codec.Event.MESSAGE else Kind.SEND_EVENT
         metrics.count_deliveries(ClientProtocol.GROUPSCHAT, action, sent_count + (pending is not None))
+        if kind in LOGGED:
+            for conn in audience:
+                self._delivered(conn, 1)
         if pending is not None and receivers:
-            self.spawn(self.groups.log.append(receivers, item.frame_id, payload))
-
-    async def _log_message(self, room_id: str, sender: str, message_id: str, payload: bytes) -> None:
-        members = await self.groups.members(room_id)
-        await self.groups.log.append([m for m in members if m != sender], message_id, payload)
+            self.spawn(self.groups.log.append(receivers, item.frame_id, payload, room_id))
 
     def on_gateway(self, data: bytes) -> None:
         notice = ConnectionNotice.decode(data)

@@ -5,7 +5,8 @@ replaced or expired key is refused with HTTP 401 before the upgrade. Method 40 b
 SEND_MESSAGE ``ActionEnvelope`` for the routers (rate-limited per connection here, then by the
 room, reviewed and logged like IVS); 41/42 and 60/61 become client events (``SEND_EVENT``
 ``parley:DELIVERED``/``READ`` to the message's sender, ``parley:TYPING_START``/``STOP``); 20 sends
-the user's unsent log events. Malformed frames get an ERROR event and the connection stays.
+the user's unsent log events (from the saved cursor on), and the cursor is saved as events are
+delivered (``hub``) and when the connection ends. Malformed frames get an ERROR event and the connection stays.
 Owns the sockets; must not decide room rules or keep state another replica needs.
 """
 
@@ -31,6 +32,7 @@ from shared.protocol.envelope import ActionEnvelope, ClientProtocol, Kind
 from shared.protocol.ids import new_id
 
 from . import codec
+from .cursor import SaveSchedule
 from .groups import GroupBus, Groups, GroupStore
 from .hub import Connection, Hub
 from .rest import MAX_BODY_BYTES, Rest, refuse
@@ -116,7 +118,8 @@ class GroupsChatFront:
         transport = request.transport
         assert transport is not None
         rate = SlidingWindow(self.settings.connection_rate_per_second)
-        conn = Connection(new_id(), user_id, ws, transport, rate, floor=now_ms(), session_key=key)
+        saves = SaveSchedule(self.settings.groupschat_cursor_save_events, self.settings.groupschat_cursor_save_ms)
+        conn = Connection(new_id(), user_id, ws, transport, rate, floor=now_ms(), saves=saves, session_key=key)
         self.hub.register(conn)
         try:
             for group_id in await self.groups.groups_of(user_id):
@@ -128,9 +131,7 @@ class GroupsChatFront:
         except Exception:
             log.warning("groupschat connection failed", exc_info=True)
         finally:
-            await self.hub.leave(conn)
-            with contextlib.suppress(Exception):
-                await self.groups.log.advance(user_id, conn.high)
+            await self.hub.finish(conn)
         return ws
 
     def _error(self, conn: Connection, code: int, message: str, method: int | None = None, **extra: str) -> None:
@@ -149,9 +150,9 @@ class GroupsChatFront:
             )
             return
         if command.method == codec.Method.EVENTS:
-            conn.floor = min(conn.floor, await self.groups.log.cursor(conn.user_id))
+            conn.resume(await self.groups.log.cursor(conn.user_id))
             await self.hub.pull(conn)
-            await self.groups.log.advance(conn.user_id, conn.high)
+            await self.hub.save(conn)
             return
         try:
             await self._publish(conn, command, now, peer)
@@ -206,10 +207,10 @@ class GroupsChatFront:
 
     async def _sender_in_log(self, conn: Connection, message_id: str) -> tuple[str, str] | None:
         """A message received on an earlier connection: its (group, sender) from the user's log."""
-        for _, raw in await self.groups.log.read(conn.user_id):
-            kind, _, body = codec.decode_event(raw)
-            if kind == codec.Event.MESSAGE and body.get("message_id") == message_id:
-                return str(body.get("group_id")), str(body.get("user_id"))
+        for _, group_id, payload in await self.groups.log.read(conn.user_id):
+            event = codec.logged(group_id, payload)
+            if event is not None and event.kind == codec.Event.MESSAGE and event.body.get("message_id") == message_id:
+                return str(event.body.get("group_id")), str(event.body.get("user_id"))
         return None
 
     async def _member(self, conn: Connection, group_id: str) -> bool:
