@@ -1,5 +1,5 @@
-"""Read deadlines and a per-client connection cap for parley's aiohttp servers (the control plane:
-``api.limits``).
+"""Read deadlines and a per-client connection cap for parley's aiohttp servers: the control plane
+(``api.limits``) and the aiohttp protocol fronts (``gateway.fronts.http``: groupschat, plic).
 
 Without them a client that connects and sends nothing, trickles its request head, or stops
 half-way through a body holds a socket (and a file descriptor) for about an hour: aiohttp's
@@ -43,7 +43,7 @@ from shared.config import Settings
 log = structlog.get_logger()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Listener = Literal["api"]  # whose PARLEY_<LISTENER>_* settings a ServerLimits holds
+Listener = Literal["api", "front"]  # whose PARLEY_<LISTENER>_* settings a ServerLimits holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,15 @@ class ServerLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings, listener: Listener = "api") -> ServerLimits:
-        """The control plane's ``PARLEY_API_*`` bounds (the default, which ``api.limits`` relies on)."""
+        """The control plane's ``PARLEY_API_*`` bounds (the default, which ``api.limits`` relies on),
+        or with ``listener="front"`` the aiohttp fronts' ``PARLEY_FRONT_*`` ones."""
+        if listener == "front":
+            return cls(
+                settings.front_header_timeout,
+                settings.front_body_timeout,
+                settings.front_max_connections_per_client,
+                listener,
+            )
         return cls(
             settings.api_header_timeout, settings.api_body_timeout, settings.api_max_connections_per_client, listener
         )
