@@ -114,6 +114,12 @@ class Settings:
     gateway_id: str = field(default_factory=lambda: secrets.token_hex(4))
     # Seed protocol fronts (gateway/fronts): one port each; 0 keeps that front off in `parley dev`.
     front_host: str = "127.0.0.1"
+    # The aiohttp fronts' (groupschat, plic) read bounds, as api_* above (shared/http_limits.py). Their
+    # own knobs, not api_*'s: the fronts face end users (a WebSocket per device, many behind one NAT or
+    # balancer address), the control plane a few app servers, so the per-IP cap wants its own size.
+    front_header_timeout: float = 10.0
+    front_body_timeout: float = 30.0
+    front_max_connections_per_client: int = 128
     line_port: int = 8090  # seed 000, line-oriented TCP
     relay_port: int = 8091  # seed 001, connection-id WebSocket relay
     relay_admin_key: str = ""  # seed 001: the dashboard key that makes a connection admin ("" = nobody)

@@ -117,6 +117,11 @@ API_CONNECTIONS_REFUSED = Counter(
     "parley_api_connections_refused",
     "Control-plane connections closed on accept: the client address already had PARLEY_API_MAX_CONNECTIONS_PER_CLIENT",
 )
+FRONT_CONNECTIONS_REFUSED = Counter(
+    "parley_front_connections_refused",
+    "groupschat/plic connections closed on accept: the client address had PARLEY_FRONT_MAX_CONNECTIONS_PER_CLIENT",
+    ["Protocol"],
+)
 
 
 def exposition() -> bytes:

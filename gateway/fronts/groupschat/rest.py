@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.fronts import http
 from shared.config import Settings
 from shared.features import accounts
 
@@ -37,10 +38,8 @@ def refuse(message: str, status: int) -> web.Response:
 
 
 async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise codec.BadBody(f"Bodies must be at most {MAX_BODY_BYTES} bytes")
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
+    body = await http.read_body(request, MAX_BODY_BYTES)
+    if body is None:
         raise codec.BadBody(f"Bodies must be at most {MAX_BODY_BYTES} bytes")
     return body
 

@@ -28,6 +28,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.features import membership
 from shared.features.ratelimit import SlidingWindow
+from shared.http_limits import ServerLimits
 from shared.protocol.envelope import ActionEnvelope, ClientProtocol, Kind
 from shared.protocol.ids import new_id
 
@@ -63,11 +64,16 @@ class GroupsChatFront:
         self.hub.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.hub.on_room, self.hub.on_gateway, self.hub.on_control
         )
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[http.refusals_as(refuse)])
+        limits = ServerLimits.from_settings(self.settings, "front")
+        app = http.application(ClientProtocol.GROUPSCHAT, refuse, limits, max_body=MAX_BODY_BYTES)
         rest = Rest(self.settings, self.groups, self._messaging_url)
         app.add_routes([web.get("/healthz", _health), *rest.routes(), web.get("/{key}", self._websocket)])
         self._runner, self.port = await http.listen(
-            app, self.settings.front_host, self.settings.groupschat_port if port is None else port
+            app,
+            self.settings.front_host,
+            self.settings.groupschat_port if port is None else port,
+            limits,
+            ClientProtocol.GROUPSCHAT,
         )
         log.info("groupschat front listening", front_id=self.front_id, port=self.port)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.fronts import http
 from shared.config import Settings
 
 from . import auth, codec
@@ -64,14 +65,13 @@ class Rest:
         return run
 
     async def _body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        body = await http.read_body(request, MAX_BODY_BYTES)
+        if body is None:
             raise codec.BadBody(f"Bodies must be at most {MAX_BODY_BYTES} bytes")
-        return await request.content.read(MAX_BODY_BYTES + 1)
+        return body
 
     async def create(self, request: web.Request, user_id: str) -> int:
         body = await self._body(request)
-        if len(body) > MAX_BODY_BYTES:
-            raise codec.BadBody(f"Bodies must be at most {MAX_BODY_BYTES} bytes")
         return await self.rooms.create(user_id, codec.parse_create(body, self.settings.plic_max_participants))
 
     async def list(self, request: web.Request, user_id: str) -> list[dict[str, Any]]:
@@ -79,8 +79,6 @@ class Rest:
 
     async def update(self, request: web.Request, user_id: str) -> None:
         body = await self._body(request)
-        if len(body) > MAX_BODY_BYTES:
-            raise codec.BadBody(f"Bodies must be at most {MAX_BODY_BYTES} bytes")
         await self.rooms.update(user_id, codec.parse_update(body, self.settings.plic_max_participants))
 
     async def delete(self, request: web.Request, user_id: str) -> None:

@@ -26,6 +26,7 @@ from shared.clock import now_ms
 from shared.config import Settings
 from shared.features import bans, membership
 from shared.features.ratelimit import SlidingWindow
+from shared.http_limits import ServerLimits
 from shared.protocol.envelope import ActionEnvelope, ClientProtocol, Kind
 from shared.protocol.ids import new_id
 
@@ -63,13 +64,17 @@ class PlicFront:
         self.hub.subscription = await self.bus.fanout.subscribe(
             self.front_id, self.hub.on_room, self.hub.on_gateway, self.hub.on_control
         )
-        refusal = http.refusals_as(lambda reason, status: answer(error=reason, status=status))
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[refusal])
+        limits = ServerLimits.from_settings(self.settings, "front")
+        app = http.application(ClientProtocol.PLIC, _refusal, limits, max_body=MAX_BODY_BYTES)
         app.add_routes(
             [web.get("/", self._websocket), web.get("/healthz", _health), *Rest(self.settings, self.rooms).routes()]
         )
         self._runner, self.port = await http.listen(
-            app, self.settings.front_host, self.settings.plic_port if port is None else port
+            app,
+            self.settings.front_host,
+            self.settings.plic_port if port is None else port,
+            limits,
+            ClientProtocol.PLIC,
         )
         log.info("plic front listening", front_id=self.front_id, port=self.port)
 
@@ -216,6 +221,10 @@ async def _refuse(ws: web.WebSocketResponse, code: codec.Close, reason: str) -> 
     await ws.send_str(codec.disconnection(code, reason).decode())
     await ws.close(code=code, message=reason.encode())
     return ws
+
+
+def _refusal(reason: str, status: int) -> web.Response:
+    return answer(error=reason, status=status)
 
 
 async def _health(request: web.Request) -> web.Response:
