@@ -107,7 +107,25 @@ async def test_a_multi_item_batch_counts_one_abort_per_slow_reader() -> None:
     before = _aborts()
     fanout.on_room("room", RoomDelivery("room", items).encode())
     assert _aborts() - before == 3  # before: 15, one per item per slow reader
-    assert [ws.transport.aborted for ws in slow] == [1, 1, 1] and len(fast.transport.written) == 5
+    assert [ws.transport.aborted for ws in slow] == [1, 1, 1]
+    assert fast.transport.written == [b"".join(text_frame(item.frame) for item in items)]  # one write
+
+
+async def test_a_batch_for_the_whole_room_is_one_write_per_socket_in_order() -> None:
+    """Write coalescing: a router batch of k frames costs each socket one write, not k."""
+    fanout = RoomFanout(MAX_BUFFER)
+    fanout.subscription = _Subscription()  # type: ignore[assignment]
+    sockets = [FakeWs() for _ in range(3)]
+    for n, ws in enumerate(sockets):
+        await fanout.join(SimpleNamespace(connection_id=f"c{n}", room_id="room", user_id=f"u{n}", websocket=ws))
+    items = [DeliveryItem(Kind.SEND_MESSAGE, f'{{"n":{n}}}'.encode(), frame_id=str(n)) for n in range(4)]
+    fanout.on_room("room", RoomDelivery("room", items).encode())
+    expected = b"".join(text_frame(item.frame) for item in items)
+    assert [ws.transport.written for ws in sockets] == [[expected]] * 3
+    # a batch holding a targeted item (a direct message) keeps the per-frame path: its audience differs
+    direct = DeliveryItem(Kind.SEND_MESSAGE, b'{"dm":1}', frame_id="d", only_users=["u1"])
+    fanout.on_room("room", RoomDelivery("room", [items[0], direct]).encode())
+    assert [len(ws.transport.written) for ws in sockets] == [2, 3, 2]
 
 
 # --- over real sockets, on asyncio and on uvloop ---------------------------------------------------
