@@ -21,10 +21,14 @@ class SlidingWindow:
     def __init__(self, limit: int, window_ms: int = 1000) -> None:
         self.limit = limit
         self.window_ms = window_ms
-        self._accepted: deque[int] = deque()
+        # Made on first use: an empty deque is ~600 bytes, and every connection holds limiters that
+        # most connections (readers) never use.
+        self._accepted: deque[int] | None = None
 
     def allow(self, now_ms: int) -> bool:
         accepted = self._accepted
+        if accepted is None:
+            accepted = self._accepted = deque()
         oldest_kept = now_ms - self.window_ms
         while accepted and accepted[0] <= oldest_kept:  # out of the window: no longer counts
             accepted.popleft()
@@ -37,8 +41,9 @@ class SlidingWindow:
 
     def __len__(self) -> int:
         """Timestamps held (what this limiter costs in memory)."""
-        return len(self._accepted)
+        return 0 if self._accepted is None else len(self._accepted)
 
     def idle(self, now_ms: int) -> bool:
         """Nothing accepted within the window: forgetting this limiter loses nothing."""
-        return not self._accepted or now_ms - self._accepted[-1] >= self.window_ms
+        accepted = self._accepted
+        return not accepted or now_ms - accepted[-1] >= self.window_ms

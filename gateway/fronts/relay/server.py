@@ -30,7 +30,7 @@ from gateway.fronts.relay.rooms import RoomRefused, app_name, resolve
 from gateway.lifecycle import TrackedConnection
 from gateway.ports import GatewayBus, GatewayStore
 from gateway.presence import GatewayPresence
-from gateway.server import HARD_MAX_FRAME, LISTEN_BACKLOG
+from gateway.server import HARD_MAX_FRAME, LISTEN_BACKLOG, forget_handshake
 from gateway.wire import send_frame
 from shared import metrics
 from shared.clock import now_ms
@@ -161,6 +161,7 @@ class RelayFront:
     async def _handle(self, ws: ServerConnection) -> None:
         assert isinstance(ws, RelaySocket) and ws.room is not None
         room = ws.room
+        forget_handshake(ws)
         connection_id = str(uuid.uuid4())
         peer = ws.remote_address
         conn = RelayConnection(
