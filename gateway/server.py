@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 import sys
@@ -27,8 +26,10 @@ from gateway.admission import (
     admit,
     offered_token,
 )
+from gateway.deadlines import Deadlines
 from gateway.fanout import RoomFanout
 from gateway.history import answer_history
+from gateway.keepalive import Keepalive
 from gateway.lifecycle import Lifecycle, TrackedConnection
 from gateway.ports import GatewayBus, GatewayStore
 from gateway.presence import GatewayPresence, answer_presence
@@ -101,7 +102,14 @@ class Gateway:
         # this gateway's slots of the account's connection quota, reserved in the store at each handshake
         self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.gateway_id, REPORT_TTL_MS)
         self._server: Server | None = None
-        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._expiry: Deadlines[ServerConnection] = Deadlines(self._expire)  # chat sessions' ends
+        self.keepalive = Keepalive(
+            settings.ping_interval,
+            settings.ping_interval,  # the pong's deadline, as websockets' ping_timeout was set
+            self.fanout.connections,
+            settings.max_send_buffer,
+            self.fanout.close_soon,
+        )
         self._shutting_down = False
 
     @property
@@ -124,16 +132,18 @@ class Gateway:
             select_subprotocol=_echo_subprotocol,
             compression=None,  # per-socket deflate would defeat encode-once fan-out
             max_size=HARD_MAX_FRAME,
-            ping_interval=self.settings.ping_interval,
-            ping_timeout=self.settings.ping_interval,
+            ping_interval=None,  # one Keepalive for all connections (gateway/keepalive.py)
             create_connection=GatewayConnection,  # last activity (idle timeout), the quota slot
             backlog=LISTEN_BACKLOG,
         )
+        self.keepalive.start()
         log.info("gateway listening", gateway_id=self.gateway_id, port=self.port)
 
     async def stop(self) -> None:
         """Graceful: refuse new connections, tell clients to reconnect (ERROR 401), close."""
         self._shutting_down = True
+        await self.keepalive.stop()
+        self._expiry.close()  # sessions end with the gateway; no expiry fires into the shutdown
         if self._server is not None:
             self._server.close(close_connections=False)
         for ws in self.fanout.connections():
@@ -203,7 +213,7 @@ class Gateway:
         await self.fanout.join(conn)
         metrics.connection_opened(ClientProtocol.IVS)
         delay = max(token.session_expires_ms - now_ms(), 0) / 1000
-        self._expiry[connection_id] = asyncio.get_running_loop().call_later(delay, self._expire, ws)
+        self._expiry.add(ws, delay)
         try:
             await self.lifecycle.joined(conn)
             async for data in ws:
@@ -211,7 +221,7 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
-            self._expiry.pop(connection_id).cancel()
+            self._expiry.discard(ws)
             self.lifecycle.left(ws)
             metrics.connection_closed(ClientProtocol.IVS)
             await self.fanout.leave(conn)

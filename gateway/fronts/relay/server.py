@@ -27,6 +27,7 @@ from gateway.fanout import RoomFanout, Translated
 from gateway.fronts.relay import codec
 from gateway.fronts.relay.admin import AdminKeys, connection_window
 from gateway.fronts.relay.rooms import RoomRefused, app_name, resolve
+from gateway.keepalive import Keepalive
 from gateway.lifecycle import TrackedConnection
 from gateway.ports import GatewayBus, GatewayStore
 from gateway.presence import GatewayPresence
@@ -84,6 +85,13 @@ class RelayFront:
         self.bus = bus
         self.front_id = f"relay-{settings.gateway_id}-{secrets.token_hex(3)}"
         self.fanout = RoomFanout(settings.max_send_buffer, translator=self, protocol=ClientProtocol.RELAY)
+        self.keepalive = Keepalive(
+            settings.ping_interval,
+            settings.ping_interval,
+            lambda: list(self._conns),
+            settings.max_send_buffer,
+            self.fanout.close_soon,
+        )
         self.fanout.on_approved = self._approved
         self.presence = GatewayPresence(store, bus, self.front_id, settings.presence_ttl_seconds)
         self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.front_id, REPORT_TTL_MS)
@@ -105,12 +113,12 @@ class RelayFront:
             process_request=self._process_request,
             compression=None,  # encode-once fan-out writes the same bytes to every socket
             max_size=HARD_MAX_FRAME,
-            ping_interval=self.settings.ping_interval,
-            ping_timeout=self.settings.ping_interval,
+            ping_interval=None,  # one Keepalive for all connections (gateway/keepalive.py)
             create_connection=RelaySocket,
             backlog=LISTEN_BACKLOG,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.keepalive.start()
         log.info("relay front listening", front_id=self.front_id, port=self.port)
         if not self.settings.relay_admin_key:
             log.warning("PARLEY_RELAY_ADMIN_KEY is not set: nobody can become admin or approve connections")
@@ -120,6 +128,7 @@ class RelayFront:
         if self._shutting_down:
             return
         self._shutting_down = True
+        await self.keepalive.stop()
         if self._server is not None:
             self._server.close(close_connections=False)
         for ws in list(self._conns):  # joining ones too, not only those in the fan-out yet
