@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster_bench import cpu_seconds, py_spy_top, rss_mib
+from bench.peers.profile_split import report
 from parley.loadtest.control_plane import IvsChatApi
 from parley.testing.cluster import Cluster, free_port, throwaway_settings, wait_tcp
 
@@ -365,12 +366,16 @@ def load_key(load: Load) -> str:
     return next(key for key, known in LOADS.items() if known == load)
 
 
+def tag(system: SocketIo | Parley) -> str:
+    return "tree" if isinstance(system, SocketIo) or system.baseline is None else "baseline"
+
+
 def profiled(system: SocketIo | Parley, args: Any) -> list[str]:
     """The processes py-spy samples during a run (``--profile-dir``): parley's gw0 and router0."""
     if args.profile_dir is None or not isinstance(system, Parley):
         return []
     args.profile_dir.mkdir(parents=True, exist_ok=True)
-    return ["gw0", "router0"] if system.baseline is None else []  # this tree only
+    return ["gw0", "router0"]
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -459,6 +464,9 @@ def main() -> None:
         print(json.dumps([vars(r) for r in results], indent=1))
     else:
         print(table(results))
+    if args.profile_dir is not None:
+        for raw in sorted(args.profile_dir.glob("*.raw")):
+            print(report(raw))
 
 
 if __name__ == "__main__":
