@@ -284,7 +284,7 @@ def run_once(system: SocketIo | Parley, engines: dict[str, int], load: Load, ind
             "duration": args.duration,
             "body": BODY_BYTES,
             "connectConcurrency": 100,
-            "drainTimeout": 10,
+            "drainTimeout": 5,  # seconds without a delivery before what is missing counts as lost
         }
         path = workdir / f"worker{number}.json"
         path.write_text(json.dumps(config))
@@ -324,7 +324,10 @@ def run_once(system: SocketIo | Parley, engines: dict[str, int], load: Load, ind
         tell({"go": True})
         profilers = [
             py_spy_top(
-                system.processes[name].pid, args.duration - 1, args.profile_dir / f"{load_key(load)}-{name}.raw", 400
+                system.processes[name].pid,
+                args.duration - 1,
+                args.profile_dir / f"{load_key(load)}-{tag(system)}-run{index}-{name}.raw",
+                400,
             )
             for name in profiled(system, args)
         ]

@@ -179,7 +179,15 @@ for await (const line of lines) {
     emit({ event: "sent", sent: result.sent, accepted, seconds: result.seconds, errors: { ...errors } });
   } else if (command.expect) {
     expected = command.expect;
-    finishTimer = setTimeout(finish, (config.drainTimeout ?? 10) * 1000);
+    // Late is not lost: wait while deliveries keep coming, give up after drainTimeout s without one.
+    let seen = -1;
+    const stalled = () => {
+      const now = [...received.values()].reduce((a, b) => a + b, 0);
+      if (now === seen) return finish();
+      seen = now;
+      finishTimer = setTimeout(stalled, (config.drainTimeout ?? 5) * 1000);
+    };
+    stalled();
     checkDrained();
   }
 }
