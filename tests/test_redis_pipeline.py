@@ -43,7 +43,7 @@ async def test_commands_of_one_turn_run_in_one_pipeline_in_submission_order(redi
     overwritten = pipeline.submit([("SET", key, b"second"), ("GET", key)])
     assert await read == [b"first"]
     assert (await overwritten)[1] == b"second"
-    assert await written == [True]
+    assert await written == [b"OK"]  # raw RESP replies (shared/engine/redis/resp.py)
     assert len(runs) == 1 and [command[0] for command in runs[0]] == ["SET", "EVALSHA", "SET", "GET"]
     await redis_store.redis.delete(key)
 
