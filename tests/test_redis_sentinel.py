@@ -66,6 +66,16 @@ def test_sentinel_settings_come_from_the_environment(monkeypatch: pytest.MonkeyP
     assert Settings.from_env().redis_sentinel_nodes == (("a", 1), ("b", 2))
 
 
+def test_a_component_exits_at_startup_on_unusable_sentinel_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parley import cli
+
+    monkeypatch.setattr(cli, "configure_logging", lambda *args: None)  # keep the suite's logging
+    monkeypatch.setenv("PARLEY_REDIS_SENTINELS", "s1:26379")
+    monkeypatch.delenv("PARLEY_REDIS_SENTINEL_MASTER", raising=False)
+    with pytest.raises(SystemExit, match="parley router: PARLEY_REDIS_SENTINELS and PARLEY_REDIS_SENTINEL_MASTER"):
+        cli.main(["router"])
+
+
 # --- a real Sentinel set --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sentinels() -> Iterator[SentinelSet]:
