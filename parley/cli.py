@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"parley {args.command}: PARLEY_{required.upper()} must be set")
     # refuse to serve on a guessable secret: exit before any listener or backend connection
     problems = settings.secret_problems(token=args.command in ("api", "gateway", "front"), sigv4=args.command == "api")
+    problems += settings.redis_problems()
     if problems:
         sys.exit("\n".join(f"parley {args.command}: {problem}" for problem in problems))
     if args.command == "api" and args.demo:

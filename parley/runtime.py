@@ -20,12 +20,14 @@ log = structlog.get_logger("parley")
 def real_backends(settings: Settings) -> tuple[Store, Bus]:
     """Redis store and RabbitMQ/Redis bus, as every distributed process uses."""
     from shared.engine.amqp import AmqpRedisBus
+    from shared.engine.redis.connect import RedisTarget
     from shared.engine.redis.store import RedisStore
 
-    store = RedisStore(settings.redis_url, settings.namespace)
+    redis = RedisTarget.from_settings(settings)  # one server, or the master a Sentinel set names
+    store = RedisStore(redis, settings.namespace)
     bus = AmqpRedisBus(
         settings.amqp_url,
-        settings.redis_url,
+        redis,
         settings.namespace,
         shards=settings.shards,
         prefetch=settings.router_prefetch,

@@ -88,6 +88,20 @@ def _sigv4_secret_problems(value: str) -> list[str]:
     return []
 
 
+def _host_ports(name: str, value: str) -> tuple[list[tuple[str, int]], list[str]]:
+    """``host:port,host:port`` (``[v6]:port`` too) as pairs, and what is wrong with its entries."""
+    nodes: list[tuple[str, int]] = []
+    problems: list[str] = []
+    for entry in (part.strip() for part in value.split(",")):
+        host, colon, port = entry.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not entry or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            problems.append(f"{name} entry {entry!r} is not host:port (a comma-separated list, e.g. sentinel-1:26379)")
+        else:
+            nodes.append((host, int(port)))
+    return nodes, problems
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     region: str = "us-east-1"
@@ -97,6 +111,12 @@ class Settings:
     token_secret: str = ""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Sentinel (both or neither): the sentinels, host:port,..., and the master name they
+    # monitor. The master's address then comes from them on every connect (PARLEY_REDIS_URL's
+    # host:port is unused; its db, username and password are the master's).
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str = ""  # the sentinels' own requirepass, if they have one (never logged)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     namespace: str = "parley"  # prefix of every Redis key, channel, exchange and queue
 
@@ -222,6 +242,28 @@ class Settings:
     def token_secret_bytes(self) -> bytes:
         """The key new chat tokens are signed with: the first of :attr:`token_keys`."""
         return self.token_keys[0]
+
+    @property
+    def redis_sentinel_nodes(self) -> tuple[tuple[str, int], ...]:
+        """PARLEY_REDIS_SENTINELS as (host, port) pairs; () without Sentinel. Raises ValueError
+        with :meth:`redis_problems` when the Sentinel settings are not usable."""
+        problems = self.redis_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return tuple(_host_ports("PARLEY_REDIS_SENTINELS", self.redis_sentinels)[0]) if self.redis_sentinels else ()
+
+    def redis_problems(self) -> list[str]:
+        """Why the Redis Sentinel settings are not usable: one set without the other, or a
+        PARLEY_REDIS_SENTINELS entry that is not host:port."""
+        if bool(self.redis_sentinels.strip()) != bool(self.redis_sentinel_master.strip()):
+            return ["PARLEY_REDIS_SENTINELS and PARLEY_REDIS_SENTINEL_MASTER must be set together (or neither)"]
+        if not self.redis_sentinels.strip():
+            return (
+                ["PARLEY_REDIS_SENTINEL_PASSWORD is set without PARLEY_REDIS_SENTINELS"]
+                if self.redis_sentinel_password
+                else []
+            )
+        return _host_ports("PARLEY_REDIS_SENTINELS", self.redis_sentinels)[1]
 
     def secret_problems(self, *, token: bool, sigv4: bool) -> list[str]:
         """Why these settings must not serve production: a weak, placeholder or malformed

@@ -22,6 +22,7 @@ from shared.engine.amqp.connection import AmqpConnection
 from shared.engine.amqp.logstream import DEFAULT_MAX_BYTES, AmqpLogStream
 from shared.engine.amqp.review_rpc import AmqpReviewRpc
 from shared.engine.bus import Bus
+from shared.engine.redis.connect import RedisTarget
 from shared.engine.redis.fanout import RedisFanout
 from shared.engine.redis.pipeline import RedisPipeline
 
@@ -35,7 +36,7 @@ class AmqpRedisBus(Bus):
     def __init__(
         self,
         amqp_url: str,
-        redis_url: str,
+        redis_target: RedisTarget | str,
         namespace: str,
         shards: int = 16,
         prefetch: int = 256,
@@ -49,7 +50,7 @@ class AmqpRedisBus(Bus):
         self.connection = AmqpConnection(amqp_url)
         super().__init__(
             AmqpActions(self.connection, namespace, shards, prefetch, durable_actions),
-            RedisFanout(redis_url, namespace, redis=redis, pipeline=pipeline),
+            RedisFanout(redis_target, namespace, redis=redis, pipeline=pipeline),
             AmqpReviewRpc(self.connection, namespace),
             AmqpLogStream(self.connection, namespace, log_queue_max_bytes),
         )

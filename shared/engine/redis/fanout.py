@@ -19,13 +19,15 @@ from collections.abc import Awaitable
 from typing import Any
 
 import structlog
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.engine.channels import HubSubscription
 from shared.engine.fanout import DataListener, Fanout, RoomListener, Subscription
+from shared.engine.redis import connect
+from shared.engine.redis.connect import RedisTarget
 from shared.engine.redis.pipeline import Command, RedisPipeline, completion
 
 log = structlog.get_logger(__name__)
@@ -43,11 +45,12 @@ class PubSubHub:
     from our own channel table) and the per-message path is just parse + dict lookup.
     """
 
-    def __init__(self, redis_url: str, client_name: str) -> None:
+    def __init__(self, redis: RedisTarget | str, client_name: str) -> None:
         # socket_timeout stays None: the reader blocks until a message or a disconnect.
         # socket_connect_timeout bounds a reconnect attempt, which holds the subscription lock.
-        self._pool = ConnectionPool.from_url(
-            redis_url, client_name=client_name, socket_keepalive=True, socket_connect_timeout=5
+        # With Sentinel each (re)connect asks the sentinels where the master is now.
+        self._pool = connect.connection_pool(
+            redis, client_name=client_name, socket_keepalive=True, socket_connect_timeout=5
         )
         self._conn: AbstractConnection = self._pool.make_connection()
         self._listeners: dict[bytes, list[DataListener]] = {}
@@ -176,25 +179,25 @@ class PubSubHub:
 
 class RedisFanout(Fanout):
     """``redis`` and ``pipeline`` are the process's (the store's); without them a client is made
-    from ``redis_url`` and closed with the fan-out. The subscriber connection always comes from
-    ``redis_url``, made on the first ``subscribe``."""
+    from ``target`` (a URL, or a Sentinel :class:`RedisTarget`) and closed with the fan-out. The
+    subscriber connection always comes from ``target``, made on the first ``subscribe``."""
 
     def __init__(
         self,
-        redis_url: str,
+        target: RedisTarget | str,
         namespace: str,
         *,
         redis: Redis | None = None,
         pipeline: RedisPipeline | None = None,
     ) -> None:
-        self._redis_url = redis_url
+        self._target = target
         self._ns = namespace
         self.subscriber_name = f"parley:{namespace}:pubsub"  # CLIENT SETNAME of the subscriber connection
         if redis is None and pipeline is not None:
             redis = pipeline.redis
         self._owns_redis = redis is None
         # Building a client does not connect: publishing works without start().
-        self._redis = redis if redis is not None else Redis.from_url(redis_url)
+        self._redis = redis if redis is not None else connect.client(target)
         self._pipeline = pipeline if pipeline is not None else RedisPipeline(self._redis)
         self._hub: PubSubHub | None = None
         self._hub_lock = asyncio.Lock()
@@ -238,7 +241,7 @@ class RedisFanout(Fanout):
             if self._closed:
                 raise RuntimeError("bus is closed")
             if self._hub is None:
-                hub = PubSubHub(self._redis_url, self.subscriber_name)
+                hub = PubSubHub(self._target, self.subscriber_name)
                 await hub.start()
                 self._hub = hub
         subscription = HubSubscription(self._hub, self.room_channel, on_room)
@@ -257,4 +260,4 @@ class RedisFanout(Fanout):
         if self._owns_redis:
             self._pipeline.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._redis.aclose(), CLOSE_TIMEOUT)
+                await asyncio.wait_for(connect.close_client(self._redis), CLOSE_TIMEOUT)

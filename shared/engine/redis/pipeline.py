@@ -24,10 +24,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from shared.engine.coalesce import TurnBatcher
+from shared.engine.redis.connect import master_resolver
 from shared.engine.redis.resp import Endpoint, RespConnection
 
 # One queued command: the raw command name and its arguments.
@@ -38,7 +40,8 @@ class RedisPipeline:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         endpoint = endpoint_of(redis)
-        self._connection = RespConnection(endpoint) if endpoint is not None else None
+        # With Sentinel, the lean connection asks the sentinels where the master is on every connect.
+        self._connection = RespConnection(endpoint, master_resolver(redis)) if endpoint is not None else None
         self._scripts: list[AsyncScript] = []
         self._turns: TurnBatcher[Command] = TurnBatcher(self._run_turn, serial=True)
 
@@ -81,10 +84,11 @@ class RedisPipeline:
 
 def endpoint_of(redis: Redis) -> Endpoint | None:
     """Where ``redis``'s pool connects, for the lean connection; None when it is not plain TCP or
-    a unix socket (TLS, or a pool class of its own)."""
+    a unix socket (TLS, or a pool class of its own). With Sentinel the host and port are only
+    placeholders: the master is resolved on each connect (:func:`master_resolver`)."""
     pool = redis.connection_pool
     kwargs = pool.connection_kwargs
-    if pool.connection_class is Connection:
+    if pool.connection_class in (Connection, SentinelManagedConnection):
         host, port, path = str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), ""
     elif pool.connection_class is UnixDomainSocketConnection:
         host, port, path = "", 0, str(kwargs["path"])

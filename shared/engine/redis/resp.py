@@ -14,6 +14,11 @@ with ``raise_on_error=False``. A lost connection or a round trip over ``timeout`
 flight with redis-py's ``ConnectionError``/``TimeoutError`` and closes the socket (replies after a
 timeout could no longer be matched); the next call connects again.
 
+With a ``resolve`` callable (Sentinel: ``shared.engine.redis.connect.master_resolver``) the
+address is asked anew on every connect, and a READONLY reply (a master demoted by a failover)
+closes the connection too: those replies become ``ConnectionError`` like redis-py's sentinel
+connections raise, and the next call connects to the master the sentinels name now.
+
 Must not: carry pub/sub or blocking commands (a reply per command is assumed), or know any key.
 """
 
@@ -21,14 +26,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse
+from redis.exceptions import InvalidResponse, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
@@ -88,8 +93,11 @@ class _Replies(asyncio.Protocol):
 
 
 class RespConnection:
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, resolve: Callable[[], Awaitable[tuple[str, int]]] | None = None) -> None:
+        """``resolve``: where to connect, asked on every connect (``endpoint``'s host and port are
+        then unused)."""
         self.endpoint = endpoint
+        self._resolve = resolve
         self._protocol: _Replies | None = None
         self._connecting = asyncio.Lock()
 
@@ -102,10 +110,13 @@ class RespConnection:
         protocol.transport.write(b"".join([hiredis.pack_command(command) for command in commands]))
         try:
             async with asyncio.timeout(self.endpoint.timeout):
-                return await future
+                replies = await future
         except TimeoutError:
             protocol.fail(RedisTimeoutError(f"Redis did not answer in {self.endpoint.timeout} s"))
             raise RedisTimeoutError(f"Redis did not answer in {self.endpoint.timeout} s") from None
+        if any(isinstance(reply, ReadOnlyError) for reply in replies):
+            return _demoted(protocol, replies)
+        return replies
 
     async def _connected(self) -> _Replies:
         protocol = self._protocol
@@ -120,14 +131,15 @@ class RespConnection:
     async def _connect(self) -> _Replies:
         loop = asyncio.get_running_loop()
         e = self.endpoint
+        host, port = await self._resolve() if self._resolve is not None else (e.host, e.port)
         try:
             async with asyncio.timeout(e.timeout):
                 if e.path:
                     _, protocol = await loop.create_unix_connection(_Replies, e.path)
                 else:
-                    _, protocol = await loop.create_connection(_Replies, e.host, e.port)
+                    _, protocol = await loop.create_connection(_Replies, host, port)
         except (OSError, TimeoutError) as error:
-            where = e.path or f"{e.host}:{e.port}"
+            where = e.path or f"{host}:{port}"
             raise RedisConnectionError(f"Error connecting to Redis at {where}: {error}") from error
         self._protocol = protocol
         handshake: list[tuple[Any, ...]] = []
@@ -146,3 +158,11 @@ class RespConnection:
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
         self._protocol = None
+
+
+def _demoted(protocol: _Replies, replies: list[Any]) -> list[Any]:
+    """A READONLY reply: this server is a replica now. Drop the connection (the next call
+    connects, and resolves the master, again); READONLY replies become ``ConnectionError``."""
+    lost = RedisConnectionError("The previous master is now a replica")
+    protocol.fail(lost)
+    return [lost if isinstance(reply, ReadOnlyError) else reply for reply in replies]

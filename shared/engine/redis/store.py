@@ -1,6 +1,7 @@
 """``RedisStore``: the production :class:`~shared.engine.store.Store`, shared by every replica.
 
-Builds one client (a blocking connection pool), the process's ordered pipeline over it, and a
+Builds one client (a blocking connection pool, made by ``shared.engine.redis.connect``: one
+server or a Sentinel-managed master), the process's ordered pipeline over it, and a
 concern object of ``shared.engine.redis.<concern>`` for each concern, all under one
 :class:`~shared.engine.redis.keys.KeySpace`. The bus of the same process may share ``redis`` and
 ``pipeline`` (its publishes are then ordered with the store's writes).
@@ -17,7 +18,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from shared.engine.records import Record, RecordKind
+from shared.engine.redis import connect
 from shared.engine.redis.codec import decode_record
+from shared.engine.redis.connect import RedisTarget
 from shared.engine.redis.counters import RedisCounters
 from shared.engine.redis.done_marks import RedisDoneMarks
 from shared.engine.redis.history import RedisHistory
@@ -33,15 +36,15 @@ REDIS_POOL_SIZE = 64
 
 
 class RedisStore(Store):
-    def __init__(self, redis_url: str, namespace: str) -> None:
+    def __init__(self, redis: RedisTarget | str, namespace: str) -> None:
+        """``redis``: a URL, or a :class:`RedisTarget` (Sentinel)."""
         self._ns = namespace
         self._keys = KeySpace(namespace)
         # Building the client does not connect, so methods work without start() as well.
         # A blocking pool: a burst (thousands of handshakes at once) waits for a connection
         # instead of failing with MaxConnectionsError as redis-py's default pool does.
-        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=REDIS_POOL_SIZE, timeout=10)
         # Replies are bytes (no decode_responses): the concerns cast redis-py's ``bytes | str`` so.
-        self.redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self.redis: aioredis.Redis = connect.client(redis, max_connections=REDIS_POOL_SIZE, wait=10)
         # This turn's commands, in order, one round trip; the bus of the same process publishes
         # through it too (``real_backends``), so a router's history, publish and done marks share it.
         self.pipeline = RedisPipeline(self.redis)
@@ -61,7 +64,7 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         self.pipeline.close()
-        await self.redis.aclose()
+        await connect.close_client(self.redis)
 
     async def destroy(self) -> None:
         """Delete every key of this namespace (tests, teardown). Never touches other namespaces."""

@@ -1,0 +1,127 @@
+"""How a process connects to Redis: one server named by a URL, or the master a Sentinel set names.
+
+Every Redis connection of parley is made from a :class:`RedisTarget` through this module: the
+store's pool, the fan-out's subscriber connection, and the lean pipeline connection (which asks
+:func:`master_resolver` where the master is on every connect). So the Sentinel decision is taken
+here once, not at each call site.
+
+With Sentinel, ``url`` still carries the master's database, username, password and options; its
+host and port are not used: the master's address is asked of the sentinels on every (re)connect,
+so after a failover every connection follows the new master without a restart. A demoted master
+answers writes with READONLY; redis-py's sentinel connections and the lean connection then drop
+the connection and ask again.
+
+Must not: know any key or channel, or read the environment (``shared.config`` does that and
+checks the Sentinel settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+from shared.config import Settings
+
+SENTINEL_TIMEOUT = 2.0  # connect and reply, per sentinel asked
+
+# (host, port) of the current master
+MasterResolver = Callable[[], Awaitable[tuple[str, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where a process's Redis is: ``url`` alone, or ``sentinels`` naming ``sentinel_master``."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str = ""
+    sentinel_password: str | None = field(default=None, repr=False)  # the sentinels' own (the master's is in url)
+
+    @property
+    def uses_sentinel(self) -> bool:
+        return bool(self.sentinels)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisTarget:
+        """PARLEY_REDIS_URL, and the Sentinel settings if set (ValueError when they are not usable)."""
+        return cls(
+            url=settings.redis_url,
+            sentinels=settings.redis_sentinel_nodes,
+            sentinel_master=settings.redis_sentinel_master.strip(),
+            sentinel_password=settings.redis_sentinel_password or None,
+        )
+
+    @classmethod
+    def of(cls, target: RedisTarget | str) -> RedisTarget:
+        """A bare URL is a target without Sentinel."""
+        return target if isinstance(target, RedisTarget) else cls(url=target)
+
+
+class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """redis-py's sentinel pool (connections resolve the master on connect), blocking when full
+    like the plain store pool, and closing its sentinel clients with itself."""
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
+
+
+def connection_pool(
+    target: RedisTarget | str, *, max_connections: int | None = None, wait: float = 10.0, **options: Any
+) -> ConnectionPool:
+    """A pool for ``target``. With ``max_connections`` a full pool makes callers wait up to
+    ``wait`` seconds for a free connection instead of failing. ``options`` are connection
+    keyword arguments (``client_name``, ``socket_keepalive`` ...), over the URL's."""
+    target = RedisTarget.of(target)
+    if not target.uses_sentinel:
+        if max_connections is None:
+            return ConnectionPool.from_url(target.url, **options)
+        return BlockingConnectionPool.from_url(target.url, max_connections=max_connections, timeout=wait, **options)
+    kwargs: dict[str, Any] = dict(parse_url(target.url))
+    if "path" in kwargs:
+        raise ValueError("PARLEY_REDIS_URL must be redis:// or rediss:// with Sentinel, not a unix socket")
+    kwargs.pop("host", None)
+    kwargs.pop("port", None)
+    if kwargs.pop("connection_class", None) is SSLConnection:  # rediss://
+        kwargs["ssl"] = True  # the sentinel pool picks its own connection class from this
+    kwargs.update(options)
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    manager = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+    return _SentinelPool(
+        target.sentinel_master,
+        manager,
+        max_connections=max_connections if max_connections is not None else 2**31,
+        timeout=wait,
+        **kwargs,
+    )
+
+
+def client(target: RedisTarget | str, *, max_connections: int | None = None, wait: float = 10.0) -> Redis:
+    """A client over its own :func:`connection_pool` (closed with :func:`close_client`). Replies
+    are bytes (no ``decode_responses``). Building it does not connect."""
+    return Redis(connection_pool=connection_pool(target, max_connections=max_connections, wait=wait))
+
+
+async def close_client(redis: Redis) -> None:
+    """Close ``redis`` and its pool (with Sentinel, the sentinel clients too)."""
+    await redis.aclose()
+    await redis.connection_pool.aclose()
+
+
+def master_resolver(redis: Redis) -> MasterResolver | None:
+    """Where ``redis``'s master is now, asked of the sentinels; None when its pool has a fixed
+    address (no Sentinel)."""
+    pool = redis.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        resolve: MasterResolver = pool.get_master_address
+        return resolve
+    return None
