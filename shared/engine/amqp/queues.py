@@ -7,10 +7,11 @@ declare into :class:`QueueMismatch`. Must not know which queues exist (actions, 
 name their own).
 
 Quorum queues are always durable and replicated, keep every message on disk (a transient
-delivery mode only skips nothing), support single-active-consumer, ``x-max-length-bytes`` with
+delivery mode saves no write there), support single-active-consumer, ``x-max-length-bytes`` with
 ``reject-publish`` and per-message TTL (RabbitMQ 3.10+), and refuse global QoS (parley sets
-per-consumer prefetch only). They count each message's deliveries, and RabbitMQ 4.0 drops a
-message returned more than 20 times by default: a router or sink restarting that often with a
+per-consumer prefetch only). They count each message's deliveries, and RabbitMQ 4.0-4.2 drop a
+message returned (its consumer's channel closed) more than 20 times by default (4.3 counts only
+rejects): a router or sink restarting that often with a
 shard's actions unacked must not lose them, so quorum queues carry an explicit
 :data:`DELIVERY_LIMIT` far beyond any hand-over churn (``-1``, "unlimited" on 4.x, means
 "drop on first return" on 3.x, so it cannot be used on both).
