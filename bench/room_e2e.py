@@ -71,7 +71,9 @@ async def lift_rate_cap(settings: Settings, redis_url: str, amqp_url: str, room_
     from shared.engine.redis.store import RedisStore
 
     store = RedisStore(redis_url, settings.namespace)
-    bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
+    bus = AmqpRedisBus(
+        amqp_url, redis_url, settings.namespace, shards=settings.shards, queue_type=settings.amqp_queue_type
+    )
     await store.start()
     await bus.start()
     record = await store.records.get(RecordKind.ROOM, room_id)

@@ -14,6 +14,7 @@ from parley.embedded import Node
 from parley.runtime import real_backends, run, serve_until_signal
 from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
+from shared.engine.amqp.queues import QueueMismatch, parse_queue_type
 from shared.engine.memory import MemoryBus, MemoryStore
 from shared.logs import configure_logging
 
@@ -140,6 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     problems += settings.redis_problems()
     if problems:
         sys.exit("\n".join(f"parley {args.command}: {problem}" for problem in problems))
+    try:
+        parse_queue_type(settings.amqp_queue_type)
+    except ValueError as exc:
+        sys.exit(f"parley {args.command}: {exc}")
     if args.command == "api" and args.demo:
         settings = settings.with_(demo=True)
     if args.command == "gateway" and args.id:
@@ -164,7 +169,10 @@ def main(argv: list[str] | None = None) -> None:
         await node.start(api_port=port, gateway_port=port, front_ports=front_ports)
         log.info("started", component=args.command, front=getattr(args, "name", None))
 
-    run(serve_until_signal(start_one, node.stop))
+    try:
+        run(serve_until_signal(start_one, node.stop))
+    except QueueMismatch as exc:  # a restart cannot fix it: say what to change, once, and stop
+        sys.exit(f"parley {args.command}: {exc}")
 
 
 if __name__ == "__main__":

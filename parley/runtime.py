@@ -38,6 +38,7 @@ def real_backends(settings: Settings) -> tuple[Store, Bus]:
         pipeline=store.pipeline,
         redis=store.redis,
         log_queue_max_bytes=settings.log_queue_max_bytes,
+        queue_type=settings.amqp_queue_type,
     )
     return store, bus
 

@@ -117,7 +117,10 @@ class Settings:
     redis_sentinels: str = ""
     redis_sentinel_master: str = ""
     redis_sentinel_password: str = ""  # the sentinels' own requirepass, if they have one (never logged)
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"  # or several nodes, comma-separated, tried in turn
+    # quorum (replicated, RabbitMQ 3.10+/4.x) or classic: every durable queue of the namespace;
+    # it cannot change on an existing namespace without a drain (shared/engine/amqp/queues.py)
+    amqp_queue_type: str = "quorum"
     namespace: str = "parley"  # prefix of every Redis key, channel, exchange and queue
 
     api_host: str = "127.0.0.1"

@@ -103,17 +103,37 @@ def engine_store(request: pytest.FixtureRequest):  # -> Store
     return request.getfixturevalue("redis_store")
 
 
+AMQP_QUEUE_TYPES = ["quorum", "classic"]
+
+
 @pytest.fixture
-async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
+def amqp_queue_type(request: pytest.FixtureRequest) -> str:
+    """PARLEY_AMQP_QUEUE_TYPE of the test's buses: a test using ``amqp_bus_factory`` runs on
+    each type (``pytest_generate_tests``); the ``make_bus`` suites have an engine per type."""
+    return str(getattr(request, "param", "quorum"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # a module setting ONE_QUEUE_TYPE = True chooses the type per test itself
+    if getattr(metafunc.module, "ONE_QUEUE_TYPE", False):
+        return
+    if "amqp_queue_type" in metafunc.fixturenames and "make_bus" not in metafunc.fixturenames:
+        metafunc.parametrize("amqp_queue_type", AMQP_QUEUE_TYPES, indirect=True)
+
+
+@pytest.fixture
+async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str, amqp_queue_type: str):
     """``await make(**kwargs)`` builds and starts an ``AmqpRedisBus`` on this test's namespace
-    (default 4 shards); every bus is closed and the namespace's queues deleted afterwards."""
+    (default 4 shards, queues of type ``amqp_queue_type``); every bus is closed and the
+    namespace's queues deleted afterwards."""
     from shared.engine.amqp import AmqpRedisBus
 
     buses: list[AmqpRedisBus] = []
 
     async def make(**kwargs: object) -> AmqpRedisBus:
-        options: dict[str, object] = {"shards": 4, **kwargs}
-        bus = AmqpRedisBus(amqp_url, redis_url, namespace, **options)  # type: ignore[arg-type]
+        options: dict[str, object] = {"shards": 4, "queue_type": amqp_queue_type, **kwargs}
+        url = str(options.pop("amqp_url", amqp_url))  # a node list, say
+        bus = AmqpRedisBus(url, redis_url, namespace, **options)  # type: ignore[arg-type]
         buses.append(bus)
         await bus.start()
         return bus
@@ -123,8 +143,8 @@ async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str):
     finally:
         for bus in buses:
             await bus.close()
-        if buses:
-            await buses[0].destroy()
+        if buses:  # straight to the broker: a test's node list may be gone by now
+            await AmqpRedisBus(amqp_url, redis_url, namespace, shards=buses[0].actions.shards).destroy()
 
 
 # Fixtures shared by several test modules: the engine suites' `make_bus` (memory and amqp

@@ -22,7 +22,17 @@ if TYPE_CHECKING:
 MakeBus = Callable[[], Awaitable[Bus]]
 AmqpBusFactory = Callable[..., Awaitable["AmqpRedisBus"]]  # the ``amqp_bus_factory`` fixture
 TIMEOUT = 5.0
-ENGINES = ["memory", pytest.param("amqp", marks=pytest.mark.integration)]
+# "amqp": quorum queues (the default PARLEY_AMQP_QUEUE_TYPE); "amqp-classic": classic ones
+ENGINES = [
+    "memory",
+    pytest.param("amqp", marks=pytest.mark.integration),
+    pytest.param("amqp-classic", marks=pytest.mark.integration),
+]
+
+
+def engine_queue_type(engine: str) -> str:
+    """The PARLEY_AMQP_QUEUE_TYPE of an amqp ``make_bus`` engine."""
+    return "classic" if engine == "amqp-classic" else "quorum"
 
 
 @pytest.fixture(params=ENGINES)
@@ -36,8 +46,13 @@ def make_bus(request: pytest.FixtureRequest) -> MakeBus:
             return bus
 
         return same
-    factory: MakeBus = request.getfixturevalue("amqp_bus_factory")
-    return factory
+    factory: AmqpBusFactory = request.getfixturevalue("amqp_bus_factory")
+    queue_type = engine_queue_type(request.param)
+
+    async def make() -> Bus:
+        return await factory(queue_type=queue_type)
+
+    return make
 
 
 class Inbox:

@@ -191,17 +191,19 @@ async def test_actions_are_persistent_unless_configured_transient(
 ) -> None:
     import aio_pika
 
+    # On a quorum queue the delivery mode is only carried along: it keeps every message on disk.
     bus = await amqp_bus_factory(durable_actions=durable)
     await bus.actions.publish(action("room-d", 0))
+    # basic.get is refused on a single-active-consumer quorum queue: consume the raw message
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
         queue = await channel.declare_queue(bus.actions.queue_name(bus.actions.shard_of("room-d")), passive=True)
-        message = await queue.get(timeout=5)
-        assert message is not None
-        expected = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
-        assert message.delivery_mode == expected
-        await message.ack()
+        async with queue.iterator() as messages:
+            message = await asyncio.wait_for(anext(aiter(messages)), TIMEOUT)
+            expected = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
+            assert message.delivery_mode == expected
+            await message.ack()
     finally:
         await connection.close()
 

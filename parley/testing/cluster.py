@@ -94,6 +94,7 @@ class Cluster:
             PARLEY_NAMESPACE=s.namespace,
             PARLEY_REDIS_URL=self.redis_url,
             PARLEY_AMQP_URL=self.amqp_url,
+            PARLEY_AMQP_QUEUE_TYPE=s.amqp_queue_type,
             PARLEY_TOKEN_SECRET=s.token_secret,
             PARLEY_ACCESS_KEY_ID=s.access_key_id,
             PARLEY_SECRET_ACCESS_KEY=s.secret_access_key,
@@ -287,7 +288,9 @@ def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None
     from shared.engine.redis.store import RedisStore
 
     async def destroy() -> None:
-        bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards)
+        bus = AmqpRedisBus(
+            amqp_url, redis_url, settings.namespace, shards=settings.shards, queue_type=settings.amqp_queue_type
+        )
         store = RedisStore(redis_url, settings.namespace)
         await bus.start()
         await store.start()

@@ -1,8 +1,9 @@
 """RabbitMQ :class:`~shared.engine.actions.Actions`: durable shard queues behind one direct exchange.
 
-Owns, under ``namespace``: the durable direct exchange ``{ns}.actions`` and one durable classic
-queue per shard, ``{ns}.actions.{shard}`` (``x-single-active-consumer``), bound by
-``str(shard)``. Actions are persistent (unless ``durable_actions=False``) and published with
+Owns, under ``namespace``: the durable direct exchange ``{ns}.actions`` and one durable queue
+per shard (quorum or classic, ``shared.engine.amqp.queues``), ``{ns}.actions.{shard}``
+(``x-single-active-consumer``), bound by ``str(shard)``. Actions are persistent (unless
+``durable_actions=False``; a quorum queue keeps every message on disk anyway) and published with
 publisher confirms; actions published in the same loop turn for one shard travel as one broker
 message (a msgpack batch, AMQP ``type`` :data:`BATCH_TYPE`). Consumers ack manually, coalesced
 per loop turn (``shared.engine.amqp.acks``).
@@ -26,6 +27,7 @@ from shared import metrics
 from shared.engine.actions import Ack, ActionHandler, Actions, Settle, ShardConsumer
 from shared.engine.amqp.acks import AckCoalescer
 from shared.engine.amqp.connection import CLOSE_TIMEOUT, AmqpConnection
+from shared.engine.amqp.queues import QueueType, declare_durable_queue
 from shared.engine.coalesce import TurnBatcher
 from shared.protocol.envelope import ActionEnvelope
 
@@ -148,14 +150,22 @@ class AmqpShardConsumer(ShardConsumer):
 
 class AmqpActions(Actions):
     def __init__(
-        self, connection: AmqpConnection, namespace: str, shards: int, prefetch: int, durable_actions: bool
+        self,
+        connection: AmqpConnection,
+        namespace: str,
+        shards: int,
+        prefetch: int,
+        durable_actions: bool,
+        queue_type: QueueType = QueueType.QUORUM,
     ) -> None:
         self.shards = shards
+        self.queue_type = queue_type
         self.prefetch = prefetch
         self.exchange_name = f"{namespace}.actions"
         # Persistent actions survive a broker restart; RabbitMQ confirms them after an fsync, which
         # is most of its CPU per message. Transient ones are confirmed from memory: a router crash
         # still loses nothing (unacked deliveries come back), a broker restart loses those queued.
+        # A quorum queue ignores the delivery mode: it writes and replicates every message.
         self._delivery_mode = (
             aio_pika.DeliveryMode.PERSISTENT if durable_actions else aio_pika.DeliveryMode.NOT_PERSISTENT
         )
@@ -181,8 +191,8 @@ class AmqpActions(Actions):
 
     async def _declare_queue(self, channel: AbstractChannel, shard: int) -> AbstractQueue:
         # Every declaration must carry the same arguments or the broker refuses it.
-        return await channel.declare_queue(
-            self.queue_name(shard), durable=True, arguments={"x-single-active-consumer": True}
+        return await declare_durable_queue(
+            channel, self.queue_name(shard), self.queue_type, {"x-single-active-consumer": True}
         )
 
     async def publish(self, action: ActionEnvelope) -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 
-import aio_pika
 from redis.asyncio import Redis
 
 from shared.engine.amqp.actions import AmqpActions
 from shared.engine.amqp.connection import AmqpConnection
+from shared.engine.amqp.failover import connect_nodes
 from shared.engine.amqp.logstream import DEFAULT_MAX_BYTES, AmqpLogStream
+from shared.engine.amqp.queues import QueueType, parse_queue_type
 from shared.engine.amqp.review_rpc import AmqpReviewRpc
 from shared.engine.bus import Bus
 from shared.engine.redis.connect import RedisTarget
@@ -44,19 +45,24 @@ class AmqpRedisBus(Bus):
         pipeline: RedisPipeline | None = None,
         redis: Redis | None = None,
         log_queue_max_bytes: int = DEFAULT_MAX_BYTES,
+        queue_type: QueueType | str = QueueType.QUORUM,
     ) -> None:
         """``pipeline`` and ``redis``: the process's ordered pipeline and Redis client (the
-        store's, see ``parley.runtime.real_backends``); without them the fan-out makes its own."""
+        store's, see ``parley.runtime.real_backends``); without them the fan-out makes its own.
+        ``queue_type``: of every durable queue (``PARLEY_AMQP_QUEUE_TYPE``); all processes of a
+        namespace must agree (``shared.engine.amqp.queues``)."""
+        queue_type = parse_queue_type(queue_type)
         self.connection = AmqpConnection(amqp_url)
         super().__init__(
-            AmqpActions(self.connection, namespace, shards, prefetch, durable_actions),
+            AmqpActions(self.connection, namespace, shards, prefetch, durable_actions, queue_type),
             RedisFanout(redis_target, namespace, redis=redis, pipeline=pipeline),
-            AmqpReviewRpc(self.connection, namespace),
-            AmqpLogStream(self.connection, namespace, log_queue_max_bytes),
+            AmqpReviewRpc(self.connection, namespace, queue_type),
+            AmqpLogStream(self.connection, namespace, log_queue_max_bytes, queue_type),
         )
         # Declared by every process on connect: a publish before any consumer started is kept.
         self.connection.on_open(self.actions.declare)
         self.connection.on_open(self.logs.declare)
+        self.connection.on_open(self.reviews.declare)
 
     async def start(self) -> None:
         await self.connection.open()
@@ -73,7 +79,7 @@ class AmqpRedisBus(Bus):
     async def destroy(self) -> None:
         """Delete this namespace's queues and exchange (tests). Works before or after close()."""
         async with asyncio.timeout(30):  # a teardown must fail, never hang
-            connection = await aio_pika.connect(self.connection.url)
+            connection = await connect_nodes(self.connection.url)
             try:
                 channel = await connection.channel()
                 await self.actions.delete(channel)

@@ -1,6 +1,7 @@
 """The one RabbitMQ connection an ``AmqpRedisBus`` shares among its paths.
 
-Owns the robust connection, its publisher channel (publisher confirms; an unroutable publish
+Owns the robust connection (to the first of ``PARLEY_AMQP_URL``'s nodes that answers, failing
+over between them: ``shared.engine.amqp.failover``), its publisher channel (publisher confirms; an unroutable publish
 raises) and the open/close lifecycle: opened on first use, declarations run once on the
 publisher channel, refused after close. Consumers get channels of their own from it.
 """
@@ -11,8 +12,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+
+from shared.engine.amqp.failover import connect_nodes, node_urls
 
 # Bounds for the waits that must never hang close()/stop() on a dead broker.
 CLOSE_TIMEOUT = 5.0
@@ -22,7 +24,8 @@ Declare = Callable[[AbstractChannel], Awaitable[None]]
 
 class AmqpConnection:
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = url  # one node URL, or several comma-separated
+        node_urls(url)  # an empty PARLEY_AMQP_URL fails here, not on first use
         self._declares: list[Declare] = []
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
@@ -41,7 +44,7 @@ class AmqpConnection:
                 raise RuntimeError("bus is closed")
             if self._opened:
                 return
-            self._connection = await aio_pika.connect_robust(self.url)
+            self._connection = await connect_nodes(self.url)
             # on_return_raises: an action routed to no queue must fail loudly, not vanish.
             channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             for declare in self._declares:

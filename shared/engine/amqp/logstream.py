@@ -1,10 +1,12 @@
 """RabbitMQ :class:`~shared.engine.logstream.LogStream`: one bounded durable queue, one active consumer.
 
-Owns, under ``namespace``: the durable queue ``{ns}.logs`` (default exchange),
-single-active-consumer so one logger sink at a time drains it in order (others are hot
-standbys), bounded by ``x-max-length-bytes`` with ``x-overflow: reject-publish``: when sinks fall
-that far behind the broker nacks new deliveries and ``publish`` counts and drops them, so chat
-never waits. Deliveries are persistent and confirmed; the room id travels in the ``room`` header.
+Owns, under ``namespace``: the durable queue ``{ns}.logs`` (default exchange; quorum or classic,
+``shared.engine.amqp.queues``), single-active-consumer so one logger sink at a time drains it in
+order (others are hot standbys), bounded by ``x-max-length-bytes`` with ``x-overflow: reject-
+publish``: when sinks fall that far behind the broker nacks new deliveries and ``publish``
+counts and drops them, so chat never waits (a quorum queue refuses once it is at the bound, so
+it may overshoot it by one delivery; a classic one refuses the delivery that would cross it).
+Deliveries are persistent and confirmed; the room id travels in the ``room`` header.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiormq.abc import FieldTable
 from shared import metrics
 from shared.engine.amqp.acks import AckCoalescer
 from shared.engine.amqp.connection import CLOSE_TIMEOUT, AmqpConnection
+from shared.engine.amqp.queues import QueueType, declare_durable_queue
 from shared.engine.logstream import LogConsumer, LogHandler, LogStream
 
 log = structlog.get_logger(__name__)
@@ -74,8 +77,15 @@ class AmqpLogConsumer(LogConsumer):
 
 
 class AmqpLogStream(LogStream):
-    def __init__(self, connection: AmqpConnection, namespace: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        connection: AmqpConnection,
+        namespace: str,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        queue_type: QueueType = QueueType.QUORUM,
+    ) -> None:
         self.queue_name = f"{namespace}.logs"
+        self.queue_type = queue_type
         self.max_bytes = max_bytes  # x-max-length-bytes of the queue; all processes must agree
         self._connection = connection
         self._consumers: list[AmqpLogConsumer] = []
@@ -92,7 +102,7 @@ class AmqpLogStream(LogStream):
             "x-max-length-bytes": self.max_bytes,
             "x-overflow": "reject-publish",
         }
-        return await channel.declare_queue(self.queue_name, durable=True, arguments=arguments)
+        return await declare_durable_queue(channel, self.queue_name, self.queue_type, arguments)
 
     async def publish(self, room_id: str, data: bytes) -> None:
         await self._connection.ensure_open()

@@ -1,11 +1,12 @@
 """RabbitMQ :class:`~shared.engine.review_rpc.ReviewRpc`: request/reply over a competing-consumer queue.
 
-Owns, under ``namespace``: the transient queue ``{ns}.reviews`` that every reviewer consumes
-(competing consumers, prefetch = its concurrency); each request carries a per-message
-``expiration`` equal to the caller's timeout, so a request nobody took in time dies in the queue.
-Replies go to the caller's exclusive ``{ns}.review-replies.{random}`` queue, matched by
-``correlation_id``. Requests and replies are transient and unconfirmed: a lost one is a timeout,
-and the caller falls back.
+Owns, under ``namespace``: the durable queue ``{ns}.reviews`` (quorum or classic,
+``shared.engine.amqp.queues``; RabbitMQ 4 refuses transient non-exclusive queues) that every
+reviewer consumes (competing consumers, prefetch = its concurrency); each request carries a
+per-message ``expiration`` equal to the caller's timeout, so a request nobody took in time dies
+in the queue. Replies go to the caller's exclusive ``{ns}.review-replies.{random}`` queue (exclusive
+queues may stay transient), matched by ``correlation_id``. Requests and replies are transient and
+unconfirmed: a lost one is a timeout, and the caller falls back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
 from aiormq.exceptions import AMQPError
 
 from shared.engine.amqp.connection import CLOSE_TIMEOUT, AmqpConnection
+from shared.engine.amqp.queues import QueueType, declare_durable_queue
 from shared.engine.review_rpc import ReviewHandler, ReviewRpc, ReviewServer
 
 log = structlog.get_logger(__name__)
@@ -74,8 +76,9 @@ class AmqpReviewServer(ReviewServer):
 
 
 class AmqpReviewRpc(ReviewRpc):
-    def __init__(self, connection: AmqpConnection, namespace: str) -> None:
+    def __init__(self, connection: AmqpConnection, namespace: str, queue_type: QueueType = QueueType.QUORUM) -> None:
         self.queue_name = f"{namespace}.reviews"
+        self.queue_type = queue_type
         self._connection = connection
         self._servers: list[AmqpReviewServer] = []
         self._channel: AbstractChannel | None = None
@@ -84,9 +87,20 @@ class AmqpReviewRpc(ReviewRpc):
         self._ids = itertools.count()
         self._lock = asyncio.Lock()
 
+    async def declare(self, channel: AbstractChannel) -> None:
+        """Declared by every process when it connects, so a mismatch stops it at start."""
+        await self._declare_queue(channel)
+
     async def _declare_queue(self, channel: AbstractChannel) -> AbstractQueue:
-        # Transient: in-flight reviews are worth nothing after a broker restart (callers fell back).
-        return await channel.declare_queue(self.queue_name, durable=False)
+        # Durable queue, transient requests: in-flight reviews are worth nothing after a broker
+        # restart (callers fell back), but RabbitMQ 4 has no transient shared queues.
+        return await declare_durable_queue(
+            channel,
+            self.queue_name,
+            self.queue_type,
+            hint="It holds only review requests in flight (earlier parley versions declared it transient): "
+            "deleting it loses nothing.",
+        )
 
     async def _caller_channel(self) -> AbstractChannel:
         """The caller side, set up on first use (routers without reviewed rooms never need it)."""
