@@ -176,9 +176,9 @@ class SocketIo:
 
 
 class Parley:
-    def __init__(self, redis_url: str, amqp_url: str, baseline: str | None = None) -> None:
+    def __init__(self, redis_url: str, amqp_url: str, baseline: str | None = None, queue_type: str = "") -> None:
         """This tree's parley, or with ``baseline`` (a commit) that commit's, from a worktree of it."""
-        self.name = "parley" if baseline is None else f"parley@{baseline}"
+        self.name = ("parley" if baseline is None else f"parley@{baseline}") + (f"({queue_type})" if queue_type else "")
         self.baseline = baseline
         self.cluster = Cluster(
             throwaway_settings(shards=4),
@@ -188,7 +188,8 @@ class Parley:
                 "PARLEY_LOG_LEVEL": "warning",
                 "PARLEY_CONNECTION_RATE_PER_SECOND": "100000",
                 "PARLEY_PING_INTERVAL": "60",
-            },
+            }
+            | ({"PARLEY_AMQP_QUEUE_TYPE": queue_type} if queue_type else {}),
         )
         self.gateways = ["gw0", "gw1"]
 
@@ -429,6 +430,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="load generator worker processes")
     parser.add_argument("--only", choices=["socketio", "parley"], help="run one system (profiling)")
     parser.add_argument("--baseline", metavar="REV", help="also run parley at this commit (a worktree of it)")
+    parser.add_argument("--queue-type", choices=["quorum", "classic"], help="this tree's PARLEY_AMQP_QUEUE_TYPE")
     parser.add_argument("--no-peer", action="store_true", help="leave Socket.IO out (tree vs --baseline only)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile-dir", type=Path, help="py-spy raw stacks of parley's gw0 and router0 per load")
@@ -443,7 +445,7 @@ def main() -> None:
     if args.only != "parley" and not args.no_peer:
         systems.append(SocketIo(args.redis_url))
     if args.only != "socketio":
-        systems.append(Parley(args.redis_url, args.amqp_url))
+        systems.append(Parley(args.redis_url, args.amqp_url, queue_type=args.queue_type))
         if args.baseline:
             systems.append(Parley(args.redis_url, args.amqp_url, args.baseline))
     results: list[Result] = []
