@@ -162,13 +162,17 @@ class FaultLoad:
     def mark_fault_end(self) -> None:
         self.fault_end = time.monotonic()
 
-    async def finish(self, quiet: float = 3.0, timeout: float = 30.0) -> Tally:
-        """Stop sending; wait until nothing arrives for ``quiet`` s (at most ``timeout``); tally."""
+    async def finish(self, quiet: float = 3.0, unanswered: float = 10.0, timeout: float = 30.0) -> Tally:
+        """Stop sending; wait until nothing arrives for ``quiet`` s and every send is answered (or
+        ``unanswered`` s passed: a send on a socket that died never is), at most ``timeout``; tally."""
         self.sending = False
-        deadline = time.monotonic() + timeout
+        stopped = time.monotonic()
+        deadline = stopped + timeout
         while time.monotonic() < deadline:
-            last = max([t for p in self.receivers for t in p.arrivals] + [0.0])
-            if time.monotonic() - last > quiet and all(p.client is not None for p in self.receivers):
+            now = time.monotonic()
+            last = max([stopped] + [t for p in self.receivers for t in p.arrivals])
+            answered = not self.pending or now - stopped > unanswered
+            if now - last > quiet and answered and all(p.client is not None for p in self.receivers):
                 break
             await asyncio.sleep(0.2)
         history = await self._history()
