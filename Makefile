@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint services clean js browser deploy-tools deploy-check
+.PHONY: install run test test-fast faults lint services clean js browser deploy-tools deploy-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: $(STAMP) services tests/js/node_modules browser lint deploy-tools
 ## unit tests only (no servers)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
+
+## the fault suite (bench/faults.py): kills, restarts and stalls mid-stream on throwaway clusters, a
+## table of what each cost; its own redis-server and RabbitMQ node for engine faults (~3 min)
+faults: $(STAMP) services
+	$(PY) -m bench.faults $(FAULTS_ARGS)
 
 ## promtool (Debian's prometheus package) and docker-compose for tests/test_deploy.py; no-op when present
 deploy-tools:

@@ -1,0 +1,331 @@
+"""The fault suite: each scenario runs steady traffic through a throwaway distributed cluster
+(api, 2 gateways, 2 routers as processes on loopback), causes one fault mid-stream and prints
+what it cost. Engine faults use a redis-server and a RabbitMQ node of their own (never the shared
+6379/5672); process kills use the shared engines under a namespace of their own.
+
+    .venv/bin/python -m bench.faults [--scenario NAME ...] [--rate 8] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from logger_sink import layout
+from parley.testing.cluster import BENCH_ENV, Cluster, serving, throwaway_settings
+from parley.testing.engines import OwnRabbit, OwnRedis
+from parley.testing.faultload import FaultLoad, Tally
+from shared.config import Settings
+from shared.engine.actions import shard_of
+
+SHARED_REDIS = Settings().redis_url
+SHARED_AMQP = Settings().amqp_url
+BEFORE, AFTER = 3.0, 5.0
+
+
+@dataclass
+class Env:
+    cluster: Cluster
+    redis: OwnRedis | None
+    rabbit: OwnRabbit | None
+    log_dir: Path
+    room_id: str = ""
+
+
+Fault = Callable[[Env], Awaitable[None]]
+
+
+@dataclass
+class Scenario:
+    name: str
+    fault: Fault | None
+    why: str  # what a loss, if any, comes from
+    own_redis: bool = False
+    own_rabbit: bool = False
+    reviewer: bool = False
+    logger: bool = False
+    not_yet: str = ""
+
+
+async def _kill_then_start(env: Env, name: str, start: Callable[[], None]) -> None:
+    env.cluster.kill(name)
+    await asyncio.sleep(0.5)
+    start()
+
+
+async def kill_gateway(env: Env) -> None:
+    env.cluster.kill("gwA")  # its clients reconnect to gwB
+
+
+def shard_owner(cluster: Cluster, room_id: str) -> str:
+    """Which router process holds ``room_id``'s shard now, from the routers' own log lines: the one
+    whose last line about the shard is "shard acquired" (the later one, should both say so)."""
+    shard = shard_of(room_id, cluster.settings.shards)
+    holders: list[tuple[str, str]] = []  # (acquired at, router)
+    for name in ("router1", "router2"):
+        last: dict[str, Any] = {}
+        path = cluster.log_dir / f"parley-{cluster.settings.namespace}-{name}.log"
+        for line in path.read_text().splitlines():
+            event = json.loads(line) if '"shard"' in line else {}
+            if event.get("shard") == shard and event.get("event") in ("shard acquired", "shard released"):
+                last = event
+        if last.get("event") == "shard acquired":
+            holders.append((last["timestamp"], name))
+    return max(holders)[1] if holders else "router1"
+
+
+async def kill_router(env: Env) -> None:
+    owner = shard_owner(env.cluster, env.room_id)
+    env.cluster.kill(owner)  # the other takes the shard when the heartbeat lapses
+
+
+async def kill_reviewer(env: Env) -> None:
+    await _kill_then_start(env, "reviewer1", lambda: env.cluster.start("reviewer2", "reviewer"))
+
+
+async def kill_logger(env: Env) -> None:
+    await _kill_then_start(env, "logger1", lambda: env.cluster.start("logger2", "logger"))
+
+
+async def restart_rabbit(env: Env) -> None:
+    assert env.rabbit is not None
+    await asyncio.to_thread(env.rabbit.restart_app, 1.0)
+
+
+async def stall_rabbit(env: Env) -> None:
+    assert env.rabbit is not None
+    await asyncio.to_thread(env.rabbit.stall, 3.0)
+
+
+async def kill_pubsub(env: Env) -> None:
+    assert env.redis is not None
+    await asyncio.to_thread(env.redis.kill_pubsub)
+
+
+async def pause_redis(env: Env) -> None:
+    assert env.redis is not None
+    await asyncio.to_thread(env.redis.pause, 3000)
+    await asyncio.sleep(3.0)  # the fault ends when the pause does
+
+
+SCENARIOS = [
+    Scenario("gateway kill -9", kill_gateway, "frames in flight on the dead gateway's sockets"),
+    Scenario("router kill -9", kill_router, "unacked actions are redelivered to the next owner"),
+    Scenario("reviewer kill -9", kill_reviewer, "reviews in flight are redelivered", reviewer=True),
+    Scenario("logger kill -9", kill_logger, "written-but-unacked batches come back", logger=True),
+    Scenario("rabbitmq restart", restart_rabbit, "sends while the broker is down", own_rabbit=True),
+    Scenario("rabbitmq stall 3 s", stall_rabbit, "SIGSTOP of beam.smp for 3 s", own_rabbit=True),
+    Scenario("redis pub/sub kill", kill_pubsub, "fan-out published while unsubscribed", own_redis=True),
+    Scenario("redis pause 3 s", pause_redis, "CLIENT PAUSE 3000 ALL", own_redis=True),
+    Scenario("rabbitmq node loss (3-node)", None, "", not_yet="needs quorum queues + multi-URL AMQP"),
+    Scenario("redis sentinel failover", None, "", not_yet="needs Redis Sentinel support"),
+    Scenario("redis cluster node restart", None, "", not_yet="needs Redis Cluster support"),
+]
+
+
+@asynccontextmanager
+async def review_handler() -> AsyncIterator[str]:
+    """ALLOW every message unchanged after 30 ms (so a killed reviewer has reviews in flight)."""
+
+    async def review(request: web.Request) -> web.Response:
+        body = await request.json()
+        await asyncio.sleep(0.03)
+        return web.json_response({"ReviewResult": "ALLOW", "Content": body["Content"]})
+
+    app = web.Application()
+    app.router.add_post("/review", review)
+    async with serving(app) as url:
+        yield f"{url}/review"
+
+
+@asynccontextmanager
+async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env, dict[str, float]]]:
+    started: dict[str, float] = {}
+    redis = OwnRedis() if scenario.own_redis else None
+    rabbit = OwnRabbit() if scenario.own_rabbit else None
+    cluster: Cluster | None = None
+    try:
+        if redis is not None:
+            started["redis"] = await asyncio.to_thread(redis.start)
+        if rabbit is not None:
+            started["rabbitmq"] = await asyncio.to_thread(rabbit.start)
+        settings = throwaway_settings(shards=8).with_(review_allowed_networks="127.0.0.0/8")
+        extra = BENCH_ENV | {
+            "PARLEY_LOG_LEVEL": "info",  # the routers' "shard acquired" lines say who owns the room
+            "PARLEY_LOG_DIR": str(tmp / "logs"),
+            "PARLEY_LOG_BATCH_SECONDS": "0.2",
+        }
+        cluster = Cluster(
+            settings,
+            redis.url if redis else SHARED_REDIS,
+            rabbit.url if rabbit else SHARED_AMQP,
+            extra_env=extra,
+            log_dir=tmp,
+        )
+        await asyncio.to_thread(_start_cluster, cluster, scenario)
+        yield Env(cluster, redis, rabbit, tmp / "logs"), started
+    finally:
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
+            try:
+                await asyncio.to_thread(cluster.destroy)
+            except Exception:
+                pass
+        if rabbit is not None:
+            await asyncio.to_thread(rabbit.stop)
+        if redis is not None:
+            await asyncio.to_thread(redis.stop)
+
+
+def _start_cluster(cluster: Cluster, scenario: Scenario) -> None:
+    cluster.start_api()
+    cluster.start_gateway("gwA")
+    cluster.start_gateway("gwB")
+    cluster.start_router("router1")
+    cluster.start_router("router2")
+    if scenario.reviewer:
+        cluster.start("reviewer1", "reviewer")
+    if scenario.logger:
+        cluster.start("logger1", "logger")
+    time.sleep(2.5)  # routers' heartbeats meet and the shards settle before traffic starts
+
+
+def _logged_ids(env: Env, room: dict[str, Any]) -> set[str]:
+    path = layout.cloudwatch_path(env.log_dir, "faults", room["id"])
+    lines = path.read_bytes().splitlines() if path.exists() else []
+    return {json.loads(line)["payload"]["Id"] for line in lines}
+
+
+async def run_scenario(scenario: Scenario, rate: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"scenario": scenario.name}
+    if scenario.fault is None:
+        return row | {"error": f"not yet ({scenario.not_yet})"}
+    with tempfile.TemporaryDirectory(prefix="parley-faults-") as tmp:
+        async with environment(scenario, Path(tmp)) as (env, started):
+            row["engine_start_s"] = {k: round(v, 1) for k, v in started.items()}
+            ivschat = env.cluster.ivschat()
+            room_args: dict[str, Any] = {"name": "faults", "maximumMessageRatePerSecond": 100}
+            if scenario.reviewer:
+                handler = review_handler()
+                room_args["messageReviewHandler"] = {"uri": await handler.__aenter__(), "fallbackResult": "ALLOW"}
+            if scenario.logger:
+                config = ivschat.create_logging_configuration(
+                    destinationConfiguration={"cloudWatchLogs": {"logGroupName": "faults"}}
+                )
+                room_args["loggingConfigurationIdentifiers"] = [config["arn"]]
+            room = ivschat.create_room(**room_args)
+            env.room_id = room["id"]
+            try:
+                load = FaultLoad(env.cluster, room["arn"], rate)
+                await load.start()
+                await asyncio.sleep(BEFORE)
+                await scenario.fault(env)
+                load.mark_fault_end()
+                await asyncio.sleep(AFTER)
+                tally = await load.finish()
+                row |= _row(tally)
+                if scenario.logger:
+                    deadline = time.monotonic() + 15
+                    while time.monotonic() < deadline:
+                        missing = set(tally.accepted_ids) - _logged_ids(env, room)
+                        if not missing:
+                            break
+                        await asyncio.sleep(0.5)
+                    row["log_missing"] = len(missing)
+            finally:
+                if scenario.reviewer:
+                    await handler.__aexit__(None, None, None)
+    lost = sum(row["missed_after"].values()) + row.get("log_missing", 0)
+    row["why"] = scenario.why if lost or row["duplicates"] else ""
+    return row
+
+
+def _row(tally: Tally) -> dict[str, Any]:
+    return {
+        "sent": tally.sent,
+        "accepted": len(tally.accepted),
+        "errors": dict(tally.errors),
+        "missed_live": tally.missed_live,
+        "missed_after": tally.missed_after,
+        "duplicates": tally.duplicates,
+        "recovery_send_s": None if tally.send_recovery is None else round(tally.send_recovery, 2),
+        "recovery_delivery_s": None if tally.delivery_recovery is None else round(tally.delivery_recovery, 2),
+        "reconnects": tally.reconnects,
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| scenario | sent | accepted | errors | missed live A/B | missed after catch-up A/B | dups "
+        "| recovery send / delivery (s) | note |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    total = {"sent": 0, "accepted": 0, "lost": 0, "dups": 0}
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['scenario']} | | | | | | | | {row['error']} |")
+            continue
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(row["errors"].items())) or "0"
+        live = "/".join(str(v) for v in row["missed_live"].values())
+        after = "/".join(str(v) for v in row["missed_after"].values())
+        note = row["why"]
+        if "log_missing" in row:
+            note = f"{row['log_missing']} accepted missing from the log files; {note}".rstrip("; ")
+        if row["engine_start_s"]:
+            started = ", ".join(f"{k} up in {v} s" for k, v in row["engine_start_s"].items())
+            note = f"{note}; {started}".lstrip("; ")
+        recovery = f"{_seconds(row['recovery_send_s'])} / {_seconds(row['recovery_delivery_s'])}"
+        lines.append(
+            f"| {row['scenario']} | {row['sent']} | {row['accepted']} | {errors} | {live} | {after} "
+            f"| {row['duplicates']} | {recovery} | {note} |"
+        )
+        total["sent"] += row["sent"]
+        total["accepted"] += row["accepted"]
+        total["lost"] += sum(row["missed_after"].values())
+        total["dups"] += row["duplicates"]
+    lines.append(f"| **total** | {total['sent']} | {total['accepted']} | | | {total['lost']} | {total['dups']} | | |")
+    return "\n".join(lines)
+
+
+async def main_async(names: list[str], rate: float, as_json: bool) -> None:
+    chosen = [s for s in SCENARIOS if not names or s.name in names]
+    rows = []
+    for scenario in chosen:
+        began = time.monotonic()
+        try:
+            row = await asyncio.wait_for(run_scenario(scenario, rate), 120)
+        except Exception as error:  # one failing scenario must not stop the suite
+            traceback.print_exc()
+            row = {"scenario": scenario.name, "error": f"failed: {type(error).__name__}: {error}"}
+        row["took_s"] = round(time.monotonic() - began, 1)
+        print(f"# {scenario.name}: {row.get('error') or 'done'} in {row['took_s']} s", flush=True)
+        rows.append(row)
+    print(json.dumps(rows, indent=2) if as_json else render(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", action="append", default=[], help="run only these (repeatable)")
+    parser.add_argument("--rate", type=float, default=8.0, help="messages per second")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main_async(args.scenario, args.rate, args.json))
+
+
+if __name__ == "__main__":
+    main()
