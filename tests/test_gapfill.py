@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from gateway.fanout import RoomFanout
 from gateway.gaptrail import SLACK_MS, RoomTrail, Unrecovered, plan_fill
@@ -21,6 +20,7 @@ from shared import metrics
 from shared.config import Settings
 from shared.protocol import frames
 from shared.protocol.envelope import DeliveryItem, Kind, RoomDelivery
+from tests.engine_helpers import kill_subscriber
 from tests.nodes import make_room, mint_token
 from tests.test_wire import _FakeSubscription, _FakeWs, _parse
 
@@ -154,14 +154,6 @@ def settings(namespace: str) -> Settings:
     return suite_settings(namespace).with_(connection_rate_per_second=1000)
 
 
-async def _kill_subscriber(redis: Redis, name: str) -> int:
-    killed = 0
-    for client in await redis.client_list(_type="pubsub"):
-        if client.get("name") == name:
-            killed += int(await redis.execute_command("CLIENT", "KILL", "ID", client["id"]))
-    return killed
-
-
 @contextlib.asynccontextmanager
 async def _clients(node: Node, room: Any, users: tuple[str, ...]) -> AsyncIterator[list[ChatClient]]:
     assert node.gateway is not None
@@ -202,23 +194,19 @@ async def test_receivers_miss_nothing_when_the_subscriber_connection_is_killed(
     monkeypatch.setattr(hub, "_connect", slow_reconnect)
     recovered = metrics.FANOUT_GAP_RECOVERED._value.get()
     sent = [f"m{n}" for n in range(40)]
-    redis = Redis.from_url(redis_url)
-    try:
-        async with _clients(node, room, ("sender", "alice", "bob")) as (sender, alice, bob):
+    async with _clients(node, room, ("sender", "alice", "bob")) as (sender, alice, bob):
 
-            async def send_all() -> None:
-                for n, content in enumerate(sent):
-                    await sender.send_message(content)
-                    if n in (10, 25):
-                        assert await _kill_subscriber(redis, fanout.subscriber_name) == 1
-                    await asyncio.sleep(0.05)
+        async def send_all() -> None:
+            for n, content in enumerate(sent):
+                await sender.send_message(content)
+                if n in (10, 25):
+                    assert await kill_subscriber(redis_url, fanout.subscriber_name) == 1
+                await asyncio.sleep(0.05)
 
-            sending = asyncio.create_task(send_all())
-            alice_got, bob_got = await asyncio.gather(_contents(alice, len(sent)), _contents(bob, len(sent)))
-            await sending
-            errors = [frame for frame in await sender.drain(0.3) if frame.get("Type") == "ERROR"]
-    finally:
-        await redis.aclose()
+        sending = asyncio.create_task(send_all())
+        alice_got, bob_got = await asyncio.gather(_contents(alice, len(sent)), _contents(bob, len(sent)))
+        await sending
+        errors = [frame for frame in await sender.drain(0.3) if frame.get("Type") == "ERROR"]
     assert hub.reconnects == 2
     assert errors == []  # every message accepted
     assert alice_got == sent and bob_got == sent  # every accepted message, once, in order
