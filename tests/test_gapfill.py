@@ -9,17 +9,24 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.fanout import RoomFanout
+from gateway.gapfill import GapFill
 from gateway.gaptrail import SLACK_MS, RoomTrail, Unrecovered, plan_fill
 from parley.embedded import Node
 from parley.testing.chatclient import ChatClient
 from parley.testing.cluster import suite_settings
 from shared import metrics
+from shared.clock import now_ms
 from shared.config import Settings
+from shared.engine.memory import MemoryStore
+from shared.engine.records import RecordKind
 from shared.protocol import frames
 from shared.protocol.envelope import DeliveryItem, Kind, RoomDelivery
+from shared.protocol.ids import room_arn
+from shared.protocol.models import Room
 from tests.engine_helpers import kill_subscriber
 from tests.nodes import make_room, mint_token
 from tests.test_wire import _FakeSubscription, _FakeWs, _parse
@@ -146,6 +153,44 @@ async def test_a_room_left_and_joined_anew_during_the_fill_gets_no_stale_message
     _live(fanout, _message("m9"))  # the new room is not paused
     assert fanout.resume("room", pause, trails["room"], [("m1", b"m1")]) == 0
     assert _got(ws) == [b"m9"]
+
+
+# --- the catch-up itself, on the memory store ---------------------------------------------------
+async def _confirmed() -> None:
+    pass
+
+
+async def _gap_fill(history_max_messages: int) -> tuple[GapFill, RoomFanout, _FakeWs, MemoryStore]:
+    store = MemoryStore()
+    room = Room(id="room", arn=room_arn("us-east-1", "123456789012", "room"), history_max_messages=history_max_messages)
+    await store.records.create(RecordKind.ROOM, "room", room.to_record(), now_ms(), 100)
+    fanout, ws = await _room_fanout()
+    return GapFill(fanout, store, Settings()), fanout, ws, store
+
+
+async def test_gap_fill_delivers_the_missed_history_then_the_waiting_live_frames() -> None:
+    gap_fill, fanout, ws, store = await _gap_fill(history_max_messages=50)
+    recovered = metrics.FANOUT_GAP_RECOVERED._value.get()
+    _live(fanout, _message("m1"))
+    at = now_ms()
+    await store.history.append("room", [_entry(i, at) for i in ("m1", "m2", "m3")], 50, 60_000)
+    gap_fill.on_resubscribed(_confirmed())
+    _live(fanout, _message("m3"), _message("m4"))  # published after the history read started
+    await gap_fill.wait()
+    # live frames here are their ids; filled ones the history's MESSAGE frames
+    got = [orjson.loads(raw)["Content"] if raw.startswith(b"{") else raw.decode() for raw in _got(ws)]
+    assert got == ["m1", "m2", "m3", "m4"]
+    assert metrics.FANOUT_GAP_RECOVERED._value.get() == recovered + 2
+
+
+async def test_gap_fill_counts_a_room_without_history_and_still_resumes_it() -> None:
+    gap_fill, fanout, ws, _ = await _gap_fill(history_max_messages=0)
+    unrecovered = metrics.FANOUT_GAP_UNRECOVERED.labels("no_history")._value.get()
+    gap_fill.on_resubscribed(_confirmed())
+    _live(fanout, _message("m1"))
+    await gap_fill.wait()
+    assert _got(ws) == [b"m1"]
+    assert metrics.FANOUT_GAP_UNRECOVERED.labels("no_history")._value.get() == unrecovered + 1
 
 
 # --- on real Redis: the gateway's subscriber connection killed while messages flow ----------------
