@@ -132,6 +132,14 @@ async def test_paused_room_gets_the_gap_then_the_live_frames_once_each() -> None
     assert _got(ws) == [b"m1", b"m2", b"m3", b"e1", b"m4", b"m5"]
 
 
+async def test_messages_of_one_coalesced_write_are_on_the_trail_too() -> None:
+    fanout, ws = await _room_fanout()
+    _live(fanout, _message("m1"), _message("m2"))  # a router batch: one write per socket
+    pause, trails = fanout.pause_rooms()
+    assert fanout.resume("room", pause, trails["room"], [(i, i.encode()) for i in ("m1", "m2", "m3")]) == 1
+    assert len(ws.transport.written) == 2 and _got(ws)[-1] == b"m3"  # the batch's one write, then m3
+
+
 async def test_a_later_pause_keeps_the_room_waiting_until_its_own_fill() -> None:
     fanout, ws = await _room_fanout()
     first, trails = fanout.pause_rooms()
