@@ -9,6 +9,10 @@ and ``gateway.wire``'s one policy for a socket that stopped reading.
 A seed protocol front (``gateway.fronts``) passes a :class:`Translator`: each item is re-encoded
 in the front's protocol once per room delivery (not per connection), and may leave out its
 sender's own connections; a router's notice to one connection is translated the same way.
+
+Per room it keeps a :class:`~gateway.gaptrail.RoomTrail` (the last history message delivered);
+after a lost subscription ``gateway.gapfill`` pauses the rooms (live deliveries wait), fills the
+gap from history and resumes them: in order, each message once.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from typing import Protocol
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from gateway.gaptrail import RoomTrail, kept_in_history
 from gateway.wire import abort_slow, send_frame, text_frame, write_frame
 from shared import metrics
 from shared.clock import now_ms
 from shared.engine.fanout import Subscription
 from shared.protocol.closecodes import CloseCode
-from shared.protocol.envelope import ClientProtocol, ConnectionNotice, DeliveryItem, RoomDelivery
+from shared.protocol.envelope import ClientProtocol, ConnectionNotice, DeliveryItem, Kind, RoomDelivery
 
 MAX_HELD_FRAMES = 10_000
 # How long live frames are checked against the ids a catch-up already sent: far more than a
@@ -75,6 +80,10 @@ class RoomFanout:
         self.protocol = protocol  # what the connections speak: the deliveries' Protocol label
         self.subscription: Subscription | None = None
         self._rooms: dict[str, set[ServerConnection]] = {}
+        self._trails: dict[str, RoomTrail] = {}
+        # Rooms filling a gap: live deliveries wait here, behind the pause that holds them.
+        self._filling: dict[str, tuple[int, list[bytes]]] = {}
+        self._pauses = 0
         self._users: dict[tuple[str, str], set[ServerConnection]] = defaultdict(set)
         self._by_id: dict[str, ServerConnection] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -106,6 +115,7 @@ class RoomFanout:
         if room is None:
             room = self._rooms[member.room_id] = set()
             room.add(ws)
+            self._trails[member.room_id] = RoomTrail(since_ms=now_ms())
             assert self.subscription is not None
             await self.subscription.add_room(member.room_id)
         else:
@@ -145,41 +155,90 @@ class RoomFanout:
             room.discard(ws)
             if not room:
                 del self._rooms[member.room_id]
+                self._trails.pop(member.room_id, None)
+                self._filling.pop(member.room_id, None)
                 if self.subscription is not None:
                     await self.subscription.remove_room(member.room_id)
 
     # --- bus listeners (plain callables on the event loop) ---------------------------------
     def on_room(self, room_id: str, data: bytes) -> None:
+        filling = self._filling.get(room_id)
+        if filling is not None:
+            filling[1].append(data)  # after the gap's messages
+            return
         delivery = RoomDelivery.decode(data)
-        if self.translator is None and len(delivery.items) > 1 and self._all_plain(delivery.items):
+        if self.translator is None and len(delivery.items) > 1 and self._all_plain(room_id, delivery.items):
             raw = b"".join([text_frame(item.frame) for item in delivery.items])
             if len(raw) <= COALESCE_MAX_BYTES:
                 self._deliver_together(room_id, delivery.items, raw)
                 return
-        translator = self.translator
         for item in delivery.items:
-            room = self._rooms.get(room_id)
-            if not room:
+            if not self._deliver_item(room_id, item):
                 return
-            payload: bytes | None = item.frame
-            skipped: Collection[ServerConnection] = ()
-            if translator is not None:
-                translated = translator.item(room_id, item)
-                payload = None if translated is None else translated.payload
-                if translated is not None and translated.except_user:
-                    skipped = self._users.get((room_id, translated.except_user), ())
-            targeted = item.only_users or item.only_moderators or item.approve_connection
-            audience = self._audience(room_id, room, item) if targeted else room  # also admits approved ones
-            if payload is not None:
-                self._deliver(audience, skipped, item, text_frame(payload))
-            if item.close_user_id:
-                for ws in list(self._users.get((room_id, item.close_user_id), ())):
-                    self.close_soon(ws, CloseCode.DISCONNECTED_BY_MODERATOR, item.close_reason)
 
-    def _all_plain(self, items: list[DeliveryItem]) -> bool:
+    def _deliver_item(self, room_id: str, item: DeliveryItem) -> bool:
+        """Deliver one item to the room's connections; False: the room has none left."""
+        room = self._rooms.get(room_id)
+        if not room:
+            return False
+        if kept_in_history(item):
+            trail = self._trails[room_id]
+            if trail.seen(item.frame_id):
+                return True  # filled from history already
+            trail.delivered(item.frame_id, now_ms())
+        translator = self.translator
+        payload: bytes | None = item.frame
+        skipped: Collection[ServerConnection] = ()
+        if translator is not None:
+            translated = translator.item(room_id, item)
+            payload = None if translated is None else translated.payload
+            if translated is not None and translated.except_user:
+                skipped = self._users.get((room_id, translated.except_user), ())
+        targeted = item.only_users or item.only_moderators or item.approve_connection
+        audience = self._audience(room_id, room, item) if targeted else room  # also admits approved ones
+        if payload is not None:
+            self._deliver(audience, skipped, item, text_frame(payload))
+        if item.close_user_id:
+            for ws in list(self._users.get((room_id, item.close_user_id), ())):
+                self.close_soon(ws, CloseCode.DISCONNECTED_BY_MODERATOR, item.close_reason)
+        return True
+
+    # --- gap fill after a lost subscription (gateway.gapfill) ----------------------------------
+    def pause_rooms(self) -> tuple[int, dict[str, RoomTrail]]:
+        """Hold every room's live deliveries until :meth:`resume`; the pause's number, and the
+        rooms with their trails. A later pause takes over rooms still paused."""
+        self._pauses += 1
+        for room_id in self._rooms:
+            kept = self._filling.get(room_id)
+            self._filling[room_id] = (self._pauses, kept[1] if kept else [])
+        return self._pauses, dict(self._trails)
+
+    def resume(self, room_id: str, pause: int, trail: RoomTrail, missed: list[tuple[str, bytes]]) -> int:
+        """Deliver a gap's ``missed`` history entries (oldest first, the delivered skipped) if the
+        room still has ``trail`` (it was not left and joined anew meanwhile), then, unless a later
+        pause holds the room, what arrived meanwhile; how many entries were delivered."""
+        filled = 0
+        for message_id, frame in missed:
+            if self._trails.get(room_id) is not trail or trail.seen(message_id):
+                continue
+            if not self._deliver_item(room_id, DeliveryItem(Kind.SEND_MESSAGE, frame, frame_id=message_id)):
+                break
+            filled += 1
+        filling = self._filling.get(room_id)
+        if filling is not None and filling[0] == pause:
+            del self._filling[room_id]
+            for data in filling[1]:
+                self.on_room(room_id, data)
+        return filled
+
+    def _all_plain(self, room_id: str, items: list[DeliveryItem]) -> bool:
         """Every item goes to the whole room as encoded, and no connection needs a per-frame
-        decision (holding for catch-up, pending approval, de-duplicating against history)."""
+        decision (holding for catch-up, pending approval, de-duplicating against history), nor
+        the room (a message a gap fill delivered already)."""
         if self._holding or self._pending or self._caught_up:
+            return False
+        trail = self._trails.get(room_id)
+        if trail is not None and any(trail.seen(item.frame_id) for item in items if kept_in_history(item)):
             return False
         return not any(
             item.only_users or item.only_moderators or item.approve_connection or item.close_user_id for item in items
@@ -194,7 +253,10 @@ class RoomFanout:
             return
         sent = write_frame(room, raw, self.max_send_buffer)
         now = now_ms()
+        trail = self._trails[room_id]
         for item in items:
+            if kept_in_history(item):
+                trail.delivered(item.frame_id, now)
             metrics.count_deliveries(self.protocol, item.kind, sent)
             if item.received_ms:
                 metrics.SEND_TO_DELIVER_SECONDS.observe(max(now - item.received_ms, 0) / 1000)

@@ -28,6 +28,7 @@ from gateway.admission import (
 )
 from gateway.deadlines import Deadlines
 from gateway.fanout import RoomFanout
+from gateway.gapfill import GapFill
 from gateway.history import answer_history
 from gateway.keepalive import Keepalive
 from gateway.lifecycle import Lifecycle, TrackedConnection
@@ -97,6 +98,7 @@ class Gateway:
         self.bus = bus
         self.gateway_id = gateway_id or settings.gateway_id or secrets.token_hex(4)
         self.fanout = RoomFanout(settings.max_send_buffer)
+        self.gap_fill = GapFill(self.fanout, store, settings)  # after a lost pub/sub subscription
         self.lifecycle = Lifecycle(self)  # parley extensions: PING, idle timeout, approval
         self.presence = GatewayPresence(store, bus, self.gateway_id, settings.presence_ttl_seconds)
         # this gateway's slots of the account's connection quota, reserved in the store at each handshake
@@ -119,7 +121,7 @@ class Gateway:
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         self.fanout.subscription = await self.bus.fanout.subscribe(
-            self.gateway_id, self.fanout.on_room, self.fanout.on_gateway
+            self.gateway_id, self.fanout.on_room, self.fanout.on_gateway, on_resubscribed=self.gap_fill.on_resubscribed
         )
         metrics.CONNECTION_QUOTA.set(self.settings.max_connections)
         # parley extension: the same beat keeps this gateway's presence entries alive

@@ -204,6 +204,10 @@ class Settings:
     account_disconnect_user_rate: int = 100
     api_throttling: bool = True  # per-operation TPS limits of IVS (spec §10)
     ping_interval: float = 30.0
+    # After a lost Redis pub/sub subscription a gateway refills each room's gap from its history:
+    # at most this many messages, none older than this (gateway/gapfill.py).
+    gap_fill_max_messages: int = 500
+    gap_fill_max_age_seconds: int = 300
     presence_ttl_seconds: float = 10.0  # a dead gateway's connections leave presence within this
     # parley extensions: client events, idle timeout, connection approval
     event_rate_per_second: int = 5  # SEND_EVENT and PING per connection, apart from the messaging quota

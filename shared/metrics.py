@@ -42,6 +42,16 @@ SEND_TO_DELIVER_SECONDS = Histogram(
     "Time from a gateway accepting a request to another gateway writing the result",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+FANOUT_GAP_RECOVERED = Counter(
+    "parley_fanout_gap_recovered",
+    "Messages a gateway delivered from room history after its lost pub/sub subscription came back",
+)
+FANOUT_GAP_UNRECOVERED = Counter(
+    "parley_fanout_gap_unrecovered",
+    "Room catch-ups after a lost pub/sub subscription that may have left messages out, by reason "
+    "(trimmed, limit, no_history, error); events are never recovered",
+    ["reason"],
+)
 ROUTER_BATCH_SIZE = Histogram(
     "parley_router_batch_actions", "Actions decided per room batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )

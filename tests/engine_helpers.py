@@ -103,3 +103,16 @@ async def queue_depth(amqp_url: str, queue: str) -> int:
         return declared.declaration_result.message_count or 0
     finally:
         await connection.close()
+
+
+async def kill_subscriber(redis_url: str, name: str) -> int:
+    """``CLIENT KILL`` the pub/sub connection named ``name`` (a fan-out's ``subscriber_name``), so
+    concurrent users of the same Redis keep theirs; how many were killed."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        ids = [c["id"] for c in await admin.client_list(_type="pubsub") if c.get("name") == name]
+        return sum([int(await admin.execute_command("CLIENT", "KILL", "ID", i, "TYPE", "pubsub")) for i in ids])
+    finally:
+        await admin.aclose()

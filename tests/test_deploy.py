@@ -56,6 +56,8 @@ OPERATIONAL_METRICS = [
     "parley_bus_confirm_seconds_bucket",
     "parley_connect_rejections_total",
     "parley_request_errors_total",
+    "parley_fanout_gap_recovered_total",
+    "parley_fanout_gap_unrecovered_total",
     "parley_review_seconds_bucket",
     "parley_api_requests_total",
     "parley_api_request_seconds_bucket",

@@ -5,11 +5,12 @@ tests (``integration``) for the subscriber connection: reconnects and failing li
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import cast
 
 import pytest
 
-from tests.engine_helpers import TIMEOUT, AmqpBusFactory, Inbox, MakeBus
+from tests.engine_helpers import TIMEOUT, AmqpBusFactory, Inbox, MakeBus, kill_subscriber, until
 
 
 async def test_rooms_reach_only_subscribed_rooms_in_order(make_bus: MakeBus) -> None:
@@ -122,8 +123,6 @@ async def test_closed_subscription_receives_nothing(make_bus: MakeBus) -> None:
 # --- Redis only: the subscriber connection -----------------------------------------------------
 @pytest.mark.integration
 async def test_pubsub_reader_survives_client_kill(amqp_bus_factory: AmqpBusFactory, redis_url: str) -> None:
-    import redis.asyncio as aioredis
-
     bus = await amqp_bus_factory()
     inbox, control = Inbox(), Inbox()
     sub = await bus.fanout.subscribe("g1", inbox.room, None, control.add)
@@ -131,16 +130,7 @@ async def test_pubsub_reader_survives_client_kill(amqp_bus_factory: AmqpBusFacto
     await bus.fanout.publish_rooms([("r1", b"before")])
     await inbox.wait(1)
 
-    admin = aioredis.Redis.from_url(redis_url)
-    try:
-        # Kill only this test's subscriber connection (by its client name), so concurrent users
-        # of the same Redis keep theirs; for this connection it is `CLIENT KILL TYPE pubsub`.
-        name = bus.fanout.subscriber_name
-        ids = [c["id"] for c in await admin.client_list(_type="pubsub") if c.get("name") == name]
-        assert len(ids) == 1
-        assert await admin.execute_command("CLIENT", "KILL", "ID", ids[0], "TYPE", "pubsub") == 1
-    finally:
-        await admin.aclose()
+    assert await kill_subscriber(redis_url, bus.fanout.subscriber_name) == 1
 
     # Fan-out is at most once: messages sent while it reconnects are lost, so keep publishing
     # until the re-subscribed connection delivers again.
@@ -155,6 +145,39 @@ async def test_pubsub_reader_survives_client_kill(amqp_bus_factory: AmqpBusFacto
     await asyncio.wait_for(until_delivered(), TIMEOUT)
     await control.wait(1)  # every channel was re-subscribed, not only rooms
     assert bus.fanout.reconnects >= 1
+    await sub.close()
+
+
+@pytest.mark.integration
+async def test_resubscribed_listener_hears_of_a_reconnect_before_its_messages(
+    amqp_bus_factory: AmqpBusFactory, redis_url: str
+) -> None:
+    """What a gateway's gap fill relies on: told of the new subscription before any frame it
+    carries, then when every channel is confirmed again."""
+    bus = await amqp_bus_factory()
+    inbox = Inbox()
+    heard: list[tuple[str, int]] = []
+    waiting: list[asyncio.Task[None]] = []
+
+    def on_resubscribed(confirmed: Awaitable[None]) -> None:
+        heard.append(("resubscribed", len(inbox.items)))
+
+        async def confirm() -> None:
+            await confirmed
+            heard.append(("confirmed", len(inbox.items)))
+
+        waiting.append(asyncio.create_task(confirm()))
+
+    sub = await bus.fanout.subscribe("g1", inbox.room, None, on_resubscribed=on_resubscribed)
+    await sub.add_room("r1")
+    await bus.fanout.publish_rooms([("r1", b"before")])
+    await inbox.wait(1)
+    assert await kill_subscriber(redis_url, bus.fanout.subscriber_name) == 1
+    await asyncio.wait_for(until(lambda: len(waiting) == 1), TIMEOUT)
+    await asyncio.wait_for(waiting[0], TIMEOUT)
+    assert heard == [("resubscribed", 1), ("confirmed", 1)]
+    await bus.fanout.publish_rooms([("r1", b"after")])  # confirmed: a publish now is delivered
+    await inbox.wait(2)
     await sub.close()
 
 

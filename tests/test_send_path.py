@@ -124,7 +124,8 @@ async def test_a_batch_for_the_whole_room_is_one_write_per_socket_in_order() -> 
     assert [ws.transport.written for ws in sockets] == [[expected]] * 3
     # a batch holding a targeted item (a direct message) keeps the per-frame path: its audience differs
     direct = DeliveryItem(Kind.SEND_MESSAGE, b'{"dm":1}', frame_id="d", only_users=["u1"])
-    fanout.on_room("room", RoomDelivery("room", [items[0], direct]).encode())
+    fresh = DeliveryItem(Kind.SEND_MESSAGE, b'{"n":4}', frame_id="4")  # (a delivered id would be skipped)
+    fanout.on_room("room", RoomDelivery("room", [fresh, direct]).encode())
     assert [len(ws.transport.written) for ws in sockets] == [2, 3, 2]
 
 

@@ -226,6 +226,17 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str, str]]]] =
                 "timeseries",
             ),
             (
+                "Fan-out gap fill after a lost pub/sub subscription",
+                "Messages gateways refilled from room history after a Redis reconnect, and room "
+                "catch-ups that may have left some out, by reason",
+                [
+                    (f"sum(rate(parley_fanout_gap_recovered_total[{RATE}]))", "recovered"),
+                    (f"sum by (reason) (rate(parley_fanout_gap_unrecovered_total[{RATE}]))", "unrecovered: {{reason}}"),
+                ],
+                "ops",
+                "timeseries",
+            ),
+            (
                 "Review latency p99 by outcome",
                 "Message review handler latency",
                 [

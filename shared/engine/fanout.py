@@ -26,6 +26,11 @@ RoomListener = Callable[[str, bytes], None]
 DataListener = Callable[[bytes], None]
 """The bytes published on a gateway or the control channel."""
 
+ResubscribedListener = Callable[[Awaitable[None]], None]
+"""Called when a lost subscription is made again (what was published meanwhile is gone), before
+any message of the new one is dispatched; the awaitable completes once every channel is confirmed
+again (or could not be within a timeout). Engines that cannot lose messages never call it."""
+
 
 class Subscription(ABC):
     """A gateway's live subscription: its own channel plus the rooms it adds."""
@@ -65,7 +70,9 @@ class Fanout(ABC):
         on_room: RoomListener | None,
         on_gateway: DataListener | None,
         on_control: DataListener | None = None,
+        on_resubscribed: ResubscribedListener | None = None,
     ) -> Subscription:
         """Start listening on ``gateway_id``'s channel and/or the control channel (whichever
         listener is given); rooms are added later with ``add_room``. Listeners are plain
-        callables run on the event loop; they must not block."""
+        callables run on the event loop; they must not block. ``on_resubscribed``: see
+        :data:`ResubscribedListener` (a gateway fills the gap from history)."""

@@ -27,6 +27,7 @@ from gateway.fanout import RoomFanout, Translated
 from gateway.fronts.relay import codec
 from gateway.fronts.relay.admin import AdminKeys, connection_window
 from gateway.fronts.relay.rooms import RoomRefused, app_name, resolve
+from gateway.gapfill import GapFill
 from gateway.keepalive import Keepalive
 from gateway.lifecycle import TrackedConnection
 from gateway.ports import GatewayBus, GatewayStore
@@ -92,6 +93,7 @@ class RelayFront:
             settings.max_send_buffer,
             self.fanout.close_soon,
         )
+        self.gap_fill = GapFill(self.fanout, store, settings)  # after a lost pub/sub subscription
         self.fanout.on_approved = self._approved
         self.presence = GatewayPresence(store, bus, self.front_id, settings.presence_ttl_seconds)
         self.quota = ConnectionQuota(store, CONNECTIONS_GROUP, self.front_id, REPORT_TTL_MS)
@@ -103,7 +105,7 @@ class RelayFront:
 
     async def start(self, port: int | None = None) -> None:
         self.fanout.subscription = await self.bus.fanout.subscribe(
-            self.front_id, self.fanout.on_room, self.fanout.on_gateway
+            self.front_id, self.fanout.on_room, self.fanout.on_gateway, on_resubscribed=self.gap_fill.on_resubscribed
         )
         await self.quota.start_reporting(heartbeat=self.presence.heartbeat)
         self._server = await serve(

@@ -7,7 +7,7 @@ holds trivially; a listener that raises fails the publish (there is no connectio
 from __future__ import annotations
 
 from shared.engine.channels import HubSubscription
-from shared.engine.fanout import DataListener, Fanout, RoomListener, Subscription
+from shared.engine.fanout import DataListener, Fanout, ResubscribedListener, RoomListener, Subscription
 
 CONTROL_CHANNEL = b"control"
 
@@ -62,6 +62,7 @@ class MemoryFanout(Fanout):
         on_room: RoomListener | None,
         on_gateway: DataListener | None,
         on_control: DataListener | None = None,
+        on_resubscribed: ResubscribedListener | None = None,  # never called: nothing is lost in-process
     ) -> Subscription:
         subscription = HubSubscription(self._channels, room_channel, on_room)
         if on_gateway is not None:

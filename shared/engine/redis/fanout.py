@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.engine.channels import HubSubscription
-from shared.engine.fanout import DataListener, Fanout, RoomListener, Subscription
+from shared.engine.fanout import DataListener, Fanout, ResubscribedListener, RoomListener, Subscription
 from shared.engine.redis import connect
 from shared.engine.redis.connect import RedisTarget
 from shared.engine.redis.pipeline import Command, RedisPipeline, completion
@@ -59,6 +59,7 @@ class PubSubHub:
         self._up = False  # connected and every channel in _listeners (re)subscribed
         self._reader: asyncio.Task[None] | None = None
         self.reconnects = 0
+        self.on_resubscribed: list[ResubscribedListener] = []  # told on every reconnect
 
     async def start(self) -> None:
         await self._connect()
@@ -97,6 +98,24 @@ class PubSubHub:
             self._up = True
         if self.reconnects:
             log.info("redis.pubsub_resubscribed", channels=len(channels), reconnects=self.reconnects)
+            self._tell_resubscribed(channels)
+
+    def _tell_resubscribed(self, channels: list[bytes]) -> None:
+        """Called by the reader before it reads from the new connection, so listeners hear of
+        the reconnect before any of its messages."""
+        if not self.on_resubscribed:
+            return
+        pending = [self._confirmed[c] for c in channels if c in self._confirmed]
+
+        async def confirmed() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*map(asyncio.shield, pending)), SUBSCRIBE_TIMEOUT)
+
+        for listener in tuple(self.on_resubscribed):
+            try:
+                listener(confirmed())
+            except Exception:
+                log.exception("redis.resubscribed_listener_failed")
 
     async def _read_forever(self) -> None:
         delay = 0.05
@@ -236,6 +255,7 @@ class RedisFanout(Fanout):
         on_room: RoomListener | None,
         on_gateway: DataListener | None,
         on_control: DataListener | None = None,
+        on_resubscribed: ResubscribedListener | None = None,
     ) -> Subscription:
         async with self._hub_lock:
             if self._closed:
@@ -244,6 +264,8 @@ class RedisFanout(Fanout):
                 hub = PubSubHub(self._target, self.subscriber_name)
                 await hub.start()
                 self._hub = hub
+            if on_resubscribed is not None:
+                self._hub.on_resubscribed.append(on_resubscribed)
         subscription = HubSubscription(self._hub, self.room_channel, on_room)
         if on_gateway is not None:
             await subscription.listen(self.gateway_channel(gateway_id), on_gateway)
