@@ -28,13 +28,12 @@ def own_redis() -> Iterator[OwnRedis]:
         redis.stop()
 
 
-async def test_pubsub_kill_loses_only_the_resubscribe_window(
+async def test_pubsub_kill_loses_nothing_the_gap_fill_recovers(
     settings: Settings, own_redis: OwnRedis, amqp_url: str
 ) -> None:
-    """Gateways' subscriber connections are dropped mid-stream. Today a gateway resubscribes but
-    does not fill the gap (clients' sockets stay open, so they never ask GET_HISTORY): what was
-    published while it was unsubscribed is missed, and only that. Nothing is refused, nothing is
-    delivered twice, and delivery resumes. (Pub/sub gap-fill will make the missed set empty.)"""
+    """Gateways' subscriber connections are dropped mid-stream. Clients' sockets stay open (so they
+    never ask GET_HISTORY); each gateway resubscribes and fills the gap from room history
+    (gateway/gapfill.py): nothing accepted is missed, nothing is refused or delivered twice."""
     with running_cluster(
         settings, own_redis.url, amqp_url, gateways=2, routers=1, PARLEY_CONNECTION_RATE_PER_SECOND="1000"
     ) as cluster:
@@ -49,8 +48,6 @@ async def test_pubsub_kill_loses_only_the_resubscribe_window(
         tally = await load.finish(quiet=1.5, unanswered=3, timeout=15)
     assert killed >= 2  # both gateways' subscribers (at least) were dropped
     assert tally.sent > 50 and len(tally.accepted) == tally.sent and not tally.errors
-    for missed in tally.missed_seqs.values():  # only what was sent just around the kill
-        assert all(killed_at - 0.5 <= tally.sent_at[seq] <= killed_at + 1.0 for seq in missed), missed
-    assert tally.missed_live == tally.missed_after  # no reconnect, so no catch-up either
+    assert all(not missed for missed in tally.missed_seqs.values()), (killed_at, tally.missed_seqs)
     assert tally.duplicates == 0
     assert tally.delivery_recovery is not None
