@@ -257,9 +257,7 @@ class RoomFanout:
         for item in items:
             if kept_in_history(item):
                 trail.delivered(item.frame_id, now)
-            metrics.count_deliveries(self.protocol, item.kind, sent)
-            if item.received_ms:
-                metrics.SEND_TO_DELIVER_SECONDS.observe(max(now - item.received_ms, 0) / 1000)
+            self._count(item, sent, now)
 
     def _deliver(
         self,
@@ -283,9 +281,13 @@ class RoomFanout:
         sent = write_frame(targets, raw, self.max_send_buffer)
         if holding:
             self._keep_for_catch_up(audience, item.frame_id, raw)
+        self._count(item, sent, now_ms())
+
+    def _count(self, item: DeliveryItem, sent: int, now: int) -> None:
+        """One item written to ``sent`` connections: Deliveries and its send-to-deliver latency."""
         metrics.count_deliveries(self.protocol, item.kind, sent)
         if item.received_ms:
-            metrics.SEND_TO_DELIVER_SECONDS.observe(max(now_ms() - item.received_ms, 0) / 1000)
+            metrics.SEND_TO_DELIVER_SECONDS.observe(max(now - item.received_ms, 0) / 1000)
 
     def _audience(self, room_id: str, room: set[ServerConnection], item: DeliveryItem) -> set[ServerConnection]:
         """The connections a targeted item goes to: the named users' (direct messages and

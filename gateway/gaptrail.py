@@ -9,7 +9,6 @@ not events.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -46,18 +45,17 @@ class RoomTrail:
     since_ms: int  # when this gateway subscribed to the room (local clock)
     last_id: str = ""  # the last kept message delivered ("" none yet)
     last_ms: int = 0  # when it was delivered (local clock)
-    _recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_IDS))
-    _recent_set: set[str] = field(default_factory=set)
+    # the last RECENT_IDS delivered ids, oldest first (a dict: ordered, and a set in one)
+    _recent: dict[str, None] = field(default_factory=dict)
 
     def delivered(self, message_id: str, at_ms: int) -> None:
         self.last_id, self.last_ms = message_id, at_ms
-        if len(self._recent) == RECENT_IDS:
-            self._recent_set.discard(self._recent[0])
-        self._recent.append(message_id)
-        self._recent_set.add(message_id)
+        self._recent[message_id] = None
+        if len(self._recent) > RECENT_IDS:
+            del self._recent[next(iter(self._recent))]
 
     def seen(self, message_id: str) -> bool:
-        return message_id in self._recent_set
+        return message_id in self._recent
 
 
 @dataclass(slots=True, frozen=True)
