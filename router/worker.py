@@ -296,13 +296,12 @@ class Router:
         # first: a client catching up subscribes, then reads history, so anything published
         # after that read was already live for it (no gap). Then the room publish, the senders'
         # errors, and the done marks, which must never exist for an unpublished action.
-        delivered = [(action, outcome.delivery.frame) for action, outcome in decided if outcome.delivery is not None]
-        members = await self._log_members(room, delivered)
         writes: list[Awaitable[Any]] = []
         log_delivery = b""
         if room is not None and items:
             writes += self._record_history(room, decided)
-            writes += self._keep_per_user(room, delivered, members)
+            if room.inbox_per_user or room.member_log:  # the seed fronts' rooms; never an IVS room's hot path
+                writes += await self._keep_per_user(room, decided)
         if items:
             delivery = RoomDelivery(room_id, items).encode()
             writes.append(self.bus.fanout.publish_rooms([(room_id, delivery)]))
@@ -355,19 +354,14 @@ class Router:
             writes.append(self.store.history.append(room.id, appended, room.history_max_messages, max_age_ms))
         return writes
 
-    async def _log_members(self, room: Room | None, delivered: list[tuple[ActionEnvelope, bytes]]) -> list[str]:
-        """A ``member_log`` room's members, read once per batch that needs them: those at
-        delivery time."""
-        if room is None or not inbox.needs_members(room, (action for action, _ in delivered)):
-            return []
-        return await self.store.members.page(room.id, None, inbox.log_bounds(self.settings).max_members)
-
-    def _keep_per_user(
-        self, room: Room, delivered: list[tuple[ActionEnvelope, bytes]], members: list[str]
-    ) -> list[Awaitable[Any]]:
-        """The batch's inbox and member-log writes (``shared.features.inbox``), started in order."""
-        if not (room.inbox_per_user or room.member_log):
-            return []
+    async def _keep_per_user(self, room: Room, decided: list[tuple[ActionEnvelope, Outcome]]) -> list[Awaitable[Any]]:
+        """The batch's inbox and member-log writes (``shared.features.inbox``), started in order;
+        a ``member_log`` room's members are read first, once per batch that needs them (those at
+        delivery time)."""
+        delivered = [(action, outcome.delivery.frame) for action, outcome in decided if outcome.delivery is not None]
+        members: list[str] = []
+        if inbox.needs_members(room, (action for action, _ in delivered)):
+            members = await self.store.members.page(room.id, None, inbox.log_bounds(self.settings).max_members)
         history = self.store.history
         return [
             history.append(write.key, write.items, write.max_messages, write.max_age_ms)

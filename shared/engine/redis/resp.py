@@ -112,8 +112,9 @@ class RespConnection:
             async with asyncio.timeout(self.endpoint.timeout):
                 replies = await future
         except TimeoutError:
-            protocol.fail(RedisTimeoutError(f"Redis did not answer in {self.endpoint.timeout} s"))
-            raise RedisTimeoutError(f"Redis did not answer in {self.endpoint.timeout} s") from None
+            timed_out = RedisTimeoutError(f"Redis did not answer in {self.endpoint.timeout} s")
+            protocol.fail(timed_out)  # what is in flight with it, too
+            raise timed_out from None
         if any(isinstance(reply, ReadOnlyError) for reply in replies):
             return _demoted(protocol, replies)
         return replies
