@@ -150,15 +150,18 @@ class Router:
         await self._rebalance(owned_shards(self.router_id, live, self.bus.actions.shards))
 
     async def _rebalance(self, wanted: set[int]) -> None:
+        # the gauge follows each shard as it goes or comes: acquiring several (a channel and a
+        # queue declare each) takes a while, and this router consumes the first ones meanwhile
         for shard in sorted(set(self._consumers) - wanted):
             await self._consumers.pop(shard).stop(settle=functools.partial(self._settle, shard))
             self._dedupe.pop(shard, None)  # what it did not ack is the next owner's to check
+            metrics.ROUTER_OWNED_SHARDS.set(len(self._consumers))
             log.info("shard released", router_id=self.router_id, shard=shard)
         for shard in sorted(wanted - set(self._consumers)):
             self._dedupe[shard] = ShardDedupe(shard, self._dedupe_window_ms)
             self._consumers[shard] = await self.bus.actions.consume_shard(shard, self._on_action)
+            metrics.ROUTER_OWNED_SHARDS.set(len(self._consumers))
             log.info("shard acquired", router_id=self.router_id, shard=shard)
-        metrics.ROUTER_OWNED_SHARDS.set(len(self._consumers))
 
     async def _settle(self, shard: int) -> None:
         """A released shard, before its unacked actions go back to the broker: drop its rooms'

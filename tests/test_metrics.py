@@ -4,6 +4,7 @@ moved by exactly the right amounts (IVS names and dimensions, usage metric, api 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -132,6 +133,12 @@ def cluster(settings: Settings, redis_url: str, amqp_url: str) -> Iterator[Clust
 @pytest.mark.integration
 async def test_counters_sum_across_gateway_and_router_processes(cluster: Cluster, settings: Settings) -> None:
     api_url = f"http://127.0.0.1:{cluster.ports['api']}"
+    router_url = f"http://127.0.0.1:{cluster.ports['router1']}/metrics"
+    for _ in range(200):  # the router has taken every shard (one queue declare each: slow under load)
+        with contextlib.suppress(aiohttp.ClientError, AssertionError):
+            if value(await scrape(router_url), "parley_router_owned_shards") == settings.shards:
+                break
+        await asyncio.sleep(0.1)
     async with IvsChatApi(api_url, settings.access_key_id, settings.secret_access_key, settings.region) as api:
         room = await api.call("CreateRoom", {"name": "metrics", "maximumMessageRatePerSecond": 100})
         clients = []
@@ -148,7 +155,7 @@ async def test_counters_sum_across_gateway_and_router_processes(cluster: Cluster
     for client in clients:
         for _ in range(6):
             await client.expect(Type="MESSAGE", timeout=10)
-    router = await scrape(f"http://127.0.0.1:{cluster.ports['router1']}/metrics")
+    router = await scrape(router_url)
     scraped = [await scrape(url) for url in gateways]
     for client in clients:
         await client.close()
