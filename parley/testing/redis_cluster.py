@@ -1,0 +1,156 @@
+"""A throwaway Redis Cluster on loopback for tests, benches and fault runs: ``masters`` masters
+(3 by default) and no replicas, each a ``redis-server --cluster-enabled yes`` on a free port in a
+temporary directory, joined by ``redis-cli --cluster create`` and torn down after.
+
+No persistence; ``cluster-node-timeout`` is short so a restarted node is taken back quickly.
+Never touches port 6379.
+
+Must not: know parley's keys or settings beyond the environment values it hands out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+NODE_TIMEOUT_MS = 2000
+
+
+@dataclass
+class RedisClusterNodes:
+    dir: Path
+    ports: list[int]
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)  # by port
+
+    @property
+    def redis_url(self) -> str:
+        """PARLEY_REDIS_URL with PARLEY_REDIS_CLUSTER=true: a seed node."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start_node(self, port: int) -> None:
+        """Start (or restart, with its nodes.conf) the node on ``port``."""
+        self.processes[port] = _start(self.dir, port)
+        _wait(f"redis node {port}", lambda: _ping(port))
+
+    def kill_node(self, port: int) -> None:
+        """kill -9 the node on ``port`` (its slots are unserved until it is started again)."""
+        process = self.processes.pop(port)
+        process.send_signal(signal.SIGKILL)
+        process.wait(5)
+
+    def wait_ok(self, timeout: float = 20.0) -> None:
+        """Until every node reports ``cluster_state:ok``."""
+        _wait("cluster state ok", lambda: all(_state_ok(port) for port in self.ports), timeout)
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGKILL)
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+        self.processes.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too; Redis refuses ports over 55535."""
+    for _ in range(200):
+        port = random.randint(20000, 45000)  # below the usual ephemeral range (32768-) as far as possible
+        if _port_is_free(port) and _port_is_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+def _start(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    log = open(directory / f"{port}.log", "ab")  # noqa: SIM115 - kept open by the child
+    try:
+        return subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(directory),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def _wait(what: str, check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(redis.RedisError, OSError):
+            if check() if callable(check) else check:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready within {timeout} s")
+        time.sleep(0.05)
+
+
+def _ping(port: int) -> bool:
+    with redis.Redis(port=port, socket_timeout=1) as server:
+        return bool(server.ping())
+
+
+def _state_ok(port: int) -> bool:
+    with redis.Redis(port=port, socket_timeout=1) as server:
+        return bool(server.cluster("info").get("cluster_state") == "ok")
+
+
+@contextlib.contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[RedisClusterNodes]:
+    """Start ``masters`` nodes, create the cluster, yield once every node says ok; kill all after."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        raise RuntimeError("redis-server and redis-cli are not installed")
+    directory = Path(tempfile.mkdtemp(prefix="parley-redis-cluster-"))
+    nodes = RedisClusterNodes(directory, [cluster_port() for _ in range(masters)])
+    try:
+        for port in nodes.ports:
+            nodes.start_node(port)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in nodes.ports)]
+            + ["--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        nodes.wait_ok()
+        yield nodes
+    finally:
+        nodes.close()
