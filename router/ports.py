@@ -3,7 +3,8 @@ satisfy them.
 
 ``RouterStore``: it reads rooms and members (never writes either), writes history and inboxes,
 marks what it published (done marks), sweeps dead gateways' presence (its turn is a mark) and
-reports itself alive (counters).
+reports itself alive (counters). Its done marks follow its publishes in order
+(``ordered_across_keys`` says whether the store keeps that order by itself).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class RouterStore(Protocol):
 
     @property
     def counters(self) -> Counters: ...
+
+    @property
+    def ordered_across_keys(self) -> bool: ...
 
 
 class RouterBus(Protocol):

@@ -315,6 +315,9 @@ class Router:
                     log_delivery = delivery if len(logged) == len(items) else RoomDelivery(room_id, logged).encode()
         writes += [self.bus.fanout.publish_gateway(gateway_id, notice.encode()) for gateway_id, notice in errors]
         if not log_delivery:
+            if not self.store.ordered_across_keys:  # Redis Cluster: the marks' shard is another slot
+                await _in_order(writes)
+                writes = []
             writes.append(self._mark_done(dedupe, batch, frame_ids))
         await _in_order(writes)
         if log_delivery:

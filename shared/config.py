@@ -117,6 +117,9 @@ class Settings:
     redis_sentinels: str = ""
     redis_sentinel_master: str = ""
     redis_sentinel_password: str = ""  # the sentinels' own requirepass, if they have one (never logged)
+    # Redis Cluster: PARLEY_REDIS_URL names one seed node; the rest is discovered. A room's keys
+    # and channel share a hash slot; fan-out is sharded pub/sub (shared/engine/redis/keys.py).
+    redis_cluster: bool = False
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"  # or several nodes, comma-separated, tried in turn
     # quorum (replicated, RabbitMQ 3.10+/4.x) or classic: every durable queue of the namespace;
     # it cannot change on an existing namespace without a drain (shared/engine/amqp/queues.py)
@@ -260,8 +263,17 @@ class Settings:
         return tuple(_host_ports("PARLEY_REDIS_SENTINELS", self.redis_sentinels)[0]) if self.redis_sentinels else ()
 
     def redis_problems(self) -> list[str]:
-        """Why the Redis Sentinel settings are not usable: one set without the other, or a
-        PARLEY_REDIS_SENTINELS entry that is not host:port."""
+        """Why the Redis Sentinel or Cluster settings are not usable: one Sentinel setting without
+        the other, a PARLEY_REDIS_SENTINELS entry that is not host:port, Sentinel and Cluster
+        both, or (with Cluster) a namespace with braces, which would move the keys' hash tag."""
+        if self.redis_cluster:
+            problems = []
+            if self.redis_sentinels.strip() or self.redis_sentinel_master.strip():
+                problems.append("PARLEY_REDIS_CLUSTER and PARLEY_REDIS_SENTINELS are exclusive: choose one")
+            if "{" in self.namespace or "}" in self.namespace:
+                problems.append("PARLEY_NAMESPACE must not contain '{' or '}' with PARLEY_REDIS_CLUSTER")
+            if problems:
+                return problems
         if bool(self.redis_sentinels.strip()) != bool(self.redis_sentinel_master.strip()):
             return ["PARLEY_REDIS_SENTINELS and PARLEY_REDIS_SENTINEL_MASTER must be set together (or neither)"]
         if not self.redis_sentinels.strip():

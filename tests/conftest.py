@@ -14,6 +14,7 @@ import pytest
 
 from parley.testing.cluster import new_namespace, suite_settings
 from shared.config import Settings
+from shared.engine.redis.connect import RedisTarget
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -92,15 +93,46 @@ async def redis_store(redis_url: str, namespace: str):  # -> AsyncIterator[Redis
         await store.close()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(scope="session")
+def redis_cluster_target() -> Iterator[RedisTarget]:
+    """A throwaway 3-master Redis Cluster (``parley/testing/redis_cluster.py``) for the session,
+    started on first use: the target PARLEY_REDIS_CLUSTER=true and its seed URL make."""
+    from parley.testing.redis_cluster import redis_cluster
+
+    with redis_cluster() as nodes:
+        yield RedisTarget(url=nodes.redis_url, cluster=True)
+
+
+@pytest.fixture
+async def redis_cluster_store(redis_cluster_target: RedisTarget, namespace: str):  # -> AsyncIterator[RedisStore]
+    """A started ``RedisStore`` on the session's Redis Cluster; its keys are deleted afterwards."""
+    from shared.engine.redis.store import RedisStore
+
+    store = RedisStore(redis_cluster_target, namespace)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.destroy()
+        await store.close()
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("redis-cluster", marks=pytest.mark.integration),
+    ]
+)
 def engine_store(request: pytest.FixtureRequest):  # -> Store
     """Each engine's Store in turn, for the conformance suites (``tests/test_engine_*.py``): a
-    ``MemoryStore``, then the ``redis_store`` (integration: it needs the server)."""
+    ``MemoryStore``, the ``redis_store`` and the ``redis_cluster_store`` (integration: they need
+    servers)."""
     if request.param == "memory":
         from shared.engine.memory import MemoryStore
 
         return MemoryStore()
-    return request.getfixturevalue("redis_store")
+    return request.getfixturevalue("redis_store" if request.param == "redis" else "redis_cluster_store")
 
 
 AMQP_QUEUE_TYPES = ["quorum", "classic"]
@@ -133,7 +165,8 @@ async def amqp_bus_factory(redis_url: str, amqp_url: str, namespace: str, amqp_q
     async def make(**kwargs: object) -> AmqpRedisBus:
         options: dict[str, object] = {"shards": 4, "queue_type": amqp_queue_type, **kwargs}
         url = str(options.pop("amqp_url", amqp_url))  # a node list, say
-        bus = AmqpRedisBus(url, redis_url, namespace, **options)  # type: ignore[arg-type]
+        redis = options.pop("redis_target", redis_url)  # a Redis Cluster, say
+        bus = AmqpRedisBus(url, redis, namespace, **options)  # type: ignore[arg-type]
         buses.append(bus)
         await bus.start()
         return bus

@@ -2,7 +2,8 @@
 fixture over both engines, and small collectors to wait on deliveries.
 
 To prove a message was *not* delivered, tests publish a sentinel on the same path afterwards and
-wait for it: every path keeps one publisher's order, so anything sent before it would have arrived.
+wait for it: every path (one channel, one queue) keeps one publisher's order, so anything sent
+before it would have arrived.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ if TYPE_CHECKING:
 MakeBus = Callable[[], Awaitable[Bus]]
 AmqpBusFactory = Callable[..., Awaitable["AmqpRedisBus"]]  # the ``amqp_bus_factory`` fixture
 TIMEOUT = 5.0
-# "amqp": quorum queues (the default PARLEY_AMQP_QUEUE_TYPE); "amqp-classic": classic ones
+# "amqp": quorum queues (the default PARLEY_AMQP_QUEUE_TYPE); "amqp-classic": classic ones;
+# "amqp-redis-cluster": quorum queues, fan-out over a Redis Cluster (sharded pub/sub)
 ENGINES = [
     "memory",
     pytest.param("amqp", marks=pytest.mark.integration),
     pytest.param("amqp-classic", marks=pytest.mark.integration),
+    pytest.param("amqp-redis-cluster", marks=pytest.mark.integration),
 ]
 
 
@@ -47,10 +50,12 @@ def make_bus(request: pytest.FixtureRequest) -> MakeBus:
 
         return same
     factory: AmqpBusFactory = request.getfixturevalue("amqp_bus_factory")
-    queue_type = engine_queue_type(request.param)
+    options: dict[str, object] = {"queue_type": engine_queue_type(request.param)}
+    if request.param == "amqp-redis-cluster":
+        options["redis_target"] = request.getfixturevalue("redis_cluster_target")
 
     async def make() -> Bus:
-        return await factory(queue_type=queue_type)
+        return await factory(**options)
 
     return make
 

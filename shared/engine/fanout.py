@@ -9,7 +9,9 @@ At most once, pub/sub, three kinds of channel:
 
 Room and gateway publishes are *ordered at call time* with the same process's store writes, as
 ``shared.engine.store`` states: a router's history append, publish and done marks take effect in
-that order even when they leave together.
+that order even when they leave together. A listener receives one channel's messages in publish
+order; messages on different channels may arrive in either order (under Redis Cluster two
+channels may live on two nodes), so nothing may rely on order across rooms.
 
 Owns the interface only; engines implement it (``shared.engine.memory.fanout``,
 ``shared.engine.redis.fanout``).

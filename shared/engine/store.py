@@ -19,6 +19,10 @@ effect in the order they are called, with each other and with ``Fanout.publish_r
 that order too: a caller may start several and await them afterwards, which lets a pipelined
 implementation send them together (``shared.engine.redis.pipeline``). A router relies on it to
 write a batch's history before its publish and its done marks after, in one round trip.
+
+Where :attr:`Store.ordered_across_keys` is False (Redis Cluster), that order holds only among
+writes on one room (its history, and ``Fanout.publish_rooms`` to it); a write that must follow
+writes elsewhere (a router's done marks) is started after they are awaited.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from shared.engine.records import Record, RecordKind, Records
 
 
 class Store:
+    # Whether the ordered writes also keep their order across rooms and concerns (see above).
+    ordered_across_keys: bool = True
+
     def __init__(
         self,
         *,

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import Redis
-
 from shared.engine.amqp.actions import AmqpActions
 from shared.engine.amqp.connection import AmqpConnection
 from shared.engine.amqp.failover import connect_nodes
@@ -23,7 +21,7 @@ from shared.engine.amqp.logstream import DEFAULT_MAX_BYTES, AmqpLogStream
 from shared.engine.amqp.queues import QueueType, parse_queue_type
 from shared.engine.amqp.review_rpc import AmqpReviewRpc
 from shared.engine.bus import Bus
-from shared.engine.redis.connect import RedisTarget
+from shared.engine.redis.connect import AnyRedis, RedisTarget
 from shared.engine.redis.fanout import RedisFanout
 from shared.engine.redis.pipeline import RedisPipeline
 
@@ -43,7 +41,7 @@ class AmqpRedisBus(Bus):
         prefetch: int = 256,
         durable_actions: bool = True,
         pipeline: RedisPipeline | None = None,
-        redis: Redis | None = None,
+        redis: AnyRedis | None = None,
         log_queue_max_bytes: int = DEFAULT_MAX_BYTES,
         queue_type: QueueType | str = QueueType.QUORUM,
     ) -> None:

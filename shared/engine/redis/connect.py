@@ -1,4 +1,5 @@
-"""How a process connects to Redis: one server named by a URL, or the master a Sentinel set names.
+"""How a process connects to Redis: one server named by a URL, the master a Sentinel set names,
+or a Redis Cluster found from a seed node.
 
 Every Redis connection of parley is made from a :class:`RedisTarget` through this module: the
 store's pool, the fan-out's subscriber connection, and the lean pipeline connection (which asks
@@ -11,6 +12,11 @@ so after a failover every connection follows the new master without a restart. A
 answers writes with READONLY; redis-py's sentinel connections and the lean connection then drop
 the connection and ask again.
 
+With Cluster (``cluster``), ``url`` names one seed node (and the nodes' credentials); the
+general client is redis-py's ``RedisCluster``, which finds the other nodes and follows MOVED
+replies. The ordered pipeline and the subscriber keep lean connections of their own, one per
+master (``shared.engine.redis.cluster``).
+
 Must not: know any key or channel, or read the environment (``shared.config`` does that and
 checks the Sentinel settings).
 """
@@ -21,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
@@ -29,18 +35,25 @@ from shared.config import Settings
 
 SENTINEL_TIMEOUT = 2.0  # connect and reply, per sentinel asked
 
+CLUSTER_MAX_CONNECTIONS = 512  # per node; RedisCluster fails past it rather than waiting
+
 # (host, port) of the current master
 MasterResolver = Callable[[], Awaitable[tuple[str, int]]]
+
+# The general client of a process: one server (or Sentinel's master), or a cluster.
+AnyRedis = Redis | RedisCluster
 
 
 @dataclass(frozen=True, slots=True)
 class RedisTarget:
-    """Where a process's Redis is: ``url`` alone, or ``sentinels`` naming ``sentinel_master``."""
+    """Where a process's Redis is: ``url`` alone, ``sentinels`` naming ``sentinel_master``, or a
+    ``cluster`` that ``url`` is a seed node of."""
 
     url: str = "redis://127.0.0.1:6379/0"
     sentinels: tuple[tuple[str, int], ...] = ()
     sentinel_master: str = ""
     sentinel_password: str | None = field(default=None, repr=False)  # the sentinels' own (the master's is in url)
+    cluster: bool = False
 
     @property
     def uses_sentinel(self) -> bool:
@@ -54,6 +67,7 @@ class RedisTarget:
             sentinels=settings.redis_sentinel_nodes,
             sentinel_master=settings.redis_sentinel_master.strip(),
             sentinel_password=settings.redis_sentinel_password or None,
+            cluster=settings.redis_cluster,
         )
 
     @classmethod
@@ -80,6 +94,8 @@ def connection_pool(
     ``wait`` seconds for a free connection instead of failing. ``options`` are connection
     keyword arguments (``client_name``, ``socket_keepalive`` ...), over the URL's."""
     target = RedisTarget.of(target)
+    if target.cluster:
+        raise ValueError("a Redis Cluster has no single pool: use client(), or node_pool() per node")
     if not target.uses_sentinel:
         if max_connections is None:
             return ConnectionPool.from_url(target.url, **options)
@@ -105,21 +121,39 @@ def connection_pool(
     )
 
 
-def client(target: RedisTarget | str, *, max_connections: int | None = None, wait: float = 10.0) -> Redis:
-    """A client over its own :func:`connection_pool` (closed with :func:`close_client`). Replies
-    are bytes (no ``decode_responses``). Building it does not connect."""
+def node_pool(target: RedisTarget, host: str, port: int, **options: Any) -> ConnectionPool:
+    """A pool for one node of ``target``'s cluster at ``host:port``, with the URL's credentials
+    and options (the URL's own host and port are the seed's)."""
+    kwargs: dict[str, Any] = dict(parse_url(target.url))
+    if "path" in kwargs:
+        raise ValueError("PARLEY_REDIS_URL must be redis:// or rediss:// with Cluster, not a unix socket")
+    kwargs.pop("db", None)  # a cluster has only db 0
+    kwargs.update(options, host=host, port=port)
+    return ConnectionPool(**kwargs)
+
+
+def client(target: RedisTarget | str, *, max_connections: int | None = None, wait: float = 10.0) -> AnyRedis:
+    """A client over its own :func:`connection_pool`, or a ``RedisCluster`` (closed with
+    :func:`close_client`). Replies are bytes (no ``decode_responses``). Building it does not
+    connect."""
+    target = RedisTarget.of(target)
+    if target.cluster:
+        return RedisCluster.from_url(target.url, max_connections=CLUSTER_MAX_CONNECTIONS)
     return Redis(connection_pool=connection_pool(target, max_connections=max_connections, wait=wait))
 
 
-async def close_client(redis: Redis) -> None:
+async def close_client(redis: AnyRedis) -> None:
     """Close ``redis`` and its pool (with Sentinel, the sentinel clients too)."""
     await redis.aclose()
-    await redis.connection_pool.aclose()
+    if isinstance(redis, Redis):
+        await redis.connection_pool.aclose()
 
 
-def master_resolver(redis: Redis) -> MasterResolver | None:
+def master_resolver(redis: AnyRedis) -> MasterResolver | None:
     """Where ``redis``'s master is now, asked of the sentinels; None when its pool has a fixed
-    address (no Sentinel)."""
+    address (no Sentinel, or a cluster)."""
+    if isinstance(redis, RedisCluster):
+        return None
     pool = redis.connection_pool
     if isinstance(pool, SentinelConnectionPool):
         resolve: MasterResolver = pool.get_master_address

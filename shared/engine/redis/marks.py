@@ -7,7 +7,13 @@ from collections.abc import Awaitable
 
 from shared.engine.marks import Marks
 from shared.engine.redis.keys import KeySpace
-from shared.engine.redis.pipeline import RedisPipeline, completion
+from shared.engine.redis.pipeline import Command, RedisPipeline, completion
+
+
+def mark_reads(keys: KeySpace, marks: list[str]) -> list[Command]:
+    """One GET per mark: marks hash to different slots under Cluster, where one MGET could not
+    span them (and in a pipeline the GETs cost one round trip all the same)."""
+    return [("GET", keys.mark(mark)) for mark in marks]
 
 
 class RedisMarks(Marks):
@@ -23,8 +29,7 @@ class RedisMarks(Marks):
     async def claimed(self, keys: list[str]) -> list[bool]:
         if not keys:
             return []
-        (marks,) = await self._pipeline.submit([("MGET", *(self._keys.mark(k) for k in keys))])
-        return [raw is not None for raw in marks]
+        return [raw is not None for raw in await self._pipeline.submit(mark_reads(self._keys, keys))]
 
     def claim_many(self, keys: list[str], ttl_ms: int) -> Awaitable[None]:
         if not keys:

@@ -11,6 +11,9 @@ The round trips go over one lean connection of their own (:mod:`shared.engine.re
 through redis-py's ``Pipeline``, which costs several times the client CPU per command; a URL that
 needs what that connection does not do (TLS) keeps redis-py's pipeline.
 
+With Redis Cluster the round trips go over one lean connection per master
+(:mod:`shared.engine.redis.cluster`), at once; order then holds per hash slot, not across slots.
+
 Scripts go as plain EVALSHA: redis-py's own pipeline would first ask ``SCRIPT EXISTS`` (a
 second round trip on every flush). A Redis that lost its scripts (a restart) answers NOSCRIPT
 for just those commands; the scripts are loaded again and only those commands are resent,
@@ -22,14 +25,15 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from shared.engine.coalesce import TurnBatcher
-from shared.engine.redis.connect import master_resolver
+from shared.engine.redis.cluster import ClusterConnections
+from shared.engine.redis.connect import AnyRedis, master_resolver
 from shared.engine.redis.resp import Endpoint, RespConnection
 
 # One queued command: the raw command name and its arguments.
@@ -37,11 +41,16 @@ Command = tuple[Any, ...]
 
 
 class RedisPipeline:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
         self.redis = redis
-        endpoint = endpoint_of(redis)
-        # With Sentinel, the lean connection asks the sentinels where the master is on every connect.
-        self._connection = RespConnection(endpoint, master_resolver(redis)) if endpoint is not None else None
+        self._cluster: ClusterConnections | None = None
+        self._connection: RespConnection | None = None
+        if isinstance(redis, RedisCluster):
+            if (endpoint := cluster_endpoint(redis)) is not None:  # else (TLS) redis-py's cluster pipeline
+                self._cluster = ClusterConnections(redis, endpoint)
+        elif (endpoint := endpoint_of(redis)) is not None:
+            # With Sentinel, the lean connection asks the sentinels where the master is on every connect.
+            self._connection = RespConnection(endpoint, master_resolver(redis))
         self._scripts: list[AsyncScript] = []
         self._turns: TurnBatcher[Command] = TurnBatcher(self._run_turn, serial=True)
 
@@ -69,11 +78,20 @@ class RedisPipeline:
                 results[index] = result
         return results
 
+    @property
+    def ordered_across_keys(self) -> bool:
+        """Whether commands on different keys also run in submission order (not with Cluster)."""
+        return not isinstance(self.redis, RedisCluster)
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
     async def _run(self, commands: list[Command]) -> list[Any]:
+        if self._cluster is not None:
+            return await self._cluster.execute(commands)
         if self._connection is not None:
             return await self._connection.execute(commands)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -99,6 +117,19 @@ def endpoint_of(redis: Redis) -> Endpoint | None:
         port=port,
         path=path,
         db=int(kwargs.get("db") or 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        timeout=float(kwargs.get("socket_timeout") or 5.0),
+    )
+
+
+def cluster_endpoint(redis: RedisCluster) -> Endpoint | None:
+    """The credentials and timeout of ``redis``'s node connections (host and port are per node);
+    None with TLS, which the lean connection does not speak."""
+    kwargs = redis.nodes_manager.connection_kwargs
+    if kwargs.get("connection_class", Connection) is not Connection or kwargs.get("ssl"):
+        return None
+    return Endpoint(
         username=kwargs.get("username"),
         password=kwargs.get("password"),
         timeout=float(kwargs.get("socket_timeout") or 5.0),

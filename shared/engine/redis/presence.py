@@ -71,9 +71,9 @@ return out
 """
 )
 
-# KEYS: presx; ARGV: key prefix "{ns}:" -> flat [room, raw entry, ...] of users who left. It
-# builds the holders' and rooms' keys itself (``KeySpace.presence``, ``presence_held``): their
-# rooms are known only inside Redis.
+# KEYS: presx; ARGV: the presence key prefix (``KeySpace.presence_prefix``) -> flat [room, raw
+# entry, ...] of users who left. It builds the holders' and rooms' keys itself (``KeySpace.presence``,
+# ``presence_held``): their rooms are known only inside Redis (all in presence's one slot).
 _SWEEP = (
     SERVER_NOW
     + """
@@ -148,4 +148,4 @@ class RedisPresence(Presence):
         return _pairs(await self._list(keys=[entries, self._keys.presence_deadlines()]))
 
     async def sweep(self) -> Departures:
-        return _pairs(await self._sweep(keys=[self._keys.presence_deadlines()], args=[self._keys.prefix]))
+        return _pairs(await self._sweep(keys=[self._keys.presence_deadlines()], args=[self._keys.presence_prefix]))

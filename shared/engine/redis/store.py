@@ -1,7 +1,7 @@
 """``RedisStore``: the production :class:`~shared.engine.store.Store`, shared by every replica.
 
-Builds one client (a blocking connection pool, made by ``shared.engine.redis.connect``: one
-server or a Sentinel-managed master), the process's ordered pipeline over it, and a
+Builds one client (made by ``shared.engine.redis.connect``: a blocking connection pool to one
+server or a Sentinel-managed master, or a ``RedisCluster``), the process's ordered pipeline over it, and a
 concern object of ``shared.engine.redis.<concern>`` for each concern, all under one
 :class:`~shared.engine.redis.keys.KeySpace`. The bus of the same process may share ``redis`` and
 ``pipeline`` (its publishes are then ordered with the store's writes).
@@ -15,17 +15,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from shared.engine.records import Record, RecordKind
 from shared.engine.redis import connect
 from shared.engine.redis.codec import decode_record
-from shared.engine.redis.connect import RedisTarget
+from shared.engine.redis.connect import AnyRedis, RedisTarget
 from shared.engine.redis.counters import RedisCounters
 from shared.engine.redis.done_marks import RedisDoneMarks
 from shared.engine.redis.history import RedisHistory
 from shared.engine.redis.keys import KeySpace
-from shared.engine.redis.marks import RedisMarks
+from shared.engine.redis.marks import RedisMarks, mark_reads
 from shared.engine.redis.members import RedisMembers
 from shared.engine.redis.pipeline import Command, RedisPipeline
 from shared.engine.redis.presence import RedisPresence
@@ -37,17 +35,19 @@ REDIS_POOL_SIZE = 64
 
 class RedisStore(Store):
     def __init__(self, redis: RedisTarget | str, namespace: str) -> None:
-        """``redis``: a URL, or a :class:`RedisTarget` (Sentinel)."""
+        """``redis``: a URL, or a :class:`RedisTarget` (Sentinel, Cluster)."""
+        target = RedisTarget.of(redis)
         self._ns = namespace
-        self._keys = KeySpace(namespace)
+        self._keys = KeySpace(namespace, clustered=target.cluster)
         # Building the client does not connect, so methods work without start() as well.
         # A blocking pool: a burst (thousands of handshakes at once) waits for a connection
         # instead of failing with MaxConnectionsError as redis-py's default pool does.
         # Replies are bytes (no decode_responses): the concerns cast redis-py's ``bytes | str`` so.
-        self.redis: aioredis.Redis = connect.client(redis, max_connections=REDIS_POOL_SIZE, wait=10)
+        self.redis: AnyRedis = connect.client(target, max_connections=REDIS_POOL_SIZE, wait=10)
         # This turn's commands, in order, one round trip; the bus of the same process publishes
         # through it too (``real_backends``), so a router's history, publish and done marks share it.
         self.pipeline = RedisPipeline(self.redis)
+        self.ordered_across_keys = self.pipeline.ordered_across_keys
         super().__init__(
             records=RedisRecords(self.pipeline, self._keys),
             marks=RedisMarks(self.pipeline, self._keys),
@@ -67,7 +67,8 @@ class RedisStore(Store):
         await connect.close_client(self.redis)
 
     async def destroy(self) -> None:
-        """Delete every key of this namespace (tests, teardown). Never touches other namespaces."""
+        """Delete every key of this namespace (tests, teardown). Never touches other namespaces.
+        (A cluster client scans every master, and splits the UNLINK by slot.)"""
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._ns) + ":*"
         batch: list[Any] = []
         async for key in self.redis.scan_iter(match=pattern, count=500):
@@ -79,10 +80,7 @@ class RedisStore(Store):
             await self.redis.unlink(*batch)
 
     async def get_with_claimed(self, kind: RecordKind, rid: str, keys: list[str]) -> tuple[Record | None, list[bool]]:
-        # one pipeline: the record's GET and the marks' MGET in one round trip
-        commands: list[Command] = [("GET", self._keys.record(kind, rid))]
-        if keys:
-            commands.append(("MGET", *(self._keys.mark(k) for k in keys)))
-        results = await self.pipeline.submit(commands)
-        raw, marks = results[0], results[1] if keys else []
+        # one pipeline: the record's GET and the marks' in one round trip
+        commands: list[Command] = [("GET", self._keys.record(kind, rid)), *mark_reads(self._keys, keys)]
+        raw, *marks = await self.pipeline.submit(commands)
         return (None if raw is None else decode_record(raw)), [mark is not None for mark in marks]
