@@ -93,6 +93,7 @@ class Cluster:
         env.update(
             PARLEY_NAMESPACE=s.namespace,
             PARLEY_REDIS_URL=self.redis_url,
+            PARLEY_REDIS_CLUSTER="true" if s.redis_cluster else "false",
             PARLEY_AMQP_URL=self.amqp_url,
             PARLEY_AMQP_QUEUE_TYPE=s.amqp_queue_type,
             PARLEY_TOKEN_SECRET=s.token_secret,
@@ -286,11 +287,14 @@ def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None
     """Delete a test namespace's queues, exchanges and keys."""
     from shared.engine.amqp import AmqpRedisBus
     from shared.engine.amqp.queues import QueueMismatch
+    from shared.engine.redis.connect import RedisTarget
     from shared.engine.redis.store import RedisStore
 
+    redis = RedisTarget.from_settings(settings.with_(redis_url=redis_url))  # Sentinel or Cluster too
+
     async def destroy(queue_type: str = settings.amqp_queue_type) -> None:
-        bus = AmqpRedisBus(amqp_url, redis_url, settings.namespace, shards=settings.shards, queue_type=queue_type)
-        store = RedisStore(redis_url, settings.namespace)
+        bus = AmqpRedisBus(amqp_url, redis, settings.namespace, shards=settings.shards, queue_type=queue_type)
+        store = RedisStore(redis, settings.namespace)
         try:
             await bus.start()
         except QueueMismatch:  # made by a process with the other queue type (a benchmark's baseline)

@@ -49,6 +49,34 @@ class RedisClusterNodes:
         process.send_signal(signal.SIGKILL)
         process.wait(5)
 
+    def node_id(self, port: int) -> str:
+        with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as node:
+            return str(node.execute_command("CLUSTER", "MYID"))
+
+    def owner(self, slot: int) -> int:
+        """The port of the master serving ``slot``."""
+        with redis.Redis(port=self.ports[0], socket_timeout=2) as node:
+            for start, end, master, *_ in node.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return int(master[1])
+        raise LookupError(f"slot {slot} is not served")
+
+    def move_slot(self, slot: int, to_port: int) -> None:
+        """Migrate ``slot`` and its keys to the master on ``to_port`` (live resharding, as
+        ``redis-cli --cluster reshard`` does it for one slot)."""
+        from_port = self.owner(slot)
+        if from_port == to_port:
+            return
+        source, target = self.node_id(from_port), self.node_id(to_port)
+        with redis.Redis(port=from_port, socket_timeout=5) as old, redis.Redis(port=to_port, socket_timeout=5) as new:
+            new.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source)
+            old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target)
+            while keys := old.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                old.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+            for port in self.ports:
+                with redis.Redis(port=port, socket_timeout=5) as node:
+                    node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target)
+
     def wait_ok(self, timeout: float = 20.0) -> None:
         """Until every node reports ``cluster_state:ok``."""
         _wait("cluster state ok", lambda: all(_state_ok(port) for port in self.ports), timeout)
