@@ -237,14 +237,14 @@ async def test_receivers_miss_nothing_when_the_subscriber_connection_is_killed(
 ) -> None:
     room = await make_room(node, maximum_message_rate_per_second=100)
     fanout: Any = node.bus.fanout
-    hub = fanout._hub
-    reconnect = hub._connect
+    (link,) = fanout._hub._links.values()  # one server: one subscriber link
+    reconnect = link.connect
 
     async def slow_reconnect() -> None:  # a cut that lasts: messages are published meanwhile
         await asyncio.sleep(0.4)
         await reconnect()
 
-    monkeypatch.setattr(hub, "_connect", slow_reconnect)
+    monkeypatch.setattr(link, "connect", slow_reconnect)
     recovered = metrics.FANOUT_GAP_RECOVERED._value.get()
     sent = [f"m{n}" for n in range(40)]
     async with _clients(node, room, ("sender", "alice", "bob")) as (sender, alice, bob):
@@ -260,7 +260,7 @@ async def test_receivers_miss_nothing_when_the_subscriber_connection_is_killed(
         alice_got, bob_got = await asyncio.gather(_contents(alice, len(sent)), _contents(bob, len(sent)))
         await sending
         errors = [frame for frame in await sender.drain(0.3) if frame.get("Type") == "ERROR"]
-    assert hub.reconnects == 2
+    assert fanout.reconnects == 2
     assert errors == []  # every message accepted
     assert alice_got == sent and bob_got == sent  # every accepted message, once, in order
     assert metrics.FANOUT_GAP_RECOVERED._value.get() > recovered  # the cuts did lose publishes
