@@ -12,6 +12,11 @@ latency, the routers' bus lag and the broker's confirm latency (``server_send_to
     .venv/bin/python bench/cluster_bench.py --clients 1000 --rooms 1 --rate 100 --duration 20
     .venv/bin/python bench/cluster_bench.py --clients 2000 --rooms 100 --rate 5000 --duration 20 --procs 2
     .venv/bin/python bench/cluster_bench.py --clients 15000 --rooms 150 --rate 0 --duration 10   # idle
+    .venv/bin/python bench/cluster_bench.py --redis-cluster 3 ...   # on a throwaway 3-master Redis Cluster
+
+With ``--redis-cluster N`` the cluster runs with PARLEY_REDIS_CLUSTER=true on N masters of its own
+(``parley/testing/redis_cluster.py``); their CPU is reported as ``redis0`` … instead of the shared
+Redis's.
 
 The load generator is Python too and shares the machine's cores with the cluster; see
 bench/README.md for how to read the numbers.
@@ -224,14 +229,28 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="py-spy gateway 0 and router 0 while sending")
     parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks (gw0.raw, router0.raw) here")
+    parser.add_argument(
+        "--redis-cluster", type=int, default=0, metavar="N", help="run on a throwaway Redis Cluster of N masters"
+    )
     parser.add_argument("--redis-url", default=os.environ.get("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--amqp-url", default=os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        run(args, stack)
 
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     settings = throwaway_settings(args.shards)
+    redis_url, redis_nodes = args.redis_url, None
+    if args.redis_cluster:
+        from parley.testing.redis_cluster import redis_cluster
+
+        redis_nodes = stack.enter_context(redis_cluster(args.redis_cluster))
+        settings = settings.with_(redis_cluster=True)
+        redis_url = redis_nodes.redis_url
     cluster = Cluster(
         settings,
-        args.redis_url,
+        redis_url,
         args.amqp_url,
         extra_env={
             "PARLEY_LOG_LEVEL": "warning",
@@ -268,6 +287,9 @@ def main() -> None:
         routers_before = {name: scrape(cluster.ports[name]) for name in routers}
         rss_before = {name: rss_mib(cluster.processes[name].pid) for name in gateways}
         services = service_pids()
+        if redis_nodes is not None:  # the cluster's masters instead of the shared Redis
+            services.pop("redis", None)
+            services |= {f"redis{i}": redis_nodes.processes[port].pid for i, port in enumerate(redis_nodes.ports)}
         loadgen = subprocess.Popen(
             ["nice", "-n", str(args.loadgen_nice), *command] if args.loadgen_nice else command,
             cwd=ROOT,
