@@ -19,6 +19,7 @@ from parley.testing.chatclient import ChatClient
 from parley.testing.cluster import running_cluster
 from parley.testing.redis_cluster import RedisClusterNodes, redis_cluster
 from shared.config import Settings
+from shared.engine.redis.cluster import command_key, slot_of
 from shared.engine.redis.connect import RedisTarget
 from shared.engine.redis.fanout import RedisFanout
 from shared.engine.redis.keys import KeySpace
@@ -72,6 +73,15 @@ def test_a_rooms_keys_and_channel_share_a_slot_and_rooms_spread_over_slots() -> 
         "ns:rec:room:a",
         ("ns:pres:r", "ns:presn:r"),
     )
+
+
+def test_a_command_is_routed_by_its_key_or_first_script_key() -> None:
+    assert command_key(("GET", "ns:rec:{room}:a")) == b"ns:rec:{room}:a"
+    assert command_key(("SPUBLISH", b"ns:room:{r1}", b"data")) == b"ns:room:{r1}"
+    assert command_key(("EVALSHA", "sha", 2, "ns:hist:{r1}", "ns:x", "arg")) == b"ns:hist:{r1}"
+    assert command_key(("EVALSHA", "sha", 0, "arg")) is None
+    assert command_key(("PING",)) is None
+    assert slot_of(("GET", "a{r1}b")) == slot_of(("SADD", "c{r1}", "m")) == key_slot(b"r1")
 
 
 # --- a cluster of this module's own (slots are moved and nodes killed) ----------------------------

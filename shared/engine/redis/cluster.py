@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -76,7 +76,11 @@ class ClusterConnections:
         for attempt in range(MAX_REDIRECTS + 1):
             by_node: dict[tuple[tuple[str, int], bool], list[int]] = {}
             for index, asked in todo:
-                node = asked or self._node_of(commands[index])
+                try:
+                    node = asked or self._node_of(commands[index])
+                except RedisClusterException as error:  # the slot has no master now: this command fails
+                    results[index] = error
+                    continue
                 by_node.setdefault((node, asked is not None), []).append(index)
             rounds = [
                 self._round(node, asking, [commands[i] for i in indexes]) for (node, asking), indexes in by_node.items()
