@@ -154,7 +154,11 @@ def master_resolver(redis: AnyRedis) -> MasterResolver | None:
     address (no Sentinel, or a cluster)."""
     if isinstance(redis, RedisCluster):
         return None
-    pool = redis.connection_pool
+    return pool_master_resolver(redis.connection_pool)
+
+
+def pool_master_resolver(pool: ConnectionPool) -> MasterResolver | None:
+    """:func:`master_resolver` of a pool."""
     if isinstance(pool, SentinelConnectionPool):
         resolve: MasterResolver = pool.get_master_address
         return resolve

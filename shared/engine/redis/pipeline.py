@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.commands.core import AsyncScript
@@ -101,10 +101,14 @@ class RedisPipeline:
 
 
 def endpoint_of(redis: Redis) -> Endpoint | None:
-    """Where ``redis``'s pool connects, for the lean connection; None when it is not plain TCP or
-    a unix socket (TLS, or a pool class of its own). With Sentinel the host and port are only
-    placeholders: the master is resolved on each connect (:func:`master_resolver`)."""
-    pool = redis.connection_pool
+    """Where ``redis``'s pool connects, for the lean connection (:func:`pool_endpoint`)."""
+    return pool_endpoint(redis.connection_pool)
+
+
+def pool_endpoint(pool: ConnectionPool) -> Endpoint | None:
+    """Where ``pool`` connects, for a lean connection; None when it is not plain TCP or a unix
+    socket (TLS, or a pool class of its own). With Sentinel the host and port are only
+    placeholders: the master is resolved on each connect (``connect.pool_master_resolver``)."""
     kwargs = pool.connection_kwargs
     if pool.connection_class in (Connection, SentinelManagedConnection):
         host, port, path = str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), ""

@@ -5,9 +5,10 @@ One server (or Sentinel's master): one connection, ``SUBSCRIBE``. Redis Cluster:
 one connection per master that holds a subscribed channel (a :class:`_Link`) and puts each channel
 on its slot's link. Publishes then reach one node, not every node of the cluster.
 
-Each link has one reader task that reads replies and dispatches messages to listeners. We drive
-the raw connection rather than redis-py's PubSub so reconnects are explicit (logged, re-subscribed
-from our own channel table) and the per-message path is just parse + dict lookup. A lost link
+Each link has one reader task that watches its connection (``shared.engine.redis.pushes``: a
+hiredis-fed protocol that dispatches each message as it is parsed, or redis-py's connection for
+TLS). We drive raw connections rather than redis-py's PubSub so reconnects are explicit (logged,
+re-subscribed from our own channel table) and the per-message path is just parse + dict lookup. A lost link
 reconnects with a growing delay; under Cluster it first asks for the slot map again (the node may
 have failed over) and moves its channels to the links that own them now. A node that gives up a
 slot tells us with ``sunsubscribe``; those channels move too. Either way ``on_resubscribed``
@@ -20,23 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+from collections import deque
 from typing import Any
 
 import structlog
 from redis.asyncio import RedisCluster
-from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import MovedError
 
 from shared.engine.fanout import DataListener, ResubscribedListener
 from shared.engine.redis import connect
 from shared.engine.redis.connect import RedisTarget
+from shared.engine.redis.pipeline import pool_endpoint
+from shared.engine.redis.pushes import PushConnection, RedisPyWire, Wire
 
 log = structlog.get_logger(__name__)
 
 SUBSCRIBE_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5.0  # bounds a reconnect attempt, which holds the subscription lock
 RECONNECT_MAX_DELAY = 2.0
 Node = tuple[str, int]
 _SINGLE: Node = ("", 0)  # the one link without Cluster
@@ -45,12 +47,15 @@ _SINGLE: Node = ("", 0)  # the one link without Cluster
 class _Link:
     """One subscriber connection and the channels subscribed (or to subscribe) on it."""
 
-    def __init__(self, hub: PubSubHub, node: Node, conn: AbstractConnection) -> None:
+    def __init__(self, hub: PubSubHub, node: Node, wire: Wire) -> None:
         self.hub = hub
         self.node = node
-        self.conn = conn
+        self.wire = wire
         self.channels: set[bytes] = set()
         self.up = False  # connected and every channel in ``channels`` (re)subscribed
+        # sharded: channels whose SSUBSCRIBE is not confirmed yet, in the order sent, so an
+        # error reply (MOVED: the slot is elsewhere now) is matched to its channel
+        self.unconfirmed: deque[bytes] = deque()
         self.reconnects = 0
         self.reader: asyncio.Task[None] | None = None
 
@@ -60,22 +65,46 @@ class _Link:
 
     async def connect(self) -> None:
         """(Re)connect and subscribe every channel of the link; the hub's lock is held."""
-        await self.conn.connect()
+        await self.wire.connect()
+        self.unconfirmed.clear()
+        self.up = True
         channels = list(self.channels)
         for channel in channels:
             self.hub._pending(channel)
-        if channels:
-            await self.conn.send_command(self.hub.subscribe_command, *channels, check_health=False)
-        self.up = True
+        await self.subscribe(channels)
         if self.reconnects:
             log.info("redis.pubsub_resubscribed", channels=len(channels), reconnects=self.reconnects)
             self.hub._tell_resubscribed(channels)
 
-    async def send(self, command: str, channels: list[bytes]) -> None:
-        if self.up and channels:
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-                # On failure the reader notices, reconnects and subscribes from ``channels``.
-                await self.conn.send_command(command, *channels, check_health=False)
+    async def subscribe(self, channels: list[bytes]) -> None:
+        """Subscribe ``channels`` (confirmations and errors come back through the reader). On
+        failure the reader notices, reconnects and subscribes from ``channels``."""
+        if not self.up or not channels:
+            return
+        if not self.hub.sharded:
+            await self.wire.send("SUBSCRIBE", *channels)
+            return
+        for channel in channels:  # one command each: one SSUBSCRIBE's channels must share a slot
+            self.unconfirmed.append(channel)
+            await self.wire.send("SSUBSCRIBE", channel)
+
+    async def unsubscribe(self, channel: bytes) -> None:
+        if self.up:
+            await self.wire.send("SUNSUBSCRIBE" if self.hub.sharded else "UNSUBSCRIBE", channel)
+
+    def confirmed(self, channel: bytes) -> None:
+        if self.unconfirmed and self.unconfirmed[0] == channel:
+            self.unconfirmed.popleft()
+        else:
+            with contextlib.suppress(ValueError):
+                self.unconfirmed.remove(channel)
+
+    def refused(self) -> bytes | None:
+        """The channel an error reply answers (sharded: the oldest unconfirmed SSUBSCRIBE)."""
+        return self.unconfirmed.popleft() if self.unconfirmed else None
+
+    def _on_reply(self, reply: Any) -> None:
+        self.hub._dispatch(self, reply)
 
     async def _read_forever(self) -> None:
         delay = 0.05
@@ -87,10 +116,7 @@ class _Link:
                             return  # this node holds nothing of ours any more
                         await self.connect()
                     delay = 0.05
-                # math.inf: block without a timeout (redis-py's opt-in); no polling, no per-read timer.
-                # push_request: redis-py 8 speaks RESP3, where pub/sub messages are push frames
-                # that the parser otherwise diverts to a push handler instead of returning.
-                reply = await self.conn.read_response(timeout=math.inf, disconnect_on_error=False, push_request=True)
+                await self.wire.run(self._on_reply)  # returns only by raising why it was lost
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -99,12 +125,9 @@ class _Link:
                 self.reconnects += 1
                 self.hub.reconnects += 1
                 log.warning("redis.pubsub_lost", error_type=type(exc).__name__, error=str(exc), retry_in=delay)
-                with contextlib.suppress(Exception):
-                    await self.conn.disconnect(nowait=True)
+                await self.wire.disconnect()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_DELAY)
-                continue
-            self.hub._dispatch(self, reply)
 
     async def close(self) -> None:
         if self.reader is not None and self.reader is not asyncio.current_task():
@@ -113,8 +136,7 @@ class _Link:
                 await self.reader
         self.reader = None
         self.up = False
-        with contextlib.suppress(Exception):
-            await self.conn.disconnect(nowait=True)
+        await self.wire.disconnect()
 
 
 class PubSubHub:
@@ -125,16 +147,16 @@ class PubSubHub:
         (sharded pub/sub); None for one server."""
         self._target = RedisTarget.of(redis)
         self._cluster = cluster
-        self.subscribe_command = "SSUBSCRIBE" if cluster is not None else "SUBSCRIBE"
-        self._unsubscribe_command = "SUNSUBSCRIBE" if cluster is not None else "UNSUBSCRIBE"
+        self.sharded = cluster is not None
         self._message_kind = b"smessage" if cluster is not None else b"message"
         self._confirm_kind = b"ssubscribe" if cluster is not None else b"subscribe"
         # socket_timeout stays None: the reader blocks until a message or a disconnect.
         # socket_connect_timeout bounds a reconnect attempt, which holds the subscription lock.
+        self._client_name = client_name
         self._options: dict[str, Any] = {
             "client_name": client_name,
             "socket_keepalive": True,
-            "socket_connect_timeout": 5,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
         }
         self._pools: list[Any] = []
         self._links: dict[Node, _Link] = {}
@@ -180,7 +202,13 @@ class PubSubHub:
         else:
             pool = connect.node_pool(self._target, *node, **self._options)
         self._pools.append(pool)
-        link = self._links[node] = _Link(self, node, pool.make_connection())
+        endpoint = pool_endpoint(pool)
+        wire: Wire = (
+            PushConnection(endpoint, self._client_name, connect.pool_master_resolver(pool), CONNECT_TIMEOUT)
+            if endpoint is not None
+            else RedisPyWire(pool.make_connection())  # TLS
+        )
+        link = self._links[node] = _Link(self, node, wire)
         try:
             await link.start()
         except BaseException:
@@ -229,15 +257,16 @@ class PubSubHub:
         await link.close()
         return True
 
-    async def _move(self, channels: list[bytes]) -> None:
-        """Subscribe ``channels`` on the links of their nodes now (the lock is held)."""
+    async def _move(self, channels: list[bytes], node: Node | None = None) -> None:
+        """Subscribe ``channels`` on the links of their nodes now, or of ``node`` (a MOVED
+        reply's); the lock is held."""
         targets: dict[Node, list[bytes]] = {}
         for channel in channels:
             old = self._link_of.pop(channel, None)
             if old is not None:
                 old.channels.discard(channel)
             if channel in self._listeners:
-                targets.setdefault(self._node_of(channel), []).append(channel)
+                targets.setdefault(node or self._node_of(channel), []).append(channel)
         for node, moved in targets.items():
             try:
                 link = await self._open(node)
@@ -248,11 +277,14 @@ class PubSubHub:
                 link.channels.add(channel)
                 self._link_of[channel] = link
                 self._pending(channel)
-            await link.send(self.subscribe_command, moved)
+            await link.subscribe(moved)
             link.reconnects += 1  # listeners hear of it like of a reconnect: a gap is possible
             self._tell_resubscribed(moved)
 
     def _dispatch(self, link: _Link, reply: Any) -> None:
+        if isinstance(reply, Exception):
+            self._refused(link, reply)
+            return
         if not isinstance(reply, list) or len(reply) < 3:
             return
         kind = reply[0]
@@ -263,6 +295,7 @@ class PubSubHub:
                 except Exception:
                     log.exception("redis.listener_failed", channel=reply[1].decode(errors="replace"))
         elif kind == self._confirm_kind:
+            link.confirmed(reply[1])
             fut = self._confirmed.get(reply[1])
             if fut is not None and not fut.done():
                 fut.set_result(None)
@@ -272,12 +305,22 @@ class PubSubHub:
             log.info("redis.pubsub_slot_moved", channel=channel.decode(errors="replace"))
             asyncio.get_running_loop().create_task(self._moved(channel))
 
-    async def _moved(self, channel: bytes) -> None:
+    def _refused(self, link: _Link, error: Exception) -> None:
+        channel = link.refused()
+        where = "" if channel is None else channel.decode(errors="replace")
+        if channel is not None and isinstance(error, MovedError) and channel in link.channels:
+            # our slot map was older than the cluster's (a slot moved): subscribe where it says
+            log.info("redis.pubsub_subscribe_moved", channel=where, to=f"{error.host}:{error.port}")
+            asyncio.get_running_loop().create_task(self._moved(channel, (error.host, int(error.port))))
+        else:
+            log.warning("redis.pubsub_refused", channel=where, error=str(error))
+
+    async def _moved(self, channel: bytes, node: Node | None = None) -> None:
         async with self._lock:
             if self._cluster is not None:
                 with contextlib.suppress(Exception):
                     await self._cluster.nodes_manager.initialize()
-            await self._move([channel])
+            await self._move([channel], node)
 
     async def add(self, channel: bytes, listener: DataListener) -> None:
         """Returns once Redis confirmed the subscription, so a publish right after is seen."""
@@ -294,7 +337,7 @@ class PubSubHub:
                     raise
                 link.channels.add(channel)
                 self._link_of[channel] = link
-                await link.send(self.subscribe_command, [channel])
+                await link.subscribe([channel])
             else:  # already subscribed for another listener; wait only if still unconfirmed
                 fut = self._confirmed.get(channel)
         if fut is None or fut.done():
@@ -320,4 +363,4 @@ class PubSubHub:
             link = self._link_of.pop(channel, None)
             if link is not None:
                 link.channels.discard(channel)
-                await link.send(self._unsubscribe_command, [channel])
+                await link.unsubscribe(channel)
