@@ -58,6 +58,7 @@ class _Pushes(asyncio.Protocol):
         self.handshake: list[Any] = []  # replies before on_reply is set
         self.handshake_done: asyncio.Event = asyncio.Event()
         self.handshake_count = 0
+        self.early: list[Any] = []
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,10 +80,12 @@ class _Pushes(asyncio.Protocol):
                 return
             if self.on_reply is not None:
                 self.on_reply(reply)
-            else:
+            elif len(self.handshake) < self.handshake_count:
                 self.handshake.append(reply)
-                if len(self.handshake) >= self.handshake_count:
+                if len(self.handshake) == self.handshake_count:
                     self.handshake_done.set()
+            else:  # a reply before ``run`` took over (a SUBSCRIBE sent right after connect)
+                self.early.append(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(RedisConnectionError(f"Connection closed by server: {exc}" if exc else "Connection closed by server"))
@@ -152,6 +155,9 @@ class PushConnection:
         protocol = self._protocol
         if protocol is None:
             raise RedisConnectionError("the subscriber connection is not open")
+        early, protocol.early = protocol.early, []
+        for reply in early:
+            on_reply(reply)
         protocol.on_reply = on_reply
         await asyncio.shield(protocol.lost)  # raises why it was lost
         raise RedisConnectionError("Connection closed")  # pragma: no cover - lost only ever fails
