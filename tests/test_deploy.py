@@ -16,11 +16,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
 from gateway import fronts as front_registry
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -455,15 +459,24 @@ def test_every_parley_container_gets_every_rabbitmq_node() -> None:
     assert parley_config(docs)["PARLEY_AMQP_QUEUE_TYPE"] == "quorum"
 
 
-def test_kubernetes_parley_uses_the_redis_sentinels() -> None:
+def pod_settings(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings a parley pod builds from ``config`` (parley-config's data) and the secrets
+    example's values, through the same environment parsing."""
     from shared.config import Settings
 
+    for name in [name for name in os.environ if name.startswith("PARLEY_")]:
+        monkeypatch.delenv(name)
+    for name, value in {**env_file(K8S_SECRETS_EXAMPLE), **config}.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
+def test_kubernetes_parley_uses_the_redis_sentinels(monkeypatch: pytest.MonkeyPatch) -> None:
     docs = k8s_documents()
     config = parley_config(docs)
     sentinels = statefulset_pods(docs, "parley-redis-sentinel")
-    settings = Settings(
-        redis_sentinels=config["PARLEY_REDIS_SENTINELS"], redis_sentinel_master=config["PARLEY_REDIS_SENTINEL_MASTER"]
-    )
+    settings = pod_settings(config, monkeypatch)
+    assert settings.redis_problems() == [] and not settings.redis_cluster
     assert settings.redis_sentinel_nodes == tuple((pod, 26379) for pod in sentinels)
     assert len(sentinels) == 3 and len(statefulset_pods(docs, "parley-redis")) == 3
     assert "PARLEY_REDIS_CLUSTER" not in config
@@ -506,7 +519,7 @@ def kustomize(kubectl: str, tmp_path: Path, *, components: list[Path]) -> list[d
     return [d for d in yaml.safe_load_all(run(kubectl, "kustomize", str(overlay))) if d]
 
 
-def test_redis_cluster_component_replaces_sentinel(tmp_path: Path) -> None:
+def test_redis_cluster_component_replaces_sentinel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not installed")
@@ -514,6 +527,8 @@ def test_redis_cluster_component_replaces_sentinel(tmp_path: Path) -> None:
     docs = kustomize(kubectl, tmp_path, components=[REDIS_CLUSTER])
     config = parley_config(docs)
     assert config["PARLEY_REDIS_CLUSTER"] == "true"
+    settings = pod_settings(config, monkeypatch)  # Cluster and Sentinel are exclusive: parley checks
+    assert settings.redis_cluster and settings.redis_problems() == [] and settings.redis_sentinel_nodes == ()
     assert not {"PARLEY_REDIS_SENTINELS", "PARLEY_REDIS_SENTINEL_MASTER"} & config.keys()
     assert {k: v for k, v in config.items() if k != "PARLEY_REDIS_CLUSTER"} == {
         k: v for k, v in parley_config(base).items() if not k.startswith("PARLEY_REDIS_SENTINEL")
@@ -569,6 +584,7 @@ def test_compose_documents_each_redis_mode(tmp_path: Path) -> None:
         redis_sentinel_master=documented["PARLEY_REDIS_SENTINEL_MASTER"],
     )
     assert sentinel.redis_problems() == [] and len(sentinel.redis_sentinel_nodes) == 3
+    assert Settings(redis_cluster=documented["PARLEY_REDIS_CLUSTER"] == "true").redis_problems() == []
     services = rendered_compose(filled_env_file(tmp_path))["services"]
     from shared.engine.amqp.failover import node_urls
 
