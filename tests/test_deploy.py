@@ -16,17 +16,22 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
 from gateway import fronts as front_registry
 
+if TYPE_CHECKING:
+    from shared.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 COMPOSE_ENV_EXAMPLE = DEPLOY / ".env.example"
 K8S_SECRETS_EXAMPLE = K8S / "parley-secrets.env.example"
+REDIS_CLUSTER = K8S / "redis-cluster"  # the optional kustomize component: Redis Cluster instead of Sentinel
 # What the consoles and brokers ship with, or deploy/ shipped before: never a working credential.
 WEAK_VALUES = {"admin", "guest", "parley", "parley-minio-secret", "password", "minioadmin"}
 SECRET_NAME = re.compile(r"PASS|SECRET|PASSWORD|TOKEN", re.IGNORECASE)
@@ -290,7 +295,9 @@ def k8s_documents() -> list[dict]:
 
 
 def test_kubernetes_manifests_validate_against_the_official_schemas() -> None:
-    files = [str(p) for p in sorted(K8S.glob("*.yaml")) if p.name != "kustomization.yaml"]
+    files = [
+        str(p) for p in sorted([*K8S.glob("*.yaml"), *REDIS_CLUSTER.glob("*.yaml")]) if p.name != "kustomization.yaml"
+    ]
     run(sys.executable, "-m", "kubernetes_validate", "--strict", "--kubernetes-version", "1.30", *files)
 
 
@@ -316,7 +323,7 @@ def test_kubernetes_manifests_have_probes_resources_and_autoscaling() -> None:
 
 
 def test_kubernetes_ships_no_secret_values() -> None:
-    """parley-secrets (and parley-rabbitmq for backing.yaml) must be created by the operator from
+    """parley-secrets (and parley-rabbitmq for rabbitmq.yaml) must be created by the operator from
     the documented example: a manifest with values would deploy those values."""
     docs = k8s_documents()
     assert not [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"]
@@ -335,6 +342,27 @@ def test_kubernetes_ships_no_secret_values() -> None:
     readme = (DEPLOY / "README.md").read_text()
     assert "kubectl -n parley create secret generic parley-secrets" in readme
     assert "kubectl -n parley create secret generic parley-rabbitmq" in readme
+    # ... and that command creates every key the manifests read from parley-rabbitmq
+    command = re.search(r"kubectl -n parley create secret generic parley-rabbitmq(.*?)\n(?!\s)", readme, re.S)
+    assert command is not None
+    created = set(re.findall(r"--from-literal=([\w-]+)=", command[1]))
+    assert secret_keys_used(docs, "parley-rabbitmq") == created
+
+
+def secret_keys_used(docs: list[dict], secret: str) -> set[str]:
+    """Keys of the Secret ``secret`` that pods read, as env (secretKeyRef) or as volume items."""
+    keys = set()
+    for doc in docs:
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("initContainers", []) + pod.get("containers", []):
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef", {})
+                if ref.get("name") == secret:
+                    keys.add(ref["key"])
+        for volume in pod.get("volumes", []):
+            if volume.get("secret", {}).get("secretName") == secret:
+                keys |= {item["key"] for item in volume["secret"]["items"]}
+    return keys
 
 
 def test_kustomize_renders_every_manifest() -> None:
@@ -343,6 +371,246 @@ def test_kustomize_renders_every_manifest() -> None:
         pytest.skip("kubectl not installed")
     rendered = [d for d in yaml.safe_load_all(run(kubectl, "kustomize", str(K8S))) if d]
     assert len(rendered) == len(k8s_documents())
+
+
+# --- Production HA: 3-node RabbitMQ, Redis with Sentinel or Cluster ---------------------------
+def named(docs: list[dict], kind: str, name: str) -> dict:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name)
+    return found[0]
+
+
+def statefulset_pods(docs: list[dict], name: str) -> list[str]:
+    """``<pod>.<headless service>`` of each pod of StatefulSet ``name``: its stable DNS names."""
+    sts = named(docs, "StatefulSet", name)
+    service = named(docs, "Service", sts["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None", "a StatefulSet's pod names need a headless Service"
+    assert service["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    return [f"{name}-{i}.{service['metadata']['name']}" for i in range(sts["spec"]["replicas"])]
+
+
+def parley_config(docs: list[dict]) -> dict[str, str]:
+    return named(docs, "ConfigMap", "parley-config")["data"]
+
+
+def pdb_covers(docs: list[dict], statefulset: str) -> None:
+    """A PodDisruptionBudget of at most one voluntary eviction at a time selects the StatefulSet's pods."""
+    labels = named(docs, "StatefulSet", statefulset)["spec"]["template"]["metadata"]["labels"]
+    budgets = [
+        d
+        for d in docs
+        if d["kind"] == "PodDisruptionBudget" and d["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ]
+    assert [b["spec"].get("maxUnavailable") for b in budgets] == [1], statefulset
+
+
+def config_scripts(docs: list[dict]) -> dict[str, str]:
+    return {
+        key: value
+        for doc in docs
+        if doc["kind"] == "ConfigMap"
+        for key, value in (doc.get("data") or {}).items()
+        if key.endswith(".sh")
+    }
+
+
+def test_kubernetes_rabbitmq_is_a_three_node_cluster() -> None:
+    docs = k8s_documents()
+    pods = statefulset_pods(docs, "parley-rabbitmq")
+    assert len(pods) == 3
+    conf = named(docs, "ConfigMap", "parley-rabbitmq-config")["data"]["20-parley.conf"]
+    settings = dict(line.split(" = ", 1) for line in conf.splitlines() if " = " in line and not line.startswith("#"))
+    assert settings["cluster_partition_handling"] == "pause_minority"
+    assert settings["cluster_formation.peer_discovery_backend"] == "classic_config"
+    peers = [value for key, value in settings.items() if key.startswith("cluster_formation.classic_config.nodes.")]
+    assert peers == [f"rabbit@{pod}.parley.svc.cluster.local" for pod in pods]
+    container = named(docs, "StatefulSet", "parley-rabbitmq")["spec"]["template"]["spec"]["containers"][0]
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    # the node's own name must be the one its peers list
+    assert env["RABBITMQ_USE_LONGNAME"] == "true"
+    assert env["RABBITMQ_NODENAME"] == "rabbit@$(POD_NAME).parley-rabbitmq-headless.$(POD_NAMESPACE).svc.cluster.local"
+    assert "erlang-cookie" in secret_keys_used(docs, "parley-rabbitmq")
+    pdb_covers(docs, "parley-rabbitmq")
+
+
+def test_every_parley_container_gets_every_rabbitmq_node() -> None:
+    """PARLEY_AMQP_URL comes from parley-secrets (it holds the password): every parley container
+    reads that Secret and nothing overrides it, and the example lists each RabbitMQ pod once."""
+    from urllib.parse import urlsplit
+
+    from shared.engine.amqp.failover import node_urls
+
+    docs = k8s_documents()
+    nodes = [urlsplit(url) for url in node_urls(env_file_values(K8S_SECRETS_EXAMPLE)["PARLEY_AMQP_URL"])]
+    assert [(url.hostname, url.port) for url in nodes] == [
+        (pod, 5672) for pod in statefulset_pods(docs, "parley-rabbitmq")
+    ]
+    assert all(url.scheme == "amqp" and url.username == "parley" for url in nodes)
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert PARLEY_DEPLOYMENTS <= deployments.keys()
+    for name in PARLEY_DEPLOYMENTS:
+        for container in deployments[name]["spec"]["template"]["spec"]["containers"]:
+            assert {"name": "parley-secrets"} in [ref.get("secretRef") for ref in container["envFrom"]], name
+            overridden = {var["name"] for var in container.get("env", [])} & {
+                "PARLEY_AMQP_URL",
+                "PARLEY_AMQP_QUEUE_TYPE",
+            }
+            assert not overridden, (name, overridden)
+    assert parley_config(docs)["PARLEY_AMQP_QUEUE_TYPE"] == "quorum"
+
+
+def pod_settings(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings a parley pod builds from ``config`` (parley-config's data) and the secrets
+    example's values, through the same environment parsing."""
+    from shared.config import Settings
+
+    for name in [name for name in os.environ if name.startswith("PARLEY_")]:
+        monkeypatch.delenv(name)
+    for name, value in {**env_file(K8S_SECRETS_EXAMPLE), **config}.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
+def test_kubernetes_parley_uses_the_redis_sentinels(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = k8s_documents()
+    config = parley_config(docs)
+    sentinels = statefulset_pods(docs, "parley-redis-sentinel")
+    settings = pod_settings(config, monkeypatch)
+    assert settings.redis_problems() == [] and not settings.redis_cluster
+    assert settings.redis_sentinel_nodes == tuple((pod, 26379) for pod in sentinels)
+    assert len(sentinels) == 3 and len(statefulset_pods(docs, "parley-redis")) == 3
+    assert "PARLEY_REDIS_CLUSTER" not in config
+    scripts = config_scripts(docs)
+    # the sentinels monitor the master name parley asks for, with a majority quorum
+    assert f"MASTER_NAME={config['PARLEY_REDIS_SENTINEL_MASTER']}\n" in scripts["lib.sh"]
+    quorum = re.search(r"sentinel monitor \$MASTER_NAME \$MASTER 6379 (\d+)", scripts["sentinel.sh"])
+    assert quorum is not None and int(quorum[1]) == len(sentinels) // 2 + 1
+    # pod 0 of the redis StatefulSet is the master only when no sentinel names one
+    assert "SENTINEL get-master-addr-by-name" in scripts["lib.sh"]
+    assert 'REDIS_DOMAIN="parley-redis-headless.' in scripts["lib.sh"]
+    assert 'MASTER="parley-redis-0.$REDIS_DOMAIN"' in scripts["redis.sh"]
+    for statefulset in ("parley-redis", "parley-redis-sentinel"):
+        pdb_covers(docs, statefulset)
+
+
+def test_backing_service_scripts_parse(tmp_path: Path) -> None:
+    """`sh -n` on every shell script the Redis, Sentinel and Redis Cluster pods run."""
+    component = [d for d in yaml.safe_load_all((REDIS_CLUSTER / "redis-cluster.yaml").read_text()) if d]
+    scripts = config_scripts(k8s_documents() + component)
+    assert {"lib.sh", "redis.sh", "sentinel.sh", "prestop.sh", "node.sh", "create.sh"} <= scripts.keys()
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+        run("sh", "-n", str(tmp_path / name))
+
+
+def kustomize(kubectl: str, tmp_path: Path, *, components: list[Path]) -> list[dict]:
+    """deploy/k8s rendered by an overlay of the kind deploy/README.md describes."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        # kustomize takes relative paths only
+        yaml.safe_dump(
+            {
+                "resources": [os.path.relpath(K8S, overlay)],
+                "components": [os.path.relpath(c, overlay) for c in components],
+            }
+        )
+    )
+    return [d for d in yaml.safe_load_all(run(kubectl, "kustomize", str(overlay))) if d]
+
+
+def test_redis_cluster_component_replaces_sentinel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed")
+    base = [d for d in yaml.safe_load_all(run(kubectl, "kustomize", str(K8S))) if d]
+    docs = kustomize(kubectl, tmp_path, components=[REDIS_CLUSTER])
+    config = parley_config(docs)
+    assert config["PARLEY_REDIS_CLUSTER"] == "true"
+    settings = pod_settings(config, monkeypatch)  # Cluster and Sentinel are exclusive: parley checks
+    assert settings.redis_cluster and settings.redis_problems() == [] and settings.redis_sentinel_nodes == ()
+    assert not {"PARLEY_REDIS_SENTINELS", "PARLEY_REDIS_SENTINEL_MASTER"} & config.keys()
+    assert {k: v for k, v in config.items() if k != "PARLEY_REDIS_CLUSTER"} == {
+        k: v for k, v in parley_config(base).items() if not k.startswith("PARLEY_REDIS_SENTINEL")
+    }
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert not [name for kind, name in names if name.startswith(("parley-redis-sentinel", "parley-redis-headless"))]
+    assert ("StatefulSet", "parley-redis") not in names and ("ConfigMap", "parley-redis-scripts") not in names
+    assert all(d["metadata"].get("namespace") == "parley" for d in docs if d["kind"] != "Namespace")
+    nodes = statefulset_pods(docs, "parley-redis-cluster")
+    assert len(nodes) == 6
+    pdb_covers(docs, "parley-redis-cluster")
+    create = config_scripts(docs)["create.sh"]
+    assert "redis-cli --cluster create $NODES --cluster-replicas 1 --cluster-yes" in create
+    assert "for i in 0 1 2 3 4 5; do" in create and "for i in 0 1 2 3 4 5; do" in config_scripts(docs)["node.sh"]
+    job = named(docs, "Job", "parley-redis-cluster-create")["spec"]["template"]["spec"]["containers"][0]
+    assert job["command"] == ["sh", "/scripts/create.sh"]
+    # the seed the secrets example names for this mode is a Service of the cluster's pods
+    seed = named(docs, "Service", "parley-redis-cluster")
+    assert "redis://parley-redis-cluster:6379/0" in K8S_SECRETS_EXAMPLE.read_text()
+    assert (
+        seed["spec"]["selector"].items()
+        <= named(docs, "StatefulSet", "parley-redis-cluster")["spec"]["template"]["metadata"]["labels"].items()
+    )
+    # everything else is the same as the default's
+    others = {(d["kind"], d["metadata"]["name"]): d for d in docs if "redis" not in d["metadata"]["name"]}
+    assert others == {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in base
+        if "redis" not in d["metadata"]["name"] and d["metadata"]["name"] != "parley-config"
+    } | {("ConfigMap", "parley-config"): named(docs, "ConfigMap", "parley-config")}
+
+
+def test_kustomization_lists_the_component_commented_out() -> None:
+    """The default is Sentinel; the README's way to switch is uncommenting these two lines."""
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    assert "components" not in yaml.safe_load(kustomization)
+    assert "# components:\n#   - redis-cluster\n" in kustomization
+    assert yaml.safe_load((REDIS_CLUSTER / "kustomization.yaml").read_text())["kind"] == "Component"
+
+
+def test_compose_documents_each_redis_mode(tmp_path: Path) -> None:
+    """parley.env ships single-node Redis and the Sentinel / Cluster settings commented out; the
+    Sentinel ones, uncommented, pass the startup check, and compose still renders."""
+    from shared.config import Settings
+
+    active = env_file(DEPLOY / "parley.env")
+    documented = env_file_values(DEPLOY / "parley.env")
+    assert active["PARLEY_REDIS_URL"] == "redis://redis:6379/0" and active["PARLEY_AMQP_QUEUE_TYPE"] == "quorum"
+    assert not {"PARLEY_REDIS_SENTINELS", "PARLEY_REDIS_SENTINEL_MASTER", "PARLEY_REDIS_CLUSTER"} & active.keys()
+    assert documented["PARLEY_REDIS_CLUSTER"] == "true"
+    sentinel = Settings(
+        redis_sentinels=documented["PARLEY_REDIS_SENTINELS"],
+        redis_sentinel_master=documented["PARLEY_REDIS_SENTINEL_MASTER"],
+    )
+    assert sentinel.redis_problems() == [] and len(sentinel.redis_sentinel_nodes) == 3
+    assert Settings(redis_cluster=documented["PARLEY_REDIS_CLUSTER"] == "true").redis_problems() == []
+    services = rendered_compose(filled_env_file(tmp_path))["services"]
+    from shared.engine.amqp.failover import node_urls
+
+    for name, service in services.items():
+        if service.get("image") == "parley:dev":
+            assert [url.split("@")[1] for url in node_urls(service["environment"]["PARLEY_AMQP_URL"])] == [
+                "rabbitmq:5672/"
+            ], name
+
+
+def test_readmes_say_how_to_run_each_mode() -> None:
+    deploy_readme = (DEPLOY / "README.md").read_text()
+    for needle in (
+        "Production HA",
+        "PARLEY_REDIS_SENTINELS",
+        "PARLEY_REDIS_CLUSTER=true",
+        "components:",
+        "redis-cluster",
+        "pause_minority",
+        "PARLEY_AMQP_QUEUE_TYPE=classic",
+        "drain",
+        "PARLEY_NAMESPACE",
+    ):
+        assert needle in deploy_readme, needle
+    readme = (ROOT / "README.md").read_text()
+    assert "PARLEY_REDIS_CLUSTER" in readme and "deploy/README.md" in readme
 
 
 # --- Grafana ---------------------------------------------------------------------------------
