@@ -3,20 +3,22 @@
 what it cost. Engine faults use a redis-server and a RabbitMQ node of their own (never the shared
 6379/5672); process kills use the shared engines under a namespace of their own.
 
-    .venv/bin/python -m bench.faults [--scenario NAME ...] [--rate 8] [--json]
+    .venv/bin/python -m bench.faults [--scenario NAME ...] [--rate 8] [--json] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from logger_sink import layout
 from parley.testing.cluster import BENCH_ENV, Cluster, serving, throwaway_settings
 from parley.testing.engines import OwnRabbit, OwnRedis
 from parley.testing.faultload import FaultLoad, Tally
+from parley.testing.redis_sentinel import SentinelSet, sentinel_set
 from shared.config import Settings
 from shared.engine.actions import shard_of
 
@@ -41,6 +44,8 @@ class Env:
     rabbit: OwnRabbit | None
     log_dir: Path
     room_id: str = ""
+    sentinel: SentinelSet | None = None
+    notes: list[str] = field(default_factory=list)  # what the fault itself measured, for the row's note
 
 
 Fault = Callable[[Env], Awaitable[None]]
@@ -53,6 +58,8 @@ class Scenario:
     why: str  # what a loss, if any, comes from
     own_redis: bool = False
     own_rabbit: bool = False
+    own_sentinel: bool = False
+    history_max: int = 0  # the room's historyMaxMessages (0: the default 50); set, history is checked
     reviewer: bool = False
     logger: bool = False
     not_yet: str = ""
@@ -119,6 +126,16 @@ async def pause_redis(env: Env) -> None:
     await asyncio.sleep(3.0)  # the fault ends when the pause does
 
 
+async def fail_over_sentinel(env: Env) -> None:
+    """kill -9 the master; the fault ends when the sentinel names the promoted replica."""
+    assert env.sentinel is not None
+    lag = await asyncio.to_thread(env.sentinel.replication_lag)
+    began = time.monotonic()
+    old = await asyncio.to_thread(env.sentinel.kill_master)
+    await asyncio.to_thread(env.sentinel.wait_failover, old)
+    env.notes.append(f"replica {lag} bytes behind at the kill, promoted {time.monotonic() - began:.1f} s after it")
+
+
 SCENARIOS = [
     Scenario("gateway kill -9", kill_gateway, "frames in flight on the dead gateway's sockets"),
     Scenario("router kill -9", kill_router, "unacked actions are redelivered to the next owner"),
@@ -129,7 +146,13 @@ SCENARIOS = [
     Scenario("redis pub/sub kill", kill_pubsub, "fan-out published while unsubscribed", own_redis=True),
     Scenario("redis pause 3 s", pause_redis, "CLIENT PAUSE 3000 ALL", own_redis=True),
     Scenario("rabbitmq node loss (3-node)", None, "", not_yet="needs quorum queues + multi-URL AMQP"),
-    Scenario("redis sentinel failover", None, "", not_yet="needs Redis Sentinel support"),
+    Scenario(
+        "redis sentinel failover",
+        fail_over_sentinel,
+        "writes the old master acknowledged and had not replicated (async replication)",
+        own_sentinel=True,
+        history_max=1000,  # every message sent stays in history, so a write lost in the failover shows
+    ),
     Scenario("redis cluster node restart", None, "", not_yet="needs Redis Cluster support"),
 ]
 
@@ -155,26 +178,39 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
     redis = OwnRedis() if scenario.own_redis else None
     rabbit = OwnRabbit() if scenario.own_rabbit else None
     cluster: Cluster | None = None
+    engines = contextlib.ExitStack()
+    sentinel: SentinelSet | None = None
     try:
         if redis is not None:
             started["redis"] = await asyncio.to_thread(redis.start)
         if rabbit is not None:
             started["rabbitmq"] = await asyncio.to_thread(rabbit.start)
+        redis_env: dict[str, str] = {}
+        if scenario.own_sentinel:
+            began = time.monotonic()
+            sentinel = await asyncio.to_thread(engines.enter_context, sentinel_set())
+            started["sentinel set"] = time.monotonic() - began
+            redis_env = {"PARLEY_REDIS_SENTINELS": sentinel.sentinels, "PARLEY_REDIS_SENTINEL_MASTER": sentinel.name}
         settings = throwaway_settings(shards=8).with_(review_allowed_networks="127.0.0.0/8")
-        extra = BENCH_ENV | {
-            "PARLEY_LOG_LEVEL": "info",  # the routers' "shard acquired" lines say who owns the room
-            "PARLEY_LOG_DIR": str(tmp / "logs"),
-            "PARLEY_LOG_BATCH_SECONDS": "0.2",
-        }
+        extra = (
+            BENCH_ENV
+            | {
+                "PARLEY_LOG_LEVEL": "info",  # the routers' "shard acquired" lines say who owns the room
+                "PARLEY_LOG_DIR": str(tmp / "logs"),
+                "PARLEY_LOG_BATCH_SECONDS": "0.2",
+            }
+            | redis_env
+        )
+        redis_url = redis.url if redis else sentinel.redis_url if sentinel else SHARED_REDIS
         cluster = Cluster(
             settings,
-            redis.url if redis else SHARED_REDIS,
+            redis_url,
             rabbit.url if rabbit else SHARED_AMQP,
             extra_env=extra,
             log_dir=tmp,
         )
         await asyncio.to_thread(_start_cluster, cluster, scenario)
-        yield Env(cluster, redis, rabbit, tmp / "logs"), started
+        yield Env(cluster, redis, rabbit, tmp / "logs", sentinel=sentinel), started
     finally:
         if cluster is not None:
             await asyncio.to_thread(cluster.stop)
@@ -186,6 +222,9 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
             await asyncio.to_thread(rabbit.stop)
         if redis is not None:
             await asyncio.to_thread(redis.stop)
+        if sentinel is not None:  # its redis-servers' and sentinel's logs, kept with the cluster's
+            shutil.copytree(sentinel.dir, tmp / "sentinel", ignore=shutil.ignore_patterns("*.rdb"), dirs_exist_ok=True)
+        await asyncio.to_thread(engines.close)
 
 
 def _start_cluster(cluster: Cluster, scenario: Scenario) -> None:
@@ -207,11 +246,23 @@ def _logged_ids(env: Env, room: dict[str, Any]) -> set[str]:
     return {json.loads(line)["payload"]["Id"] for line in lines}
 
 
-async def run_scenario(scenario: Scenario, rate: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def scenario_dir(keep: bool) -> Iterator[str]:
+    """The scenario's temporary directory (processes' logs); left in place with ``keep``."""
+    if not keep:
+        with tempfile.TemporaryDirectory(prefix="parley-faults-") as tmp:
+            yield tmp
+        return
+    tmp = tempfile.mkdtemp(prefix="parley-faults-")
+    print(f"# logs kept in {tmp}", flush=True)
+    yield tmp
+
+
+async def run_scenario(scenario: Scenario, rate: float, keep: bool = False) -> dict[str, Any]:
     row: dict[str, Any] = {"scenario": scenario.name}
     if scenario.fault is None:
         return row | {"error": f"not yet ({scenario.not_yet})"}
-    with tempfile.TemporaryDirectory(prefix="parley-faults-") as tmp:
+    with scenario_dir(keep) as tmp:
         async with environment(scenario, Path(tmp)) as (env, started):
             row["engine_start_s"] = {k: round(v, 1) for k, v in started.items()}
             ivschat = env.cluster.ivschat()
@@ -226,6 +277,10 @@ async def run_scenario(scenario: Scenario, rate: float) -> dict[str, Any]:
                 room_args["loggingConfigurationIdentifiers"] = [config["arn"]]
             room = ivschat.create_room(**room_args)
             env.room_id = room["id"]
+            if scenario.history_max:
+                env.cluster.parleychat().update_room_extensions(
+                    identifier=room["arn"], historyMaxMessages=scenario.history_max
+                )
             try:
                 load = FaultLoad(env.cluster, room["arn"], rate)
                 await load.start()
@@ -235,6 +290,8 @@ async def run_scenario(scenario: Scenario, rate: float) -> dict[str, Any]:
                 await asyncio.sleep(AFTER)
                 tally = await load.finish()
                 row |= _row(tally)
+                if not scenario.history_max:  # the default 50 trims what the run sent: not a loss
+                    row["not_in_history"], row["not_in_history_seqs"] = None, ""
                 if scenario.logger:
                     deadline = time.monotonic() + 15
                     while time.monotonic() < deadline:
@@ -246,8 +303,9 @@ async def run_scenario(scenario: Scenario, rate: float) -> dict[str, Any]:
             finally:
                 if scenario.reviewer:
                     await handler.__aexit__(None, None, None)
-    lost = sum(row["missed_after"].values()) + row.get("log_missing", 0)
+    lost = sum(row["missed_after"].values()) + row.get("log_missing", 0) + (row["not_in_history"] or 0)
     row["why"] = scenario.why if lost or row["duplicates"] else ""
+    row["fault"] = "; ".join(env.notes)
     return row
 
 
@@ -262,7 +320,21 @@ def _row(tally: Tally) -> dict[str, Any]:
         "recovery_send_s": None if tally.send_recovery is None else round(tally.send_recovery, 2),
         "recovery_delivery_s": None if tally.delivery_recovery is None else round(tally.delivery_recovery, 2),
         "reconnects": tally.reconnects,
+        "not_in_history": len(tally.not_in_history),
+        "not_in_history_seqs": _ranges(tally.not_in_history),
+        "missed_seqs": {name: sorted(seqs) for name, seqs in tally.missed_seqs.items() if seqs},
     }
+
+
+def _ranges(seqs: set[int]) -> str:
+    """``{1, 2, 3, 7}`` as ``"1-3,7"`` (which sequence numbers, short enough for a JSON row)."""
+    spans: list[list[int]] = []
+    for seq in sorted(seqs):
+        if spans and seq == spans[-1][1] + 1:
+            spans[-1][1] = seq
+        else:
+            spans.append([seq, seq])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _seconds(value: float | None) -> str:
@@ -283,7 +355,9 @@ def render(rows: list[dict[str, Any]]) -> str:
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(row["errors"].items())) or "0"
         live = "/".join(str(v) for v in row["missed_live"].values())
         after = "/".join(str(v) for v in row["missed_after"].values())
-        note = row["why"]
+        note = "; ".join(part for part in (row.get("fault", ""), row["why"]) if part)
+        if row["not_in_history"] is not None:
+            note = f"{row['not_in_history']} accepted missing from the room's history; {note}".rstrip("; ")
         if "log_missing" in row:
             note = f"{row['log_missing']} accepted missing from the log files; {note}".rstrip("; ")
         if row["engine_start_s"]:
@@ -302,13 +376,13 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def main_async(names: list[str], rate: float, as_json: bool) -> None:
+async def main_async(names: list[str], rate: float, as_json: bool, keep: bool = False) -> None:
     chosen = [s for s in SCENARIOS if not names or s.name in names]
     rows = []
     for scenario in chosen:
         began = time.monotonic()
         try:
-            row = await asyncio.wait_for(run_scenario(scenario, rate), 120)
+            row = await asyncio.wait_for(run_scenario(scenario, rate, keep), 120)
         except Exception as error:  # one failing scenario must not stop the suite
             traceback.print_exc()
             row = {"scenario": scenario.name, "error": f"failed: {type(error).__name__}: {error}"}
@@ -323,8 +397,9 @@ def main() -> None:
     parser.add_argument("--scenario", action="append", default=[], help="run only these (repeatable)")
     parser.add_argument("--rate", type=float, default=8.0, help="messages per second")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep each scenario's logs (the path is printed)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.scenario, args.rate, args.json))
+    asyncio.run(main_async(args.scenario, args.rate, args.json, args.keep))
 
 
 if __name__ == "__main__":

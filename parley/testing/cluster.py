@@ -26,6 +26,7 @@ from botocore.config import Config
 from api.validation import EXTENSIONS_DATA_PATH
 from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
+from shared.engine.redis.connect import RedisTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,7 +159,18 @@ class Cluster:
         return f"ws://127.0.0.1:{self.ports[gateway]}/"
 
     def destroy(self) -> None:
-        destroy_namespace(self.settings, self.redis_url, self.amqp_url)
+        destroy_namespace(self.settings, self.redis_target(), self.amqp_url)
+
+    def redis_target(self) -> RedisTarget:
+        """Where the processes' Redis is: ``redis_url``, or the master the Sentinel set that
+        ``extra_env`` names (PARLEY_REDIS_SENTINELS) points at now."""
+        env = self.extra_env
+        settings = Settings(
+            redis_url=self.redis_url,
+            redis_sentinels=env.get("PARLEY_REDIS_SENTINELS", ""),
+            redis_sentinel_master=env.get("PARLEY_REDIS_SENTINEL_MASTER", ""),
+        )
+        return RedisTarget.from_settings(settings)
 
     def parleychat(self) -> Any:
         return parleychat_client(f"http://127.0.0.1:{self.ports['api']}", self.settings)
@@ -283,8 +295,9 @@ def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None 
     )
 
 
-def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None:
-    """Delete a test namespace's queues, exchanges and keys."""
+def destroy_namespace(settings: Settings, redis_url: RedisTarget | str, amqp_url: str) -> None:
+    """Delete a test namespace's queues, exchanges and keys (``redis_url``: a URL, or a Sentinel
+    target)."""
     from shared.engine.amqp import AmqpRedisBus
     from shared.engine.amqp.queues import QueueMismatch
     from shared.engine.redis.connect import RedisTarget
