@@ -28,6 +28,7 @@ from logger_sink import layout
 from parley.testing.cluster import BENCH_ENV, Cluster, serving, throwaway_settings
 from parley.testing.engines import OwnRabbit, OwnRedis
 from parley.testing.faultload import FaultLoad, Tally
+from parley.testing.rabbit_cluster import RabbitCluster
 from parley.testing.redis_sentinel import SentinelSet, sentinel_set
 from shared.config import Settings
 from shared.engine.actions import shard_of
@@ -45,6 +46,7 @@ class Env:
     log_dir: Path
     room_id: str = ""
     sentinel: SentinelSet | None = None
+    rabbits: RabbitCluster | None = None
     notes: list[str] = field(default_factory=list)  # what the fault itself measured, for the row's note
 
 
@@ -59,6 +61,8 @@ class Scenario:
     own_redis: bool = False
     own_rabbit: bool = False
     own_sentinel: bool = False
+    own_rabbit_cluster: bool = False
+    connect_elsewhere: bool = False  # gateways and routers start at node 2 (the api, at node 1, declares)
     history_max: int = 0  # the room's historyMaxMessages (0: the default 50); set, history is checked
     reviewer: bool = False
     logger: bool = False
@@ -136,6 +140,35 @@ async def fail_over_sentinel(env: Env) -> None:
     env.notes.append(f"replica {lag} bytes behind at the kill, promoted {time.monotonic() - began:.1f} s after it")
 
 
+async def _lose_rabbit_node(env: Env, index: int) -> None:
+    """kill -9 node ``index`` of the 3; the fault ends when every quorum queue has a leader on a
+    surviving node (as ``rabbitmqctl list_queues`` shows it, ~1 s resolution)."""
+    assert env.rabbits is not None
+    rabbits, node = env.rabbits, env.rabbits.nodes[index]
+    connections = await asyncio.to_thread(rabbits.connections)
+    leaders = await asyncio.to_thread(rabbits.quorum_leaders)
+    began = time.monotonic()
+    await asyncio.to_thread(rabbits.kill, node)
+    await asyncio.to_thread(rabbits.wait_leaders, node.node)
+    env.notes.append(
+        f"the killed node had {connections[node.node]} of {sum(connections.values())} client connections and led "
+        f"{leaders[node.node]} of {sum(leaders.values())} quorum queues; new leaders seen "
+        f"{time.monotonic() - began:.1f} s after the kill"
+    )
+
+
+async def lose_connected_rabbit_node(env: Env) -> None:
+    """The first node of PARLEY_AMQP_URL: every process is connected there and it leads every
+    quorum queue (the api's connection declared them)."""
+    await _lose_rabbit_node(env, 0)
+
+
+async def lose_leader_rabbit_node(env: Env) -> None:
+    """The node that leads every quorum queue (the api's, which declared them first), while the
+    gateways and routers are connected to another (their PARLEY_AMQP_URL starts at node 2)."""
+    await _lose_rabbit_node(env, 0)
+
+
 SCENARIOS = [
     Scenario("gateway kill -9", kill_gateway, "frames in flight on the dead gateway's sockets"),
     Scenario("router kill -9", kill_router, "unacked actions are redelivered to the next owner"),
@@ -145,7 +178,19 @@ SCENARIOS = [
     Scenario("rabbitmq stall 3 s", stall_rabbit, "SIGSTOP of beam.smp for 3 s", own_rabbit=True),
     Scenario("redis pub/sub kill", kill_pubsub, "fan-out published while unsubscribed", own_redis=True),
     Scenario("redis pause 3 s", pause_redis, "CLIENT PAUSE 3000 ALL", own_redis=True),
-    Scenario("rabbitmq node loss (3-node)", None, "", not_yet="needs quorum queues + multi-URL AMQP"),
+    Scenario(
+        "rabbitmq node loss (3-node)",
+        lose_connected_rabbit_node,
+        "publishes nacked on a channel reopened before the quorum leaders' election",
+        own_rabbit_cluster=True,
+    ),
+    Scenario(
+        "rabbitmq quorum leader node loss (3-node)",
+        lose_leader_rabbit_node,
+        "sends while the quorum queues elect new leaders",
+        own_rabbit_cluster=True,
+        connect_elsewhere=True,
+    ),
     Scenario(
         "redis sentinel failover",
         fail_over_sentinel,
@@ -177,6 +222,7 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
     started: dict[str, float] = {}
     redis = OwnRedis() if scenario.own_redis else None
     rabbit = OwnRabbit() if scenario.own_rabbit else None
+    rabbits = RabbitCluster() if scenario.own_rabbit_cluster else None
     cluster: Cluster | None = None
     engines = contextlib.ExitStack()
     sentinel: SentinelSet | None = None
@@ -185,6 +231,8 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
             started["redis"] = await asyncio.to_thread(redis.start)
         if rabbit is not None:
             started["rabbitmq"] = await asyncio.to_thread(rabbit.start)
+        if rabbits is not None:
+            started["3 rabbitmq nodes"] = await asyncio.to_thread(rabbits.start)
         redis_env: dict[str, str] = {}
         if scenario.own_sentinel:
             began = time.monotonic()
@@ -205,21 +253,27 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
         cluster = Cluster(
             settings,
             redis_url,
-            rabbit.url if rabbit else SHARED_AMQP,
+            rabbit.url if rabbit else rabbits.url if rabbits else SHARED_AMQP,
             extra_env=extra,
             log_dir=tmp,
         )
         await asyncio.to_thread(_start_cluster, cluster, scenario)
-        yield Env(cluster, redis, rabbit, tmp / "logs", sentinel=sentinel), started
+        yield Env(cluster, redis, rabbit, tmp / "logs", sentinel=sentinel, rabbits=rabbits), started
     finally:
         if cluster is not None:
             await asyncio.to_thread(cluster.stop)
             try:
-                await asyncio.to_thread(cluster.destroy)
+                # a 3-node cluster with a node killed cannot delete its quorum queues (30 s timeout);
+                # it is thrown away with them: only the keys on the shared Redis need deleting
+                await asyncio.to_thread(cluster.destroy, rabbits is None)
             except Exception:
                 pass
         if rabbit is not None:
             await asyncio.to_thread(rabbit.stop)
+        if rabbits is not None:
+            for node in rabbits.nodes:  # their logs, kept with the cluster's (not the mnesia state)
+                shutil.copytree(node.tmp, tmp / node.node, ignore=shutil.ignore_patterns("mnesia"), dirs_exist_ok=True)
+            await asyncio.to_thread(rabbits.stop)
         if redis is not None:
             await asyncio.to_thread(redis.stop)
         if sentinel is not None:  # its redis-servers' and sentinel's logs, kept with the cluster's
@@ -228,7 +282,10 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
 
 
 def _start_cluster(cluster: Cluster, scenario: Scenario) -> None:
-    cluster.start_api()
+    cluster.start_api()  # it declares the namespace's queues first: their leaders are on its node
+    if scenario.connect_elsewhere:
+        nodes = cluster.amqp_url.split(",")
+        cluster.extra_env["PARLEY_AMQP_URL"] = ",".join(nodes[1:] + nodes[:1])  # for the processes after it
     cluster.start_gateway("gwA")
     cluster.start_gateway("gwB")
     cluster.start_router("router1")
@@ -304,7 +361,8 @@ async def run_scenario(scenario: Scenario, rate: float, keep: bool = False) -> d
                 if scenario.reviewer:
                     await handler.__aexit__(None, None, None)
     lost = sum(row["missed_after"].values()) + row.get("log_missing", 0) + (row["not_in_history"] or 0)
-    row["why"] = scenario.why if lost or row["duplicates"] else ""
+    refused = sum(n for code, n in row["errors"].items() if code != "no connection")
+    row["why"] = scenario.why if lost or row["duplicates"] or refused else ""
     row["fault"] = "; ".join(env.notes)
     return row
 
