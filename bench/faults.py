@@ -1,7 +1,8 @@
 """The fault suite: each scenario runs steady traffic through a throwaway distributed cluster
 (api, 2 gateways, 2 routers as processes on loopback), causes one fault mid-stream and prints
-what it cost. Engine faults use a redis-server and a RabbitMQ node of their own (never the shared
-6379/5672); process kills use the shared engines under a namespace of their own.
+what it cost. Engine faults use engines of their own: a redis-server, a RabbitMQ node, a Redis
+Sentinel set or a 3-node RabbitMQ cluster (never the shared 6379/5672); process kills use the
+shared engines under a namespace of their own.
 
     .venv/bin/python -m bench.faults [--scenario NAME ...] [--rate 8] [--json] [--keep]
 """
