@@ -273,13 +273,19 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
             await asyncio.to_thread(rabbit.stop)
         if rabbits is not None:
             for node in rabbits.nodes:  # their logs, kept with the cluster's (not the mnesia state)
-                shutil.copytree(node.tmp, tmp / node.node, ignore=shutil.ignore_patterns("mnesia"), dirs_exist_ok=True)
+                with contextlib.suppress(OSError):  # a missing log must not leave the nodes running
+                    _copy_logs(node.tmp, tmp / node.node, "mnesia")
             await asyncio.to_thread(rabbits.stop)
         if redis is not None:
             await asyncio.to_thread(redis.stop)
         if sentinel is not None:  # its redis-servers' and sentinel's logs, kept with the cluster's
-            shutil.copytree(sentinel.dir, tmp / "sentinel", ignore=shutil.ignore_patterns("*.rdb"), dirs_exist_ok=True)
+            with contextlib.suppress(OSError):
+                _copy_logs(sentinel.dir, tmp / "sentinel", "*.rdb")
         await asyncio.to_thread(engines.close)
+
+
+def _copy_logs(source: Path, target: Path, leave_out: str) -> None:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(leave_out), dirs_exist_ok=True)
 
 
 def _start_cluster(cluster: Cluster, scenario: Scenario) -> None:
