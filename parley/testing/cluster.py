@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
@@ -26,7 +26,9 @@ from botocore.config import Config
 from api.validation import EXTENSIONS_DATA_PATH
 from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
-from shared.engine.redis.connect import RedisTarget
+
+if TYPE_CHECKING:
+    from shared.engine.redis.connect import RedisTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,6 +168,8 @@ class Cluster:
     def redis_target(self) -> RedisTarget:
         """Where the processes' Redis is: ``redis_url`` (a Redis Cluster if the settings say so), or
         the master the Sentinel set that ``extra_env`` names (PARLEY_REDIS_SENTINELS) points at now."""
+        from shared.engine.redis.connect import RedisTarget
+
         env, s = self.extra_env, self.settings
         settings = s.with_(
             redis_url=self.redis_url,
@@ -303,6 +307,7 @@ def destroy_namespace(settings: Settings, redis_url: RedisTarget | str, amqp_url
     go even when the broker part fails (a cluster with a node down, say); that error is raised."""
     from shared.engine.amqp import AmqpRedisBus
     from shared.engine.amqp.queues import QueueMismatch
+    from shared.engine.redis.connect import RedisTarget
     from shared.engine.redis.store import RedisStore
 
     redis = redis_url  # a URL: Sentinel or Cluster too, as the settings say
