@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
@@ -26,6 +26,9 @@ from botocore.config import Config
 from api.validation import EXTENSIONS_DATA_PATH
 from shared.address_policy import LOOPBACK_NETWORKS
 from shared.config import Settings
+
+if TYPE_CHECKING:
+    from shared.engine.redis.connect import RedisTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,8 +160,23 @@ class Cluster:
     def ws_url(self, gateway: str) -> str:
         return f"ws://127.0.0.1:{self.ports[gateway]}/"
 
-    def destroy(self) -> None:
-        destroy_namespace(self.settings, self.redis_url, self.amqp_url)
+    def destroy(self, queues: bool = True) -> None:
+        """Delete the namespace's keys, and its queues unless ``queues`` is False (a broker of the
+        run's own, thrown away after)."""
+        destroy_namespace(self.settings, self.redis_target(), self.amqp_url if queues else None)
+
+    def redis_target(self) -> RedisTarget:
+        """Where the processes' Redis is: ``redis_url`` (a Redis Cluster if the settings say so), or
+        the master the Sentinel set that ``extra_env`` names (PARLEY_REDIS_SENTINELS) points at now."""
+        from shared.engine.redis.connect import RedisTarget
+
+        env, s = self.extra_env, self.settings
+        settings = s.with_(
+            redis_url=self.redis_url,
+            redis_sentinels=env.get("PARLEY_REDIS_SENTINELS", s.redis_sentinels),
+            redis_sentinel_master=env.get("PARLEY_REDIS_SENTINEL_MASTER", s.redis_sentinel_master),
+        )
+        return RedisTarget.from_settings(settings)  # PARLEY_REDIS_CLUSTER from the settings, as env() says
 
     def parleychat(self) -> Any:
         return parleychat_client(f"http://127.0.0.1:{self.ports['api']}", self.settings)
@@ -283,32 +301,43 @@ def parleychat_client(endpoint_url: str, settings: Settings, secret: str | None 
     )
 
 
-def destroy_namespace(settings: Settings, redis_url: str, amqp_url: str) -> None:
-    """Delete a test namespace's queues, exchanges and keys."""
+def destroy_namespace(settings: Settings, redis_url: RedisTarget | str, amqp_url: str | None) -> None:
+    """Delete a test namespace's queues, exchanges and keys (``redis_url``: a URL, or a Sentinel
+    target; ``amqp_url`` None: the keys only, for a broker thrown away with its queues). The keys
+    go even when the broker part fails (a cluster with a node down, say); that error is raised."""
     from shared.engine.amqp import AmqpRedisBus
     from shared.engine.amqp.queues import QueueMismatch
     from shared.engine.redis.connect import RedisTarget
     from shared.engine.redis.store import RedisStore
 
-    redis = RedisTarget.from_settings(settings.with_(redis_url=redis_url))  # Sentinel or Cluster too
+    redis = redis_url  # a URL: Sentinel or Cluster too, as the settings say
+    if not isinstance(redis, RedisTarget):
+        redis = RedisTarget.from_settings(settings.with_(redis_url=redis))
 
-    async def destroy(queue_type: str = settings.amqp_queue_type) -> None:
-        bus = AmqpRedisBus(amqp_url, redis, settings.namespace, shards=settings.shards, queue_type=queue_type)
-        store = RedisStore(redis, settings.namespace)
+    async def destroy_queues(url: str, queue_type: str = settings.amqp_queue_type) -> None:
+        bus = AmqpRedisBus(url, redis, settings.namespace, shards=settings.shards, queue_type=queue_type)
         try:
             await bus.start()
         except QueueMismatch:  # made by a process with the other queue type (a benchmark's baseline)
             await bus.close()
-            await store.close()
             other = "classic" if queue_type == "quorum" else "quorum"
             if queue_type != settings.amqp_queue_type:
                 raise
-            return await destroy(other)
-        await store.start()
-        await bus.destroy()
-        await store.destroy()
-        await bus.close()
-        await store.close()
+            return await destroy_queues(url, other)
+        try:
+            await bus.destroy()
+        finally:
+            await bus.close()
+
+    async def destroy() -> None:
+        try:
+            if amqp_url is not None:
+                await destroy_queues(amqp_url)
+        finally:
+            store = RedisStore(redis, settings.namespace)
+            await store.start()
+            await store.destroy()
+            await store.close()
 
     try:
         asyncio.get_running_loop()

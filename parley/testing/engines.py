@@ -10,9 +10,12 @@ to the engine this module started, by its own port or node name.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +26,23 @@ from pathlib import Path
 from parley.testing.cluster import free_port, wait_tcp
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")  # the Debian package's scripts, run as the current user
+CTL_PORTS = 8  # distribution ports a node's rabbitmqctl calls may take (one per call running)
+
+
+def free_port_range(count: int, low: int = 20000, high: int = 32000) -> int:
+    """The first of ``count`` consecutive loopback ports free now, below the kernel's ephemeral
+    range (32768-60999 here), so that no outgoing connection takes one of them later."""
+    for _ in range(200):
+        base = random.randrange(low, high - count)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports in {low}-{high}")
 
 
 def stalled(pid: int, seconds: float) -> None:
@@ -93,6 +113,10 @@ class OwnRabbit:
     node: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}@localhost")
     port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
+    # rabbitmqctl's own distribution ports: by default every CLI call on the machine shares
+    # 35672-35682, inside the ephemeral range; with all of them taken every call fails
+    # ("Distribution failed ... nodistribution") and a booted node looks as if it never started
+    ctl_ports: int = field(default_factory=lambda: free_port_range(CTL_PORTS))
     process: subprocess.Popen[bytes] | None = None
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="parley-rabbit-")))
 
@@ -107,6 +131,8 @@ class OwnRabbit:
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CTL_DIST_PORT_MIN": str(self.ctl_ports),
+            "RABBITMQ_CTL_DIST_PORT_MAX": str(self.ctl_ports + CTL_PORTS - 1),
             "RABBITMQ_MNESIA_BASE": str(self.tmp / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.tmp / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.tmp / "enabled_plugins"),
@@ -128,9 +154,13 @@ class OwnRabbit:
             try:
                 self.ctl("await_startup", "--timeout", "10", timeout=15)
                 return time.monotonic() - began
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"RabbitMQ node {self.node} did not start in {timeout} s") from None
+                    said = (error.stderr or error.stdout or "") if isinstance(error.stderr, str) else ""
+                    raise TimeoutError(
+                        f"RabbitMQ node {self.node} did not answer rabbitmqctl in {timeout} s "
+                        f"(last: {said.strip()[:300] or error}); see {self.tmp}"
+                    ) from None
                 time.sleep(0.3)
 
     def ctl(self, *args: str, timeout: float = 30.0) -> str:

@@ -3,7 +3,7 @@
 Owns: one room's load (a sender on one gateway, a receiver on each), well-behaved reconnects (a
 client whose socket dies reconnects to the other gateway with a fresh token and fills its gap with
 GET_HISTORY), and the tally: sent, accepted, errors by code, missed live / after catch-up,
-duplicates and recovery times.
+accepted but absent from history at the end, duplicates and recovery times.
 
 Must not: cause faults itself (the caller does, between :meth:`FaultLoad.start` and
 :meth:`FaultLoad.finish`) or touch engines directly.
@@ -60,6 +60,9 @@ class Tally:
     delivery_recovery: float | None
     reconnects: int
     accepted_ids: list[str]
+    # accepted (echoed) but absent from the room's history at the end: a lost write only when the
+    # room's history holds every message sent (historyMaxMessages, 50 by default, trims the rest)
+    not_in_history: set[int]
 
 
 class FaultLoad:
@@ -224,4 +227,5 @@ class FaultLoad:
             delivery_recovery=max(firsts) - end if resumed else None,
             reconnects=sum(p.reconnects for p in [self.sender, *self.receivers]),
             accepted_ids=ids,
+            not_in_history=accepted - set(history),
         )

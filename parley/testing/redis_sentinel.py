@@ -54,6 +54,17 @@ class SentinelSet:
             host, port = sentinel.sentinel_get_master_addr_by_name(self.name)
         return str(host), int(port)
 
+    def replication_lag(self) -> int:
+        """Bytes of the master's replication stream the replica has not received yet (each asked
+        in turn, so a busy master shows a little more than there is)."""
+        host, port = self.master_address()
+        replica = next(p for p in self.processes if p not in (port, self.sentinel_port))
+        with redis.Redis(host=host, port=port, socket_timeout=2) as master:
+            sent = int(master.info("replication")["master_repl_offset"])
+        with redis.Redis(port=replica, socket_timeout=2) as follower:
+            received = int(follower.info("replication")["slave_repl_offset"])
+        return sent - received
+
     def kill_master(self) -> int:
         """kill -9 the current master; its port."""
         _, port = self.master_address()
