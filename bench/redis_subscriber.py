@@ -41,12 +41,12 @@ asyncio.run(main(*map(int, sys.argv[1:])))
 async def run(variant: str, port: int, messages: int, channels: int, size: int) -> float:
     real_endpoint = subscriber.pool_endpoint
     if variant == "redis-py":
-        subscriber.pool_endpoint = lambda pool: None  # type: ignore[assignment]  # take the TLS path
+        subscriber.pool_endpoint = lambda pool: None  # take the TLS path
     try:
         hub = PubSubHub(f"redis://127.0.0.1:{port}/0", "parley:bench:pubsub")
         await hub.start()
     finally:
-        subscriber.pool_endpoint = real_endpoint  # type: ignore[assignment]
+        subscriber.pool_endpoint = real_endpoint
     received = 0
     done = asyncio.get_running_loop().create_future()
 

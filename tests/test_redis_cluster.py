@@ -207,7 +207,8 @@ async def test_a_restarted_master_fails_writes_fast_then_serves_pipeline_and_fan
         await asyncio.wait_for(store.history.append(room, [("m2", b"y")], 100, 60_000), 10)
         await asyncio.sleep(0.2)
         await fanout.publish_rooms([(each, b"after") for each in rooms])
-        assert sorted((await inbox.wait(4, timeout=10))[1:]) == sorted((each, b"after") for each in rooms)
+        received = (await inbox.wait(4, timeout=10))[1:]
+        assert sorted(received, key=repr) == sorted(((each, b"after") for each in rooms), key=repr)
         assert fanout.reconnects >= 1
     finally:
         await subscription.close()
