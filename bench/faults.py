@@ -24,15 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from redis.crc import key_slot
 
 from logger_sink import layout
 from parley.testing.cluster import BENCH_ENV, Cluster, serving, throwaway_settings
 from parley.testing.engines import OwnRabbit, OwnRedis
 from parley.testing.faultload import FaultLoad, Tally
 from parley.testing.rabbit_cluster import RabbitCluster
+from parley.testing.redis_cluster import RedisClusterNodes, redis_cluster
 from parley.testing.redis_sentinel import SentinelSet, sentinel_set
 from shared.config import Settings
 from shared.engine.actions import shard_of
+from shared.engine.redis.keys import KeySpace
 
 SHARED_REDIS = Settings().redis_url
 SHARED_AMQP = Settings().amqp_url
@@ -48,6 +51,7 @@ class Env:
     room_id: str = ""
     sentinel: SentinelSet | None = None
     rabbits: RabbitCluster | None = None
+    redis_nodes: RedisClusterNodes | None = None
     notes: list[str] = field(default_factory=list)  # what the fault itself measured, for the row's note
 
 
@@ -62,6 +66,7 @@ class Scenario:
     own_redis: bool = False
     own_rabbit: bool = False
     own_sentinel: bool = False
+    own_redis_cluster: bool = False
     own_rabbit_cluster: bool = False
     connect_elsewhere: bool = False  # gateways and routers start at node 2 (the api, at node 1, declares)
     history_max: int = 0  # the room's historyMaxMessages (0: the default 50); set, history is checked
@@ -170,6 +175,25 @@ async def lose_leader_rabbit_node(env: Env) -> None:
     await _lose_rabbit_node(env, 0)
 
 
+async def restart_cluster_node(env: Env) -> None:
+    """kill -9 the master that owns the room's slot, start it again 1 s later (same nodes.conf,
+    its append-only file fsynced on every write, no replica); the fault ends when the cluster
+    reports ok."""
+    assert env.redis_nodes is not None
+    nodes = env.redis_nodes
+    slot = key_slot(KeySpace(env.cluster.settings.namespace, clustered=True).room_channel(env.room_id))
+    port = nodes.owner(slot)
+    began = time.monotonic()
+    await asyncio.to_thread(nodes.kill_node, port)
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(nodes.start_node, port)
+    await asyncio.to_thread(nodes.wait_ok, 30.0)
+    env.notes.append(
+        f"the room's master (slot {slot}, 1 of {len(nodes.ports)}) down {time.monotonic() - began:.1f} s "
+        "until the cluster was ok again"
+    )
+
+
 SCENARIOS = [
     Scenario("gateway kill -9", kill_gateway, "frames in flight on the dead gateway's sockets"),
     Scenario("router kill -9", kill_router, "unacked actions are redelivered to the next owner"),
@@ -199,7 +223,13 @@ SCENARIOS = [
         own_sentinel=True,
         history_max=1000,  # every message sent stays in history, so a write lost in the failover shows
     ),
-    Scenario("redis cluster node restart", None, "", not_yet="needs Redis Cluster support"),
+    Scenario(
+        "redis cluster node restart",
+        restart_cluster_node,
+        "writes to the room's master while it was down (no replica takes over)",
+        own_redis_cluster=True,
+        history_max=1000,  # every message stays in history: a write lost in the restart would show
+    ),
 ]
 
 
@@ -227,6 +257,7 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
     cluster: Cluster | None = None
     engines = contextlib.ExitStack()
     sentinel: SentinelSet | None = None
+    redis_nodes: RedisClusterNodes | None = None
     try:
         if redis is not None:
             started["redis"] = await asyncio.to_thread(redis.start)
@@ -241,6 +272,11 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
             started["sentinel set"] = time.monotonic() - began
             redis_env = {"PARLEY_REDIS_SENTINELS": sentinel.sentinels, "PARLEY_REDIS_SENTINEL_MASTER": sentinel.name}
         settings = throwaway_settings(shards=8).with_(review_allowed_networks="127.0.0.0/8")
+        if scenario.own_redis_cluster:
+            began = time.monotonic()
+            redis_nodes = await asyncio.to_thread(engines.enter_context, redis_cluster(persistent=True))
+            started["3-master redis cluster"] = time.monotonic() - began
+            settings = settings.with_(redis_cluster=True)
         extra = (
             BENCH_ENV
             | {
@@ -250,7 +286,15 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
             }
             | redis_env
         )
-        redis_url = redis.url if redis else sentinel.redis_url if sentinel else SHARED_REDIS
+        redis_url = (
+            redis.url
+            if redis
+            else sentinel.redis_url
+            if sentinel
+            else redis_nodes.redis_url
+            if redis_nodes
+            else SHARED_REDIS
+        )
         cluster = Cluster(
             settings,
             redis_url,
@@ -259,7 +303,10 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
             log_dir=tmp,
         )
         await asyncio.to_thread(_start_cluster, cluster, scenario)
-        yield Env(cluster, redis, rabbit, tmp / "logs", sentinel=sentinel, rabbits=rabbits), started
+        yield (
+            Env(cluster, redis, rabbit, tmp / "logs", sentinel=sentinel, rabbits=rabbits, redis_nodes=redis_nodes),
+            started,
+        )
     finally:
         if cluster is not None:
             await asyncio.to_thread(cluster.stop)

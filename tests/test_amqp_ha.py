@@ -254,3 +254,43 @@ async def until_ids(recorder: Recorder, expected: list[str]) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(seen(), 10)
+
+
+async def test_a_nacked_publish_is_sent_again_on_a_renewed_publisher_channel(amqp_url: str, namespace: str) -> None:
+    """A nack (RabbitMQ refusing a message: after a node loss, every publish on a channel opened
+    while a quorum queue had no leader) renews the publisher channel and sends again; nacks that
+    go on reach the caller after the last attempt."""
+    import aio_pika
+    from aiormq.exceptions import DeliveryError
+
+    from shared.engine.amqp.connection import AmqpConnection
+
+    connection = AmqpConnection(amqp_url)
+    queue_name = f"{namespace}.nacks"
+    await connection.open()
+    setup = await connection.channel()
+    # holds one message; the next publish is nacked (reject-publish) until the queue is purged
+    queue = await setup.declare_queue(queue_name, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    try:
+        first = connection.publisher
+        exchange = lambda: connection.publisher.default_exchange  # noqa: E731 - looked up anew
+        await connection.publish_confirmed(lambda: exchange().publish(aio_pika.Message(b"1"), routing_key=queue_name))
+        attempts: list[object] = []
+
+        async def publish_after_a_nack() -> None:
+            attempts.append(connection.publisher)
+            if len(attempts) == 2:
+                await queue.purge()  # the refusal has passed
+            await exchange().publish(aio_pika.Message(b"2"), routing_key=queue_name)
+
+        await connection.publish_confirmed(publish_after_a_nack, delay=0)
+        assert len(attempts) == 2 and attempts[0] is first and attempts[1] is not first
+        assert connection.publisher is not first
+
+        with pytest.raises(DeliveryError):  # the queue is full again: every attempt is nacked
+            await connection.publish_confirmed(
+                lambda: exchange().publish(aio_pika.Message(b"3"), routing_key=queue_name), attempts=3, delay=0
+            )
+    finally:
+        await setup.queue_delete(queue_name)
+        await connection.close(lambda: asyncio.sleep(0))

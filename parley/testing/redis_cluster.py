@@ -2,8 +2,8 @@
 (3 by default) and no replicas, each a ``redis-server --cluster-enabled yes`` on a free port in a
 temporary directory, joined by ``redis-cli --cluster create`` and torn down after.
 
-No persistence; ``cluster-node-timeout`` is short so a restarted node is taken back quickly.
-Never touches port 6379.
+No persistence unless asked (``persistent``); ``cluster-node-timeout`` is short so a restarted
+node is taken back quickly. Never touches port 6379.
 
 Must not: know parley's keys or settings beyond the environment values it hands out.
 """
@@ -32,6 +32,7 @@ class RedisClusterNodes:
     dir: Path
     ports: list[int]
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)  # by port
+    persistent: bool = False  # an append-only file fsynced on every write: a restart keeps the keys
 
     @property
     def redis_url(self) -> str:
@@ -40,7 +41,7 @@ class RedisClusterNodes:
 
     def start_node(self, port: int) -> None:
         """Start (or restart, with its nodes.conf) the node on ``port``."""
-        self.processes[port] = _start(self.dir, port)
+        self.processes[port] = _start(self.dir, port, self.persistent)
         _wait(f"redis node {port}", lambda: _ping(port))
 
     def kill_node(self, port: int) -> None:
@@ -109,7 +110,7 @@ def cluster_port() -> int:
     raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
-def _start(directory: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(directory: Path, port: int, persistent: bool) -> subprocess.Popen[bytes]:
     log = open(directory / f"{port}.log", "ab")  # noqa: SIM115 - kept open by the child
     try:
         return subprocess.Popen(
@@ -124,7 +125,13 @@ def _start(directory: Path, port: int) -> subprocess.Popen[bytes]:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if persistent else "no",
+                "--appendfsync",
+                "always",
+                "--appendfilename",
+                f"appendonly-{port}.aof",
+                "--appenddirname",
+                f"aof-{port}",
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -162,12 +169,13 @@ def _state_ok(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[RedisClusterNodes]:
-    """Start ``masters`` nodes, create the cluster, yield once every node says ok; kill all after."""
+def redis_cluster(masters: int = 3, *, persistent: bool = False) -> Iterator[RedisClusterNodes]:
+    """Start ``masters`` nodes, create the cluster, yield once every node says ok; kill all after.
+    ``persistent``: each node keeps an append-only file, so a killed node restarts with its keys."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         raise RuntimeError("redis-server and redis-cli are not installed")
     directory = Path(tempfile.mkdtemp(prefix="parley-redis-cluster-"))
-    nodes = RedisClusterNodes(directory, [cluster_port() for _ in range(masters)])
+    nodes = RedisClusterNodes(directory, [cluster_port() for _ in range(masters)], persistent=persistent)
     try:
         for port in nodes.ports:
             nodes.start_node(port)

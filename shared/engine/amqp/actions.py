@@ -216,10 +216,16 @@ class AmqpActions(Actions):
             message = aio_pika.Message(batch[0], delivery_mode=self._delivery_mode)
         else:
             message = aio_pika.Message(encode_batch(batch), type=BATCH_TYPE, delivery_mode=self._delivery_mode)
-        # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight.
+        # Awaits this message's confirm only; aiormq keeps concurrent publishes in flight. A nack
+        # is sent again on a renewed channel (``AmqpConnection.publish_confirmed``): the exchange
+        # is looked up anew each time, since renewing declares it on the new channel.
         started = time.perf_counter()
-        await self._exchange.publish(message, routing_key=str(shard))
+        await self._connection.publish_confirmed(lambda: self._exchange_now().publish(message, routing_key=str(shard)))
         metrics.BUS_CONFIRM_SECONDS.observe(time.perf_counter() - started)
+
+    def _exchange_now(self) -> AbstractExchange:
+        assert self._exchange is not None
+        return self._exchange
 
     async def consume_shard(self, shard: int, handler: ActionHandler) -> ShardConsumer:
         # A channel per shard: its prefetch window and its close (requeue) are the shard's own.

@@ -108,9 +108,15 @@ class AmqpLogStream(LogStream):
         await self._connection.ensure_open()
         message = aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers={"room": room_id})
         try:
-            await self._connection.publisher.default_exchange.publish(message, routing_key=self.queue_name)
+            # Sent once more, at once, on a renewed channel if nacked (``AmqpConnection.publish_confirmed``):
+            # a full queue nacks too, and the router waits for this publish before its acks.
+            await self._connection.publish_confirmed(
+                lambda: self._connection.publisher.default_exchange.publish(message, routing_key=self.queue_name),
+                attempts=2,
+                delay=0,
+            )
         except DeliveryError:
-            # Nacked: the log queue is at its bound (sinks down or far behind). Chat goes on.
+            # Nacked twice: the log queue is at its bound (sinks down or far behind). Chat goes on.
             metrics.LOG_DELIVERIES_DROPPED.inc()
             log.warning("amqp.log_queue_full", room_id=room_id)
 
