@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -166,6 +167,7 @@ class PubSubHub:
         self._lock = asyncio.Lock()  # serializes (re)subscription against the channel table
         self.reconnects = 0
         self.on_resubscribed: list[ResubscribedListener] = []  # told on every reconnect
+        self._moves: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self._cluster is None:
@@ -175,6 +177,8 @@ class PubSubHub:
             await self._cluster.initialize()
 
     async def close(self) -> None:
+        for move in list(self._moves):
+            move.cancel()
         for link in list(self._links.values()):
             await link.close()
         self._links.clear()
@@ -303,7 +307,7 @@ class PubSubHub:
             # Not asked for by us: the slot moved to another node (resharding, failover).
             channel = reply[1]
             log.info("redis.pubsub_slot_moved", channel=channel.decode(errors="replace"))
-            asyncio.get_running_loop().create_task(self._moved(channel))
+            self._spawn(self._moved(channel))
 
     def _refused(self, link: _Link, error: Exception) -> None:
         channel = link.refused()
@@ -311,9 +315,15 @@ class PubSubHub:
         if channel is not None and isinstance(error, MovedError) and channel in link.channels:
             # our slot map was older than the cluster's (a slot moved): subscribe where it says
             log.info("redis.pubsub_subscribe_moved", channel=where, to=f"{error.host}:{error.port}")
-            asyncio.get_running_loop().create_task(self._moved(channel, (error.host, int(error.port))))
+            self._spawn(self._moved(channel, (error.host, int(error.port))))
         else:
             log.warning("redis.pubsub_refused", channel=where, error=str(error))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a move, from a reader's callback) held until done, cancelled on close."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._moves.add(task)
+        task.add_done_callback(self._moves.discard)
 
     async def _moved(self, channel: bytes, node: Node | None = None) -> None:
         async with self._lock:
