@@ -79,18 +79,23 @@ def settings(namespace: str) -> Settings:
 
 
 # --- real Store / Bus against the local servers (appended by the shared/ production engines) ---
-@pytest.fixture
-async def redis_store(redis_url: str, namespace: str):  # -> AsyncIterator[RedisStore]
-    """A started ``RedisStore`` on this test's namespace; its keys are deleted afterwards."""
+async def _started_store(target: RedisTarget | str, namespace: str):  # -> AsyncIterator[RedisStore]
     from shared.engine.redis.store import RedisStore
 
-    store = RedisStore(redis_url, namespace)
+    store = RedisStore(target, namespace)
     await store.start()
     try:
         yield store
     finally:
         await store.destroy()
         await store.close()
+
+
+@pytest.fixture
+async def redis_store(redis_url: str, namespace: str):  # -> AsyncIterator[RedisStore]
+    """A started ``RedisStore`` on this test's namespace; its keys are deleted afterwards."""
+    async for store in _started_store(redis_url, namespace):
+        yield store
 
 
 @pytest.fixture(scope="session")
@@ -106,15 +111,8 @@ def redis_cluster_target() -> Iterator[RedisTarget]:
 @pytest.fixture
 async def redis_cluster_store(redis_cluster_target: RedisTarget, namespace: str):  # -> AsyncIterator[RedisStore]
     """A started ``RedisStore`` on the session's Redis Cluster; its keys are deleted afterwards."""
-    from shared.engine.redis.store import RedisStore
-
-    store = RedisStore(redis_cluster_target, namespace)
-    await store.start()
-    try:
+    async for store in _started_store(redis_cluster_target, namespace):
         yield store
-    finally:
-        await store.destroy()
-        await store.close()
 
 
 @pytest.fixture(

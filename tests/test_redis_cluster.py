@@ -8,7 +8,8 @@ The conformance suites (tests/test_engine_*.py) run every store concern on a clu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from redis.crc import key_slot
@@ -19,6 +20,7 @@ from parley.testing.chatclient import ChatClient
 from parley.testing.cluster import running_cluster
 from parley.testing.redis_cluster import RedisClusterNodes, redis_cluster
 from shared.config import Settings
+from shared.engine.fanout import Subscription
 from shared.engine.redis.cluster import command_key, slot_of
 from shared.engine.redis.connect import RedisTarget
 from shared.engine.redis.fanout import RedisFanout
@@ -120,6 +122,27 @@ def _noted(inbox: Inbox) -> Callable[[Awaitable[None]], None]:
     return listener
 
 
+@contextlib.asynccontextmanager
+async def _engines(
+    nodes: RedisClusterNodes, namespace: str
+) -> AsyncIterator[tuple[RedisStore, RedisFanout, Subscription, Inbox, Inbox]]:
+    """A store and a fan-out on ``nodes``, and a gateway's subscription with its inbox and its
+    ``on_resubscribed`` calls; all closed and the keys deleted after."""
+    target = RedisTarget(url=nodes.redis_url, cluster=True)
+    store = RedisStore(target, namespace)
+    await store.start()
+    fanout = RedisFanout(target, namespace, redis=store.redis, pipeline=store.pipeline)
+    inbox, resubscribed = Inbox(), Inbox()
+    subscription = await fanout.subscribe("g1", inbox.room, None, on_resubscribed=_noted(resubscribed))
+    try:
+        yield store, fanout, subscription, inbox, resubscribed
+    finally:
+        await subscription.close()
+        await fanout.close()
+        await store.destroy()
+        await store.close()
+
+
 async def test_the_pipeline_spreads_a_turn_over_the_masters_and_keeps_each_keys_order(
     nodes: RedisClusterNodes, namespace: str
 ) -> None:
@@ -144,15 +167,9 @@ async def test_the_pipeline_spreads_a_turn_over_the_masters_and_keeps_each_keys_
 async def test_a_migrated_slot_is_followed_by_the_pipeline_and_the_subscriber(
     nodes: RedisClusterNodes, namespace: str
 ) -> None:
-    target = RedisTarget(url=nodes.redis_url, cluster=True)
-    store = RedisStore(target, namespace)
-    await store.start()
-    fanout = RedisFanout(target, namespace, redis=store.redis, pipeline=store.pipeline)
     keys = KeySpace(namespace, clustered=True)
     room = _room_on(nodes, keys, nodes.ports[0])
-    inbox, resubscribed = Inbox(), Inbox()
-    subscription = await fanout.subscribe("g1", inbox.room, None, on_resubscribed=_noted(resubscribed))
-    try:
+    async with _engines(nodes, namespace) as (store, fanout, subscription, inbox, resubscribed):
         await subscription.add_room(room)
         await store.history.append(room, [("m1", b"one")], 100, 60_000)
         await fanout.publish_rooms([(room, b"before")])
@@ -169,27 +186,16 @@ async def test_a_migrated_slot_is_followed_by_the_pipeline_and_the_subscriber(
         await asyncio.sleep(0.2)
         await fanout.publish_rooms([(room, b"after")])
         assert (await inbox.wait(2, timeout=10))[1] == (room, b"after")
-    finally:
-        await subscription.close()
-        await fanout.close()
-        await store.destroy()
-        await store.close()
 
 
 async def test_a_restarted_master_fails_writes_fast_then_serves_pipeline_and_fanout_again(
     nodes: RedisClusterNodes, namespace: str
 ) -> None:
-    target = RedisTarget(url=nodes.redis_url, cluster=True)
-    store = RedisStore(target, namespace)
-    await store.start()
-    fanout = RedisFanout(target, namespace, redis=store.redis, pipeline=store.pipeline)
     keys = KeySpace(namespace, clustered=True)
     port = nodes.ports[2]
     rooms, elsewhere = _rooms_on(nodes, keys, port, 3), _room_on(nodes, keys, nodes.ports[0])
     room = rooms[0]
-    inbox, resubscribed = Inbox(), Inbox()
-    subscription = await fanout.subscribe("g1", inbox.room, None, on_resubscribed=_noted(resubscribed))
-    try:
+    async with _engines(nodes, namespace) as (store, fanout, subscription, inbox, resubscribed):
         for each in rooms:  # three slots on one master: its link subscribes them again one by one
             await subscription.add_room(each)
         await fanout.publish_rooms([(room, b"before")])
@@ -210,11 +216,6 @@ async def test_a_restarted_master_fails_writes_fast_then_serves_pipeline_and_fan
         received = (await inbox.wait(4, timeout=10))[1:]
         assert sorted(received, key=repr) == sorted(((each, b"after") for each in rooms), key=repr)
         assert fanout.reconnects >= 1
-    finally:
-        await subscription.close()
-        await fanout.close()
-        await store.destroy()
-        await store.close()
 
 
 # --- a distributed deployment on the session's cluster --------------------------------------------

@@ -17,12 +17,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from parley.testing.redis_servers import ping, wait_until
 
 NODE_TIMEOUT_MS = 2000
 
@@ -42,7 +43,7 @@ class RedisClusterNodes:
     def start_node(self, port: int) -> None:
         """Start (or restart, with its nodes.conf) the node on ``port``."""
         self.processes[port] = _start(self.dir, port, self.persistent)
-        _wait(f"redis node {port}", lambda: _ping(port))
+        wait_until(f"redis node {port}", lambda: ping(port))
 
     def kill_node(self, port: int) -> None:
         """kill -9 the node on ``port`` (its slots are unserved until it is started again)."""
@@ -80,7 +81,7 @@ class RedisClusterNodes:
 
     def wait_ok(self, timeout: float = 20.0) -> None:
         """Until every node reports ``cluster_state:ok``."""
-        _wait("cluster state ok", lambda: all(_state_ok(port) for port in self.ports), timeout)
+        wait_until("cluster state ok", lambda: all(_state_ok(port) for port in self.ports), timeout)
 
     def close(self) -> None:
         for process in self.processes.values():
@@ -145,22 +146,6 @@ def _start(directory: Path, port: int, persistent: bool) -> subprocess.Popen[byt
         )
     finally:
         log.close()
-
-
-def _wait(what: str, check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(redis.RedisError, OSError):
-            if check() if callable(check) else check:
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready within {timeout} s")
-        time.sleep(0.05)
-
-
-def _ping(port: int) -> bool:
-    with redis.Redis(port=port, socket_timeout=1) as server:
-        return bool(server.ping())
 
 
 def _state_ok(port: int) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 import redis
 
 from parley.testing.cluster import free_port
+from parley.testing.redis_servers import ping, wait_until
 
 MASTER_NAME = "parley-test"
 DOWN_AFTER_MS = 1000
@@ -110,22 +111,6 @@ def _start(directory: Path, port: int, *args: str) -> subprocess.Popen[bytes]:
         log.close()
 
 
-def _wait(what: str, check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(redis.RedisError, OSError, KeyError, IndexError):
-            if check() if callable(check) else check:
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready within {timeout} s")
-        time.sleep(0.05)
-
-
-def _ping(port: int) -> bool:
-    with redis.Redis(port=port, socket_timeout=1) as server:
-        return bool(server.ping())
-
-
 def _replica_up(port: int) -> bool:
     with redis.Redis(port=port, socket_timeout=1) as replica:
         return replica.info("replication").get("master_link_status") == "up"
@@ -148,11 +133,11 @@ def sentinel_set() -> Iterator[SentinelSet]:
     plain = ("--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0")
     try:
         setup.processes[setup.master_port] = _start(directory, setup.master_port, *plain)
-        _wait("master", lambda: _ping(setup.master_port))
+        wait_until("master", lambda: ping(setup.master_port))
         setup.processes[setup.replica_port] = _start(
             directory, setup.replica_port, *plain, "--replicaof", "127.0.0.1", str(setup.master_port)
         )
-        _wait("replica", lambda: _replica_up(setup.replica_port))
+        wait_until("replica", lambda: _replica_up(setup.replica_port))
         conf = directory / "sentinel.conf"
         conf.write_text(
             f"sentinel monitor {setup.name} 127.0.0.1 {setup.master_port} 1\n"
@@ -161,7 +146,7 @@ def sentinel_set() -> Iterator[SentinelSet]:
         )
         os.chmod(conf, 0o600)
         setup.processes[setup.sentinel_port] = _start(directory, setup.sentinel_port, str(conf), "--sentinel")
-        _wait("sentinel", lambda: _sentinel_sees_replica(setup.sentinel_port, setup.name, setup.replica_port))
+        wait_until("sentinel", lambda: _sentinel_sees_replica(setup.sentinel_port, setup.name, setup.replica_port))
         yield setup
     finally:
         setup.close()
