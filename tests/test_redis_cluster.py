@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley.testing.chatclient import ChatClient
@@ -247,3 +248,25 @@ async def test_a_distributed_deployment_serves_ivs_clients_on_a_redis_cluster(
             assert (await client.expect(Type="EVENT", timeout=10))["Id"] == deleted
         await alice.close()
         await bob.close()
+
+
+# --- a cluster that requires a password -----------------------------------------------------------
+async def test_a_password_protected_cluster_serves_store_and_fanout_on_every_master(namespace: str) -> None:
+    """The password in PARLEY_REDIS_URL reaches every connection: redis-py's cluster client, the
+    lean pipeline connection to each master and each master's subscriber link. A wrong one fails
+    the start with Redis's own refusal."""
+    with redis_cluster(password="s3cret-cluster") as nodes:
+        async with _engines(nodes, namespace) as (store, fanout, subscription, inbox, _):
+            keys = KeySpace(namespace, clustered=True)
+            rooms = [_room_on(nodes, keys, port) for port in nodes.ports]
+            for room in rooms:
+                await subscription.add_room(room)
+                await store.history.append(room, [("m1", room.encode())], 100, 60_000)
+            await fanout.publish_rooms([(room, b"hi") for room in rooms])
+            assert sorted(await inbox.wait(3), key=repr) == sorted(((room, b"hi") for room in rooms), key=repr)
+            for room in rooms:
+                assert await store.history.latest(room, 10, 60_000) == [("m1", room.encode())]
+        wrong = RedisStore(RedisTarget(url=nodes.redis_url.replace("s3cret", "wrong"), cluster=True), namespace)
+        with pytest.raises((RedisError, RedisClusterException), match="invalid username-password"):
+            await wrong.start()
+        await wrong.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from parley.testing.redis_servers import ping, wait_until
+from parley.testing.redis_servers import wait_until
 
 NODE_TIMEOUT_MS = 2000
 
@@ -34,16 +34,22 @@ class RedisClusterNodes:
     ports: list[int]
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)  # by port
     persistent: bool = False  # an append-only file fsynced on every write: a restart keeps the keys
+    password: str | None = field(default=None, repr=False)  # every node's requirepass (and masterauth)
+
+    def client(self, port: int, timeout: float = 2.0, decode_responses: bool = False) -> redis.Redis:
+        """A short-lived client of the node on ``port``."""
+        return redis.Redis(port=port, password=self.password, socket_timeout=timeout, decode_responses=decode_responses)
 
     @property
     def redis_url(self) -> str:
         """PARLEY_REDIS_URL with PARLEY_REDIS_CLUSTER=true: a seed node."""
-        return f"redis://127.0.0.1:{self.ports[0]}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.ports[0]}/0"
 
     def start_node(self, port: int) -> None:
         """Start (or restart, with its nodes.conf) the node on ``port``."""
-        self.processes[port] = _start(self.dir, port, self.persistent)
-        wait_until(f"redis node {port}", lambda: ping(port))
+        self.processes[port] = _start(self.dir, port, self.persistent, self.password)
+        wait_until(f"redis node {port}", lambda: bool(self.client(port, 1).ping()))
 
     def kill_node(self, port: int) -> None:
         """kill -9 the node on ``port`` (its slots are unserved until it is started again)."""
@@ -52,12 +58,12 @@ class RedisClusterNodes:
         process.wait(5)
 
     def node_id(self, port: int) -> str:
-        with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as node:
+        with self.client(port, decode_responses=True) as node:
             return str(node.execute_command("CLUSTER", "MYID"))
 
     def owner(self, slot: int) -> int:
         """The port of the master serving ``slot``."""
-        with redis.Redis(port=self.ports[0], socket_timeout=2) as node:
+        with self.client(self.ports[0]) as node:
             for start, end, master, *_ in node.execute_command("CLUSTER", "SLOTS"):
                 if start <= slot <= end:
                     return int(master[1])
@@ -70,18 +76,23 @@ class RedisClusterNodes:
         if from_port == to_port:
             return
         source, target = self.node_id(from_port), self.node_id(to_port)
-        with redis.Redis(port=from_port, socket_timeout=5) as old, redis.Redis(port=to_port, socket_timeout=5) as new:
+        with self.client(from_port, 5) as old, self.client(to_port, 5) as new:
             new.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source)
             old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target)
             while keys := old.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-                old.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+                auth = ("AUTH", self.password) if self.password else ()
+                old.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, *auth, "KEYS", *keys)
             for port in self.ports:
-                with redis.Redis(port=port, socket_timeout=5) as node:
+                with self.client(port, 5) as node:
                     node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target)
 
     def wait_ok(self, timeout: float = 20.0) -> None:
         """Until every node reports ``cluster_state:ok``."""
-        wait_until("cluster state ok", lambda: all(_state_ok(port) for port in self.ports), timeout)
+        wait_until("cluster state ok", lambda: all(self._state_ok(port) for port in self.ports), timeout)
+
+    def _state_ok(self, port: int) -> bool:
+        with self.client(port, 1) as server:
+            return bool(server.cluster("info").get("cluster_state") == "ok")
 
     def close(self) -> None:
         for process in self.processes.values():
@@ -111,7 +122,8 @@ def cluster_port() -> int:
     raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
-def _start(directory: Path, port: int, persistent: bool) -> subprocess.Popen[bytes]:
+def _start(directory: Path, port: int, persistent: bool, password: str | None) -> subprocess.Popen[bytes]:
+    auth = ["--requirepass", password, "--masterauth", password] if password else []
     log = open(directory / f"{port}.log", "ab")  # noqa: SIM115 - kept open by the child
     try:
         return subprocess.Popen(
@@ -139,6 +151,7 @@ def _start(directory: Path, port: int, persistent: bool) -> subprocess.Popen[byt
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
+                *auth,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -148,25 +161,26 @@ def _start(directory: Path, port: int, persistent: bool) -> subprocess.Popen[byt
         log.close()
 
 
-def _state_ok(port: int) -> bool:
-    with redis.Redis(port=port, socket_timeout=1) as server:
-        return bool(server.cluster("info").get("cluster_state") == "ok")
-
-
 @contextlib.contextmanager
-def redis_cluster(masters: int = 3, *, persistent: bool = False) -> Iterator[RedisClusterNodes]:
+def redis_cluster(
+    masters: int = 3, *, persistent: bool = False, password: str | None = None
+) -> Iterator[RedisClusterNodes]:
     """Start ``masters`` nodes, create the cluster, yield once every node says ok; kill all after.
-    ``persistent``: each node keeps an append-only file, so a killed node restarts with its keys."""
+    ``persistent``: each node keeps an append-only file, so a killed node restarts with its keys;
+    ``password``: every node requires it (``redis_url`` carries it)."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         raise RuntimeError("redis-server and redis-cli are not installed")
     directory = Path(tempfile.mkdtemp(prefix="parley-redis-cluster-"))
-    nodes = RedisClusterNodes(directory, [cluster_port() for _ in range(masters)], persistent=persistent)
+    nodes = RedisClusterNodes(
+        directory, [cluster_port() for _ in range(masters)], persistent=persistent, password=password
+    )
     try:
         for port in nodes.ports:
             nodes.start_node(port)
         subprocess.run(
             ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in nodes.ports)]
-            + ["--cluster-replicas", "0", "--cluster-yes"],
+            + ["--cluster-replicas", "0", "--cluster-yes"]
+            + (["-a", password, "--no-auth-warning"] if password else []),
             check=True,
             capture_output=True,
             timeout=60,

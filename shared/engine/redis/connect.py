@@ -16,8 +16,9 @@ With Cluster (``cluster``), ``url`` names one seed node (and the nodes' credenti
 general client is redis-py's ``RedisCluster``, which finds the other nodes and follows MOVED
 replies. Chosen over coredis by measurement (``bench/redis_cluster_clients.py``): coredis costs
 1.9–2.8× the client CPU per command or script and 7.5–8× on SCAN + UNLINK, is even on sharded
-pub/sub, and stopped delivering from every master while one restarted. The ordered pipeline and the subscriber keep lean connections of their own, one per
-master (``shared.engine.redis.cluster``).
+pub/sub, and stopped delivering from every master while one restarted. The ordered pipeline
+and the subscriber keep lean connections of their own, one per master
+(``shared.engine.redis.cluster``, ``shared.engine.redis.subscriber``).
 
 Must not: know any key or channel, or read the environment (``shared.config`` does that and
 checks the Sentinel settings).
