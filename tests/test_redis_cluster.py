@@ -270,3 +270,40 @@ async def test_a_password_protected_cluster_serves_store_and_fanout_on_every_mas
         with pytest.raises((RedisError, RedisClusterException), match="invalid username-password"):
             await wrong.start()
         await wrong.close()
+
+
+# --- a cluster with replicas ---------------------------------------------------------------------
+async def test_a_masters_failover_to_its_replica_is_followed_by_pipeline_and_fanout(namespace: str) -> None:
+    """kill -9 of a master: its replica takes over after the node timeout; the pipeline's
+    connection errors make it read the slot map again, the subscriber link moves its rooms to the
+    new master, and both serve again with no process restarted."""
+    with redis_cluster(replicas=1) as nodes:
+        # the writer has a cluster client of its own: nothing else refreshes its slot map for it
+        writer = RedisStore(RedisTarget(url=nodes.redis_url, cluster=True), namespace)
+        await writer.start()
+        async with _engines(nodes, namespace) as (store, fanout, subscription, inbox, resubscribed):
+            keys = KeySpace(namespace, clustered=True)
+            port = nodes.masters()[0]
+            rooms = _rooms_on(nodes, keys, port, 2)
+            for room in rooms:
+                await subscription.add_room(room)
+                await writer.history.append(room, [("m1", b"x")], 100, 60_000)
+            await asyncio.to_thread(nodes.kill_node, port)
+            with pytest.raises((RedisConnectionError, RedisTimeoutError)):
+                await asyncio.wait_for(writer.history.append(rooms[0], [("m2", b"y")], 100, 60_000), 10)
+            await asyncio.to_thread(nodes.wait_failover, port, RECOVERY)  # the replica took over
+            deadline = asyncio.get_running_loop().time() + RECOVERY
+            while True:  # writes fail until the promotion is seen, then serve (no restart)
+                try:
+                    await asyncio.wait_for(writer.history.append(rooms[0], [("m3", b"z")], 100, 60_000), 5)
+                    break
+                except (RedisConnectionError, RedisTimeoutError):
+                    assert asyncio.get_running_loop().time() < deadline, "the pipeline never followed"
+                    await asyncio.sleep(0.2)
+            await resubscribed.wait(1, timeout=RECOVERY)
+            await asyncio.sleep(0.2)
+            await fanout.publish_rooms([(room, b"after") for room in rooms])
+            got = await inbox.wait(2, timeout=10)
+            assert sorted(got, key=repr) == sorted(((room, b"after") for room in rooms), key=repr)
+            assert [mid for mid, _ in await store.history.latest(rooms[0], 10, 60_000)][0] == "m3"
+        await writer.close()

@@ -63,7 +63,7 @@ class RedisClusterNodes:
 
     def owner(self, slot: int) -> int:
         """The port of the master serving ``slot``."""
-        with self.client(self.ports[0]) as node:
+        with self.client(next(iter(self.processes))) as node:  # a node that is up
             for start, end, master, *_ in node.execute_command("CLUSTER", "SLOTS"):
                 if start <= slot <= end:
                     return int(master[1])
@@ -86,9 +86,33 @@ class RedisClusterNodes:
                 with self.client(port, 5) as node:
                     node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target)
 
+    def masters(self) -> list[int]:
+        """The ports of the nodes that serve slots now."""
+        with self.client(next(iter(self.processes))) as node:
+            return sorted({int(master[1]) for _, _, master, *_ in node.execute_command("CLUSTER", "SLOTS")})
+
+    def wait_replicas_synced(self, timeout: float = 20.0) -> None:
+        """Until every replica's link to its master is up (a replica that never synced cannot
+        take over)."""
+
+        def synced() -> bool:
+            for port in self.processes:
+                with self.client(port, 1) as node:
+                    info = node.info("replication")
+                    if info["role"] == "slave" and info.get("master_link_status") != "up":
+                        return False
+            return True
+
+        wait_until("replicas synced", synced, timeout)
+
+    def wait_failover(self, port: int, timeout: float = 20.0) -> None:
+        """Until a replica serves the slots of the (killed) master on ``port`` and the cluster is ok."""
+        wait_until(f"failover of {port}", lambda: port not in self.masters(), timeout)
+        self.wait_ok(timeout)
+
     def wait_ok(self, timeout: float = 20.0) -> None:
         """Until every node reports ``cluster_state:ok``."""
-        wait_until("cluster state ok", lambda: all(self._state_ok(port) for port in self.ports), timeout)
+        wait_until("cluster state ok", lambda: all(self._state_ok(port) for port in self.processes), timeout)
 
     def _state_ok(self, port: int) -> bool:
         with self.client(port, 1) as server:
@@ -151,6 +175,8 @@ def _start(directory: Path, port: int, persistent: bool, password: str | None) -
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
+                "--repl-diskless-sync-delay",  # a replica syncs at once, so it can take over at once
+                "0",
                 *auth,
             ],
             stdout=log,
@@ -163,29 +189,32 @@ def _start(directory: Path, port: int, persistent: bool, password: str | None) -
 
 @contextlib.contextmanager
 def redis_cluster(
-    masters: int = 3, *, persistent: bool = False, password: str | None = None
+    masters: int = 3, *, replicas: int = 0, persistent: bool = False, password: str | None = None
 ) -> Iterator[RedisClusterNodes]:
-    """Start ``masters`` nodes, create the cluster, yield once every node says ok; kill all after.
-    ``persistent``: each node keeps an append-only file, so a killed node restarts with its keys;
-    ``password``: every node requires it (``redis_url`` carries it)."""
+    """Start ``masters`` nodes (and ``replicas`` per master), create the cluster, yield once every
+    node says ok; kill all after. ``persistent``: each node keeps an append-only file, so a killed
+    node restarts with its keys; ``password``: every node requires it (``redis_url`` carries it).
+    With replicas, a killed master's replica takes over after the node timeout (2 s)."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         raise RuntimeError("redis-server and redis-cli are not installed")
     directory = Path(tempfile.mkdtemp(prefix="parley-redis-cluster-"))
     nodes = RedisClusterNodes(
-        directory, [cluster_port() for _ in range(masters)], persistent=persistent, password=password
+        directory, [cluster_port() for _ in range(masters * (1 + replicas))], persistent=persistent, password=password
     )
     try:
         for port in nodes.ports:
             nodes.start_node(port)
         subprocess.run(
             ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in nodes.ports)]
-            + ["--cluster-replicas", "0", "--cluster-yes"]
+            + ["--cluster-replicas", str(replicas), "--cluster-yes"]
             + (["-a", password, "--no-auth-warning"] if password else []),
             check=True,
             capture_output=True,
             timeout=60,
         )
         nodes.wait_ok()
+        if replicas:
+            nodes.wait_replicas_synced()
         yield nodes
     finally:
         nodes.close()

@@ -18,6 +18,7 @@ Must not: know any key layout, or carry pub/sub (``shared.engine.redis.fanout`` 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from shared.engine.redis.resp import Endpoint, RespConnection
 log = structlog.get_logger(__name__)
 
 MAX_REDIRECTS = 5
+REFRESH_MIN_INTERVAL = 0.25
 TRYAGAIN_DELAY = 0.05  # a slot in migration answers TRYAGAIN for multi-key commands a moment
 _SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVAL", "FCALL", b"EVALSHA", b"EVAL", b"FCALL"})
 
@@ -65,6 +67,7 @@ class ClusterConnections:
         self._endpoint = endpoint
         self._connections: dict[tuple[str, int], RespConnection] = {}
         self._ready = False
+        self._refreshed_at = 0.0
 
     async def execute(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Each command's reply (error replies as exceptions, in place), in ``commands``' order."""
@@ -90,21 +93,20 @@ class ClusterConnections:
             for (_, indexes), replies in zip(by_node.items(), await asyncio.gather(*rounds), strict=True):
                 for index, reply in zip(indexes, replies, strict=True):
                     results[index] = reply
-                    if attempt == MAX_REDIRECTS:
-                        continue
-                    if isinstance(reply, MovedError):
-                        refresh = True
+                    if isinstance(reply, MovedError):  # (a MovedError is an AskError too: first)
+                        await self._redis.nodes_manager.move_slot(reply)  # that slot's new owner, at once
+                        refresh = True  # and the rest of the map, soon: other slots may have moved too
                         todo.append((index, None))
                     elif isinstance(reply, AskError):  # only this command, only on that node
-                        todo.append((index, (reply.host, reply.port)))
+                        todo.append((index, (reply.host, int(reply.port))))
                     elif isinstance(reply, TryAgainError | ClusterDownError):
                         todo.append((index, None))
                     elif isinstance(reply, RedisConnectionError | RedisTimeoutError):
                         refresh = True  # the node may be gone or replaced; the command is not resent
-            if not todo:
-                break
-            if refresh:
+            if refresh:  # also when nothing is resent: the next turn must not go to a dead node again
                 await self._refresh()
+            if not todo or attempt == MAX_REDIRECTS:
+                break
             if any(isinstance(results[index], TryAgainError | ClusterDownError) for index, _ in todo):
                 await asyncio.sleep(TRYAGAIN_DELAY)
         return results
@@ -138,6 +140,11 @@ class ClusterConnections:
             return [error] * len(commands)
 
     async def _refresh(self) -> None:
+        """Read the slot map again (at most every :data:`REFRESH_MIN_INTERVAL`: while a master is
+        down, every turn fails on it)."""
+        if time.monotonic() - self._refreshed_at < REFRESH_MIN_INTERVAL:
+            return
+        self._refreshed_at = time.monotonic()
         try:
             await self._redis.nodes_manager.initialize()
         except Exception as error:  # noqa: BLE001 - the next turn tries again; its commands fail meanwhile
