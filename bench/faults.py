@@ -67,6 +67,7 @@ class Scenario:
     own_rabbit: bool = False
     own_sentinel: bool = False
     own_redis_cluster: bool = False
+    cluster_replicas: int = 0  # replicas per master of the own Redis Cluster
     own_rabbit_cluster: bool = False
     connect_elsewhere: bool = False  # gateways and routers start at node 2 (the api, at node 1, declares)
     history_max: int = 0  # the room's historyMaxMessages (0: the default 50); set, history is checked
@@ -194,6 +195,21 @@ async def restart_cluster_node(env: Env) -> None:
     )
 
 
+async def fail_over_cluster_master(env: Env) -> None:
+    """kill -9 the master that owns the room's slot (it has a replica, no persistence); the fault
+    ends when the replica serves the slot and the cluster is ok."""
+    assert env.redis_nodes is not None
+    nodes = env.redis_nodes
+    slot = key_slot(KeySpace(env.cluster.settings.namespace, clustered=True).room_channel(env.room_id))
+    port = nodes.owner(slot)
+    began = time.monotonic()
+    await asyncio.to_thread(nodes.kill_node, port)
+    await asyncio.to_thread(nodes.wait_failover, port, 30.0)
+    env.notes.append(
+        f"the room's master (slot {slot}) replaced by its replica {time.monotonic() - began:.1f} s after the kill"
+    )
+
+
 SCENARIOS = [
     Scenario("gateway kill -9", kill_gateway, "frames in flight on the dead gateway's sockets"),
     Scenario("router kill -9", kill_router, "unacked actions are redelivered to the next owner"),
@@ -229,6 +245,14 @@ SCENARIOS = [
         "writes to the room's master while it was down (no replica takes over)",
         own_redis_cluster=True,
         history_max=1000,  # every message stays in history: a write lost in the restart would show
+    ),
+    Scenario(
+        "redis cluster master failover",
+        fail_over_cluster_master,
+        "writes the old master acknowledged and had not replicated (async replication)",
+        own_redis_cluster=True,
+        cluster_replicas=1,
+        history_max=1000,
     ),
 ]
 
@@ -274,8 +298,10 @@ async def environment(scenario: Scenario, tmp: Path) -> AsyncIterator[tuple[Env,
         settings = throwaway_settings(shards=8).with_(review_allowed_networks="127.0.0.0/8")
         if scenario.own_redis_cluster:
             began = time.monotonic()
-            redis_nodes = await asyncio.to_thread(engines.enter_context, redis_cluster(persistent=True))
-            started["3-master redis cluster"] = time.monotonic() - began
+            own = redis_cluster(replicas=scenario.cluster_replicas, persistent=not scenario.cluster_replicas)
+            redis_nodes = await asyncio.to_thread(engines.enter_context, own)
+            replicas = f", {scenario.cluster_replicas} replica each" if scenario.cluster_replicas else ""
+            started[f"3-master redis cluster{replicas}"] = time.monotonic() - began
             settings = settings.with_(redis_cluster=True)
         extra = (
             BENCH_ENV
