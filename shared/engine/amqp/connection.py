@@ -10,7 +10,7 @@ nacks every publish on a confirming channel opened while a quorum queue had no l
 was lost and the robust connection reopened its channels on another node before the queues
 elected new leaders), for as long as that channel lives; a new channel publishes at once.
 :meth:`AmqpConnection.publish_confirmed` therefore renews the publisher channel on a nack and
-sends again, a few times, before the nack reaches the caller. The replaced channel is closed
+sends again, for about 3 s, before the nack reaches the caller. The replaced channel is closed
 only later, so confirms still in flight on it arrive (closing it at once would fail publishes
 the broker did take, and their retry would duplicate them).
 """
@@ -32,9 +32,9 @@ log = structlog.get_logger(__name__)
 
 # Bounds for the waits that must never hang close()/stop() on a dead broker.
 CLOSE_TIMEOUT = 5.0
-PUBLISH_ATTEMPTS = 6  # a nacked publish is sent again on a renewed channel, RETRY_DELAY apart
+PUBLISH_ATTEMPTS = 12  # a nacked publish is sent again on a renewed channel, RETRY_DELAY apart (~3 s)
 RETRY_DELAY = 0.25
-RENEW_MIN_INTERVAL = 1.0  # at most one new publisher channel a second (a full log queue nacks too)
+RENEW_MIN_INTERVAL = 0.5  # at most two new publisher channels a second (a full log queue nacks too)
 RETIRED_CHANNEL_LINGER = 30.0  # a replaced publisher channel is closed this much later
 
 Declare = Callable[[AbstractChannel], Awaitable[None]]
