@@ -17,7 +17,8 @@ from pathlib import Path
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("gateway: socket writes (fan-out)", ("write_frame (gateway/wire.py",)),
     ("gateway: fan-out decode, targeting, metrics", ("RoomFanout.on_room",)),
-    ("gateway: Redis pub/sub read", ("PubSubHub._read_forever",)),
+    # the subscriber's lean protocol dispatches from data_received (its listeners' work is counted above)
+    ("gateway: Redis pub/sub read", ("_Pushes.data_received", "_Link._read_forever", "PubSubHub._read_forever")),
     ("gateway: ingest (WebSocket read, parse, session)", ("Gateway._handle", "protocol_handler")),
     ("router: room state, decide, encode, history, marks", ("Router._process (", "Router._drain")),
     ("Redis pipeline round trips", ("TurnBatcher._run", "_Replies.data_received", "RespConnection")),
