@@ -21,12 +21,13 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("gateway: Redis pub/sub read", ("_Pushes.data_received", "_Link._read_forever", "PubSubHub._read_forever")),
     ("gateway: ingest (WebSocket read, parse, session)", ("Gateway._handle", "protocol_handler")),
     ("router: room state, decide, encode, history, marks", ("Router._process (", "Router._drain")),
+    # before the pipeline: a gateway's action publishes run inside a TurnBatcher too
+    ("AMQP writes (publish, confirm, ack)", ("Connection.__writer", "basic_ack", "AckCoalescer", "_publish_batch")),
     ("Redis pipeline round trips", ("TurnBatcher._run", "_Replies.data_received", "RespConnection")),
     (
         "AMQP consume (aio-pika, aiormq)",
         ("Connection.__reader", "Channel._reader", "consumer (aio_pika", "AmqpShardConsumer"),
     ),
-    ("AMQP writes (publish, confirm, ack)", ("Connection.__writer", "basic_ack", "AckCoalescer", "_publish_batch")),
 ]
 IDLE = ("_PollLikeSelector.select", "Runner.run (asyncio/runners.py)")
 
