@@ -176,14 +176,18 @@ async def lose_leader_rabbit_node(env: Env) -> None:
     await _lose_rabbit_node(env, 0)
 
 
+def _room_master(env: Env) -> tuple[RedisClusterNodes, int, int]:
+    """The own Redis Cluster, the room's slot and the port of the master that serves it."""
+    assert env.redis_nodes is not None
+    slot = key_slot(KeySpace(env.cluster.settings.namespace, clustered=True).room_channel(env.room_id))
+    return env.redis_nodes, slot, env.redis_nodes.owner(slot)
+
+
 async def restart_cluster_node(env: Env) -> None:
     """kill -9 the master that owns the room's slot, start it again 1 s later (same nodes.conf,
     its append-only file fsynced on every write, no replica); the fault ends when the cluster
     reports ok."""
-    assert env.redis_nodes is not None
-    nodes = env.redis_nodes
-    slot = key_slot(KeySpace(env.cluster.settings.namespace, clustered=True).room_channel(env.room_id))
-    port = nodes.owner(slot)
+    nodes, slot, port = _room_master(env)
     began = time.monotonic()
     await asyncio.to_thread(nodes.kill_node, port)
     await asyncio.sleep(1.0)
@@ -198,10 +202,7 @@ async def restart_cluster_node(env: Env) -> None:
 async def fail_over_cluster_master(env: Env) -> None:
     """kill -9 the master that owns the room's slot (it has a replica, no persistence); the fault
     ends when the replica serves the slot and the cluster is ok."""
-    assert env.redis_nodes is not None
-    nodes = env.redis_nodes
-    slot = key_slot(KeySpace(env.cluster.settings.namespace, clustered=True).room_channel(env.room_id))
-    port = nodes.owner(slot)
+    nodes, slot, port = _room_master(env)
     began = time.monotonic()
     await asyncio.to_thread(nodes.kill_node, port)
     await asyncio.to_thread(nodes.wait_failover, port, 30.0)

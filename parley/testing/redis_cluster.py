@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from parley.testing.redis_servers import wait_until
+from parley.testing.redis_servers import kill_all, wait_until
 
 NODE_TIMEOUT_MS = 2000
 
@@ -119,13 +119,7 @@ class RedisClusterNodes:
             return bool(server.cluster("info").get("cluster_state") == "ok")
 
     def close(self) -> None:
-        for process in self.processes.values():
-            process.send_signal(signal.SIGKILL)
-        for process in self.processes.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
-        self.processes.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        kill_all(self.processes, self.dir)
 
 
 def _port_is_free(port: int) -> bool:

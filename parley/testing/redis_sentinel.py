@@ -23,7 +23,7 @@ from pathlib import Path
 import redis
 
 from parley.testing.cluster import free_port
-from parley.testing.redis_servers import ping, wait_until
+from parley.testing.redis_servers import kill_all, ping, wait_until
 
 MASTER_NAME = "parley-test"
 DOWN_AFTER_MS = 1000
@@ -89,13 +89,7 @@ class SentinelSet:
             time.sleep(0.05)
 
     def close(self) -> None:
-        for process in self.processes.values():
-            process.send_signal(signal.SIGKILL)
-        for process in self.processes.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
-        self.processes.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        kill_all(self.processes, self.dir)
 
 
 def _start(directory: Path, port: int, *args: str) -> subprocess.Popen[bytes]:
