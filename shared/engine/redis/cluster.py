@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -120,15 +121,7 @@ class ClusterConnections:
         connection = self._connections.get(node)
         if connection is None:
             host, port = node
-            connection = self._connections[node] = RespConnection(
-                Endpoint(
-                    host=host,
-                    port=port,
-                    username=self._endpoint.username,
-                    password=self._endpoint.password,
-                    timeout=self._endpoint.timeout,
-                )
-            )
+            connection = self._connections[node] = RespConnection(replace(self._endpoint, host=host, port=port))
         try:
             if not asking:
                 return await connection.execute(commands)
@@ -149,7 +142,7 @@ class ClusterConnections:
             await self._redis.nodes_manager.initialize()
         except Exception as error:  # noqa: BLE001 - the next turn tries again; its commands fail meanwhile
             log.warning("redis.cluster_refresh_failed", error_type=type(error).__name__, error=str(error))
-        known = {(node.host, node.port) for node in self._redis.get_primaries()}
+        known = {(node.host, int(node.port)) for node in self._redis.get_primaries()}  # as _node_of keys them
         for node in [node for node in self._connections if node not in known]:
             self._connections.pop(node).close()
 

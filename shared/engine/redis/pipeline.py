@@ -116,15 +116,7 @@ def pool_endpoint(pool: ConnectionPool) -> Endpoint | None:
         host, port, path = "", 0, str(kwargs["path"])
     else:
         return None
-    return Endpoint(
-        host=host,
-        port=port,
-        path=path,
-        db=int(kwargs.get("db") or 0),
-        username=kwargs.get("username"),
-        password=kwargs.get("password"),
-        timeout=float(kwargs.get("socket_timeout") or 5.0),
-    )
+    return _endpoint(kwargs, host, port, path)
 
 
 def cluster_endpoint(redis: RedisCluster) -> Endpoint | None:
@@ -133,7 +125,17 @@ def cluster_endpoint(redis: RedisCluster) -> Endpoint | None:
     kwargs = redis.nodes_manager.connection_kwargs
     if kwargs.get("connection_class", Connection) is not Connection or kwargs.get("ssl"):
         return None
+    return _endpoint(kwargs, "", 0, "")
+
+
+def _endpoint(kwargs: dict[str, Any], host: str, port: int, path: str) -> Endpoint:
+    """An endpoint at ``host:port`` or ``path`` with redis-py connection ``kwargs``' db,
+    credentials and timeout."""
     return Endpoint(
+        host=host,
+        port=port,
+        path=path,
+        db=int(kwargs.get("db") or 0),
         username=kwargs.get("username"),
         password=kwargs.get("password"),
         timeout=float(kwargs.get("socket_timeout") or 5.0),

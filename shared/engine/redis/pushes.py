@@ -25,13 +25,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 import hiredis
-from redis._parsers.base import BaseParser
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.engine.redis.resp import Endpoint
+from shared.engine.redis.resp import Endpoint, reply_reader
 
 OnReply = Callable[[Any], None]
 
@@ -52,7 +51,7 @@ class Wire(Protocol):
 
 class _Pushes(asyncio.Protocol):
     def __init__(self) -> None:
-        self.reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        self.reader = reply_reader()
         self.transport: asyncio.Transport | None = None
         self.on_reply: OnReply | None = None
         self.handshake: list[Any] = []  # replies before on_reply is set
@@ -119,10 +118,7 @@ class PushConnection:
         loop = asyncio.get_running_loop()
         e = self._endpoint
         host, port = await self._resolve() if self._resolve is not None else (e.host, e.port)
-        handshake: list[tuple[Any, ...]] = []
-        if e.password is not None:
-            handshake.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))
-        handshake.append(("CLIENT", "SETNAME", self._client_name))
+        handshake = [*e.auth(), ("CLIENT", "SETNAME", self._client_name)]
         try:
             async with asyncio.timeout(self._connect_timeout):
                 if e.path:

@@ -49,12 +49,23 @@ class Endpoint:
     password: str | None = None
     timeout: float = 5.0  # connect, and each round trip
 
+    def auth(self) -> list[tuple[Any, ...]]:
+        """The AUTH a new connection sends first, if these credentials need one."""
+        if self.password is None:
+            return []
+        return [("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)]
+
+
+def reply_reader() -> hiredis.Reader:
+    """A hiredis reader whose protocol errors and error replies are redis-py's exception classes."""
+    return hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+
 
 class _Replies(asyncio.Protocol):
     """Feeds a socket's bytes to a hiredis reader and completes the waiting round trips in order."""
 
     def __init__(self) -> None:
-        self.reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        self.reader = reply_reader()
         self.waiting: deque[tuple[asyncio.Future[list[Any]], int, list[Any]]] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
@@ -143,9 +154,7 @@ class RespConnection:
             where = e.path or f"{host}:{port}"
             raise RedisConnectionError(f"Error connecting to Redis at {where}: {error}") from error
         self._protocol = protocol
-        handshake: list[tuple[Any, ...]] = []
-        if e.password is not None:
-            handshake.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))
+        handshake = e.auth()
         if e.db:
             handshake.append(("SELECT", e.db))
         if handshake:

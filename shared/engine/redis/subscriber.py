@@ -282,8 +282,7 @@ class PubSubHub:
                 self._link_of[channel] = link
                 self._pending(channel)
             await link.subscribe(moved)
-            link.reconnects += 1  # listeners hear of it like of a reconnect: a gap is possible
-            self._tell_resubscribed(moved)
+            self._tell_resubscribed(moved)  # as after a reconnect: a gap is possible
 
     def _dispatch(self, link: _Link, reply: Any) -> None:
         if isinstance(reply, Exception):
