@@ -26,7 +26,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import structlog
-from redis.asyncio import RedisCluster
+from redis.asyncio import ConnectionPool, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import MovedError
 
@@ -48,10 +48,11 @@ _SINGLE: Node = ("", 0)  # the one link without Cluster
 class _Link:
     """One subscriber connection and the channels subscribed (or to subscribe) on it."""
 
-    def __init__(self, hub: PubSubHub, node: Node, wire: Wire) -> None:
+    def __init__(self, hub: PubSubHub, node: Node, wire: Wire, pool: ConnectionPool) -> None:
         self.hub = hub
         self.node = node
         self.wire = wire
+        self.pool = pool  # the wire's settings (and, with Sentinel, its master resolver); closed with it
         self.channels: set[bytes] = set()
         self.up = False  # connected and every channel in ``channels`` (re)subscribed
         # sharded: channels whose SSUBSCRIBE is not confirmed yet, in the order sent, so an
@@ -138,6 +139,8 @@ class _Link:
         self.reader = None
         self.up = False
         await self.wire.disconnect()
+        with contextlib.suppress(Exception):
+            await self.pool.aclose()
 
 
 class PubSubHub:
@@ -159,7 +162,6 @@ class PubSubHub:
             "socket_keepalive": True,
             "socket_connect_timeout": CONNECT_TIMEOUT,
         }
-        self._pools: list[Any] = []
         self._links: dict[Node, _Link] = {}
         self._link_of: dict[bytes, _Link] = {}
         self._listeners: dict[bytes, list[DataListener]] = {}
@@ -182,9 +184,6 @@ class PubSubHub:
         for link in list(self._links.values()):
             await link.close()
         self._links.clear()
-        for pool in self._pools:
-            with contextlib.suppress(Exception):
-                await pool.aclose()
         for fut in self._confirmed.values():
             if not fut.done():
                 fut.set_result(None)
@@ -205,18 +204,18 @@ class PubSubHub:
             pool = connect.connection_pool(self._target, **self._options)
         else:
             pool = connect.node_pool(self._target, *node, **self._options)
-        self._pools.append(pool)
         endpoint = pool_endpoint(pool)
         wire: Wire = (
             PushConnection(endpoint, self._client_name, connect.pool_master_resolver(pool), CONNECT_TIMEOUT)
             if endpoint is not None
             else RedisPyWire(pool.make_connection())  # TLS
         )
-        link = self._links[node] = _Link(self, node, wire)
+        link = self._links[node] = _Link(self, node, wire, pool)
         try:
             await link.start()
         except BaseException:
             del self._links[node]
+            await link.close()  # its pool too
             raise
         return link
 
