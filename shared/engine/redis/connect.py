@@ -103,11 +103,7 @@ def connection_pool(
         if max_connections is None:
             return ConnectionPool.from_url(target.url, **options)
         return BlockingConnectionPool.from_url(target.url, max_connections=max_connections, timeout=wait, **options)
-    kwargs: dict[str, Any] = dict(parse_url(target.url))
-    if "path" in kwargs:
-        raise ValueError("PARLEY_REDIS_URL must be redis:// or rediss:// with Sentinel, not a unix socket")
-    kwargs.pop("host", None)
-    kwargs.pop("port", None)
+    kwargs = _options_but_address(target.url, "Sentinel")
     if kwargs.pop("connection_class", None) is SSLConnection:  # rediss://
         kwargs["ssl"] = True  # the sentinel pool picks its own connection class from this
     kwargs.update(options)
@@ -127,12 +123,21 @@ def connection_pool(
 def node_pool(target: RedisTarget, host: str, port: int, **options: Any) -> ConnectionPool:
     """A pool for one node of ``target``'s cluster at ``host:port``, with the URL's credentials
     and options (the URL's own host and port are the seed's)."""
-    kwargs: dict[str, Any] = dict(parse_url(target.url))
-    if "path" in kwargs:
-        raise ValueError("PARLEY_REDIS_URL must be redis:// or rediss:// with Cluster, not a unix socket")
+    kwargs = _options_but_address(target.url, "Cluster")
     kwargs.pop("db", None)  # a cluster has only db 0
     kwargs.update(options, host=host, port=port)
     return ConnectionPool(**kwargs)
+
+
+def _options_but_address(url: str, mode: str) -> dict[str, Any]:
+    """``url``'s connection options without its host and port (the sentinels or the cluster say
+    where to connect); ValueError for a unix socket URL, which ``mode`` cannot use."""
+    kwargs: dict[str, Any] = dict(parse_url(url))
+    if "path" in kwargs:
+        raise ValueError(f"PARLEY_REDIS_URL must be redis:// or rediss:// with {mode}, not a unix socket")
+    kwargs.pop("host", None)
+    kwargs.pop("port", None)
+    return kwargs
 
 
 def client(target: RedisTarget | str, *, max_connections: int | None = None, wait: float = 10.0) -> AnyRedis:
